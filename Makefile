@@ -1,0 +1,34 @@
+# Every target does its own set-up: on a fresh machine `make train` and `make test` just work.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Use the shared offline copy of MNIST when it is there and SOFTMAX_DATA is not set already.
+ifeq ($(origin SOFTMAX_DATA), undefined)
+ifneq ($(wildcard ../shared/data/mnist),)
+export SOFTMAX_DATA := ../shared/data/mnist
+endif
+endif
+
+.PHONY: install train test test-fast bench clean
+
+install: $(BIN)/softmax
+
+$(BIN)/softmax: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+train: install
+	$(BIN)/softmax train
+
+test: install
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: install
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache bench/out

@@ -1,0 +1,44 @@
+"""How good a model is: loss, accuracy, per-class scores and the confusion matrix (scikit-learn's metrics)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import model
+
+
+def probabilities(W: np.ndarray, b: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """Return the class probabilities for uint8 pixels (n, ...), the weights applying to pixels / 255."""
+    X = pixels.reshape(len(pixels), -1).astype(np.float32)
+    X *= np.float32(1 / 255)
+    return model.predict_proba(W, b, X)
+
+
+def loss_and_accuracy(W: np.ndarray, b: np.ndarray, pixels: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Return the mean cross-entropy and the accuracy of the weights on (pixels, labels)."""
+    X = pixels.reshape(len(pixels), -1).astype(np.float32)
+    X *= np.float32(1 / 255)
+    Z = model.logits(W, b, X)
+    loss = -model.log_softmax(Z)[np.arange(len(labels)), labels].mean()
+    return float(loss), float((Z.argmax(axis=1) == labels).mean())
+
+
+def classification_summary(labels: np.ndarray, predicted: np.ndarray, class_names) -> dict:
+    """Return accuracy, per-class precision/recall/F1/support, the confusion matrix and the text report."""
+    from sklearn.metrics import classification_report, confusion_matrix, precision_recall_fscore_support
+
+    classes = np.arange(len(class_names))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predicted, labels=classes, zero_division=0
+    )
+    return {
+        "accuracy": float((labels == predicted).mean()),
+        "per_class": {
+            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for name, p, r, f, s in zip(class_names, precision, recall, f1, support)
+        },
+        "confusion_matrix": confusion_matrix(labels, predicted, labels=classes).tolist(),
+        "report": classification_report(
+            labels, predicted, labels=classes, target_names=list(class_names), digits=4, zero_division=0
+        ),
+    }
