@@ -25,3 +25,15 @@ def _real_data_or_skip() -> Path:
 @pytest.fixture(scope="session")
 def mnist_path() -> Path:
     return _real_data_or_skip()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Keep the data cache of the tests out of the user's ~/.cache."""
+    previous = os.environ.get("SOFTMAX_CACHE_DIR")
+    os.environ["SOFTMAX_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if previous is None:
+        del os.environ["SOFTMAX_CACHE_DIR"]
+    else:
+        os.environ["SOFTMAX_CACHE_DIR"] = previous

@@ -1,0 +1,539 @@
+"""Tests for softmax_cli.data: every source (IDX, .npz, Keras, digits), every check, the cache, features, one_hot."""
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.preprocessing import LabelBinarizer, OneHotEncoder
+
+from softmax_cli import data
+from softmax_cli.data import FASHION_CLASS_NAMES, IDX_FILES, Dataset, features, load_dataset, one_hot
+from softmax_cli.errors import SoftmaxError
+
+REPO = Path(__file__).resolve().parent.parent
+MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]  # PROVENANCE.md
+MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path, monkeypatch) -> Path:
+    """Keep every test's cached copies in its own folder, never in the user's cache."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("SOFTMAX_CACHE_DIR", str(folder))
+    return folder
+
+
+def small_arrays(n_train=12, n_test=6, side=4, k=3) -> dict:
+    """Return a tiny data set whose every pixel and label is distinct enough to catch a mix-up."""
+    rng = np.random.default_rng(0)
+    return {
+        "x_train": rng.integers(0, 256, (n_train, side, side), dtype=np.uint8),
+        "y_train": np.arange(n_train, dtype=np.uint8) % k,
+        "x_test": rng.integers(0, 256, (n_test, side, side), dtype=np.uint8),
+        "y_test": np.arange(n_test, dtype=np.uint8)[::-1] % k,
+    }
+
+
+def idx_bytes(array: np.ndarray, magic: int | None = None) -> bytes:
+    """Return array as the bytes of an IDX file: magic number, big-endian sizes, then the pixels or labels."""
+    magic = 0x0800 + array.ndim if magic is None else magic
+    sizes = b"".join(int(size).to_bytes(4, "big") for size in array.shape)
+    return magic.to_bytes(4, "big") + sizes + array.astype(np.uint8).tobytes()
+
+
+def write_idx_folder(folder: Path, arrays: dict, gz: bool = True) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, stem in IDX_FILES.items():
+        content = idx_bytes(arrays[key])
+        if gz:
+            (folder / f"{stem}.gz").write_bytes(gzip.compress(content))
+        else:
+            (folder / stem).write_bytes(content)
+    return folder
+
+
+def write_npz(path: Path, arrays: dict, compressed: bool = True) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (np.savez_compressed if compressed else np.savez)(path, **arrays)
+    return path
+
+
+def assert_same_arrays(dataset: Dataset, arrays: dict):
+    for key in data.KEYS:
+        np.testing.assert_array_equal(getattr(dataset, key), arrays[key])
+    assert dataset.x_train.dtype == dataset.x_test.dtype == np.uint8
+    assert dataset.y_train.dtype == dataset.y_test.dtype == np.int64
+
+
+def load_error(path, *, name="mnist") -> str:
+    """Return the message of the SoftmaxError that loading path raises, checking it is one line."""
+    with pytest.raises(SoftmaxError) as caught:
+        load_dataset(path, name)
+    message = str(caught.value)
+    assert "\n" not in message and message
+    return message
+
+
+# --- Happy paths ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_folder_gives_the_arrays_it_holds(tmp_path, gz):
+    arrays = small_arrays()
+    folder = write_idx_folder(tmp_path / "digits-idx", arrays, gz=gz)
+    dataset = load_dataset(folder)
+    assert_same_arrays(dataset, arrays)
+    assert dataset.name == "digits-idx"
+    assert dataset.source == str(folder)
+    assert dataset.class_names == ("0", "1", "2")
+    assert (dataset.image_shape, dataset.n_classes, dataset.n_features) == ((4, 4), 3, 16)
+
+
+def test_npz_file_and_folder_holding_it_give_its_arrays(tmp_path):
+    arrays = small_arrays()
+    npz = write_npz(tmp_path / "set" / "tiny.npz", arrays)
+    for path in (npz, npz.parent):
+        dataset = load_dataset(path)
+        assert_same_arrays(dataset, arrays)
+        assert dataset.source == str(npz)
+    assert load_dataset(npz).name == "tiny"
+    assert load_dataset(npz.parent).name == "set"
+
+
+def test_folder_with_several_npz_uses_the_named_one(tmp_path):
+    arrays = small_arrays()
+    write_npz(tmp_path / "mnist.npz", arrays)
+    write_npz(tmp_path / "other.npz", small_arrays(k=2))
+    assert load_dataset(tmp_path, "mnist").n_classes == 3
+    assert load_dataset(tmp_path, "other").n_classes == 2
+    assert "mnist.npz, other.npz" in load_error(tmp_path, name="digits")
+
+
+def test_folder_with_npz_and_idx_reads_the_faster_source(tmp_path):
+    npz_arrays, idx_arrays = small_arrays(k=3), small_arrays(k=2)
+    write_npz(tmp_path / "mnist.npz", npz_arrays)
+    write_idx_folder(tmp_path, idx_arrays, gz=True)
+    assert load_dataset(tmp_path).source == str(tmp_path / "mnist.npz")  # about as fast as .gz, and one file
+    write_idx_folder(tmp_path, idx_arrays, gz=False)
+    assert_same_arrays(load_dataset(tmp_path), idx_arrays)  # uncompressed IDX: no decompression at all
+
+
+@pytest.mark.parametrize(
+    "reshape",
+    [lambda x: x.reshape(len(x), -1), lambda x: x[..., np.newaxis]],
+    ids=["flat (n, d)", "channel (n, h, w, 1)"],
+)
+def test_images_in_other_layouts_become_n_h_w(tmp_path, reshape):
+    arrays = small_arrays()
+    stored = {**arrays, "x_train": reshape(arrays["x_train"]), "x_test": reshape(arrays["x_test"])}
+    assert_same_arrays(load_dataset(write_npz(tmp_path / "d.npz", stored)), arrays)
+
+
+def test_float_and_wide_integer_pixels_become_uint8(tmp_path):
+    arrays = small_arrays()
+    stored = {
+        **arrays,
+        "x_train": arrays["x_train"] / 255,  # float64 in 0..1
+        "x_test": arrays["x_test"].astype(np.float32) * 0.999 + 0.1,  # float in 0..255, off by < 0.5
+        "y_train": arrays["y_train"].astype(np.int64),
+        "y_test": arrays["y_test"].astype(np.float64),  # whole numbers stored as floats
+    }
+    assert_same_arrays(load_dataset(write_npz(tmp_path / "d.npz", stored)), arrays)
+    wide = {**arrays, "x_train": arrays["x_train"].astype(np.int32)}
+    assert_same_arrays(load_dataset(write_npz(tmp_path / "w.npz", wide)), arrays)
+
+
+def test_class_names_from_npz_or_a_fashion_name(tmp_path):
+    arrays = small_arrays()
+    named = write_npz(tmp_path / "n.npz", {**arrays, "class_names": np.array(["cat", "dog", "owl", "yak"])})
+    assert load_dataset(named).class_names == ("cat", "dog", "owl", "yak")
+    assert load_dataset(named).n_classes == 4
+    assert load_dataset(write_npz(tmp_path / "my-Fashion" / "d.npz", arrays)).class_names == FASHION_CLASS_NAMES
+    assert load_dataset(write_npz(tmp_path / "fashion_small.npz", arrays)).class_names == FASHION_CLASS_NAMES
+    assert load_dataset(write_idx_folder(tmp_path / "fashion-idx", arrays)).n_classes == 10
+
+
+def test_dataset_arrays_are_read_only(tmp_path):
+    dataset = load_dataset(write_npz(tmp_path / "d.npz", small_arrays()))
+    with pytest.raises(ValueError):
+        dataset.x_train[0, 0, 0] = 1
+
+
+# --- Errors: paths and folders ----------------------------------------------------------------------------
+
+
+def test_missing_path_and_folders_without_data_name_what_was_expected(tmp_path):
+    missing = tmp_path / "nowhere"
+    assert str(missing) in load_error(missing) and "does not exist" in load_error(missing)
+    message = load_error(tmp_path)
+    assert str(tmp_path) in message and ".npz" in message and "IDX" in message
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    message = load_error(tmp_path)
+    assert "lacks train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte" in message
+
+
+def test_unknown_dataset_name_lists_the_known_ones():
+    with pytest.raises(SoftmaxError, match="unknown data set 'cifar': choose one of mnist, fashion_mnist, digits"):
+        load_dataset(None, "cifar")
+
+
+# --- Errors: IDX files ------------------------------------------------------------------------------------
+
+
+def corrupt_idx(tmp_path, key: str, content: bytes) -> tuple[Path, Path]:
+    """Return a gzipped IDX folder whose file for key holds content, and that file."""
+    folder = write_idx_folder(tmp_path / "idx", small_arrays())
+    file = folder / f"{IDX_FILES[key]}.gz"
+    file.write_bytes(gzip.compress(content))
+    return folder, file
+
+
+@pytest.mark.parametrize(
+    "key, content, problem",
+    [
+        ("x_train", idx_bytes(small_arrays()["x_train"], magic=2049), "magic number 2049, expected 2051"),
+        ("y_test", idx_bytes(small_arrays()["x_test"]), "magic number 2051, expected 2049"),
+        ("y_train", b"\x00\x00", "magic number 0, expected 2049"),
+        ("x_train", idx_bytes(small_arrays()["x_train"])[:-5], "truncated: its header gives shape (12, 4, 4)"),
+        ("x_test", idx_bytes(small_arrays()["x_test"]) + b"\x00", "longer than its header says"),
+        ("y_train", idx_bytes(np.arange(12) % 3)[:-12], "truncated"),
+    ],
+    ids=["images-magic", "labels-magic", "short-header", "truncated-images", "extra-bytes", "no-labels"],
+)
+def test_damaged_idx_file_is_named_with_its_problem(tmp_path, key, content, problem):
+    folder, file = corrupt_idx(tmp_path, key, content)
+    message = load_error(folder)
+    assert message.startswith(str(file)) and problem in message
+
+
+def test_corrupt_or_cut_gzip_is_a_clean_error(tmp_path):
+    folder, file = corrupt_idx(tmp_path, "x_train", b"")
+    compressed = gzip.compress(idx_bytes(small_arrays()["x_train"]))
+    file.write_bytes(compressed[:20])
+    assert f"cannot read {file} (damaged gzip data)" in load_error(folder)
+    file.write_bytes(compressed[:10] + bytes(range(200, 256)) + compressed[66:])
+    assert f"cannot read {file} (damaged gzip data)" in load_error(folder)
+    file.write_bytes(b"not gzip at all")
+    assert f"cannot read {file} (damaged gzip data)" in load_error(folder)
+
+
+def test_idx_labels_out_of_step_with_images_name_both_files(tmp_path):
+    folder, file = corrupt_idx(tmp_path, "y_test", idx_bytes(np.arange(5) % 3))
+    message = load_error(folder)
+    assert "t10k-images-idx3-ubyte.gz has 6 images but" in message and f"{file} has 5 labels" in message
+
+
+# --- Errors: arrays (through an .npz, the source that can hold anything) ----------------------------------
+
+
+def with_change(key, value):
+    return lambda arrays: {**arrays, key: value}
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        (with_change("y_train", np.full(12, -1)), "(y_train): labels must be class numbers 0..k-1, found -1"),
+        (with_change("y_train", np.full(12, 2.5)), "(y_train): labels must be whole numbers"),
+        (with_change("y_test", np.full(6, np.nan)), "(y_test): labels must be whole numbers"),
+        (with_change("y_test", np.array(list("abcdef"))), "(y_test): labels are <U1; expected whole numbers"),
+        (with_change("y_train", np.zeros((12, 1))), "(y_train): labels have shape (12, 1); expected"),
+        (with_change("y_train", np.full(12, 10**9)), "labels run up to 1000000000: labels must be class numbers"),
+        (with_change("y_test", np.zeros(5)), "(x_test) has 6 images but"),
+        (with_change("x_test", np.zeros((6, 5, 5), np.uint8)), "training images are 4x4 pixels but test images"),
+        (with_change("x_train", np.zeros((0, 4, 4), np.uint8)), "(x_train): there are no images"),
+        (lambda a: {**a, "x_test": a["x_test"][:0], "y_test": a["y_test"][:0]}, "(x_test): there are no images"),
+        (with_change("x_train", np.zeros(12, np.uint8)), "(x_train): images have shape (12,); expected"),
+        (with_change("x_train", np.zeros((12, 15), np.uint8)), "images have shape (12, 15)"),
+        (with_change("x_train", np.zeros((12, 4, 4, 3), np.uint8)), "images have shape (12, 4, 4, 3)"),
+        (with_change("x_train", np.full((12, 4, 4), np.nan)), "(x_train): some pixels are NaN or infinite"),
+        (with_change("x_test", np.full((6, 4, 4), np.inf)), "(x_test): some pixels are NaN or infinite"),
+        (with_change("x_train", np.full((12, 4, 4), 255.6)), "pixel values run 255.6..255.6; expected 0..255"),
+        (with_change("x_train", np.full((12, 4, 4), -0.5)), "pixel values run -127.5..-127.5"),
+        (with_change("x_train", np.full((12, 4, 4), 256, np.int16)), "pixel values run 256..256; expected 0..255"),
+        (with_change("x_test", np.full((6, 4, 4), -1, np.int8)), "pixel values run -1..-1"),
+        (with_change("x_train", np.full((12, 4, 4), True)), "(x_train): pixels are bool; expected numbers"),
+        (with_change("class_names", np.array(["a", "b"])), "(y_train): label 2 is out of range: there are 2 classes"),
+        (with_change("class_names", np.arange(3)), "class_names must be a 1-D array of strings"),
+    ],
+)
+def test_bad_arrays_in_npz_are_named_with_their_problem(tmp_path, change, problem):
+    npz = write_npz(tmp_path / "bad.npz", change(small_arrays()))
+    message = load_error(npz)
+    assert str(npz) in message and problem in message
+
+
+def test_fashion_names_reject_an_eleventh_class(tmp_path):
+    arrays = small_arrays()
+    npz = write_npz(tmp_path / "fashion.npz", {**arrays, "y_test": np.full(6, 10)})
+    assert "(y_test): label 10 is out of range: there are 10 classes (0..9)" in load_error(npz)
+
+
+def test_npz_without_the_keras_keys_or_with_objects_or_not_npz_at_all(tmp_path):
+    arrays = small_arrays()
+    partial = write_npz(tmp_path / "partial.npz", {"x_train": arrays["x_train"], "images": arrays["x_test"]})
+    assert "lacks y_train, x_test, y_test: a Keras-format .npz holds" in load_error(partial)
+    assert "(it has x_train, images)" in load_error(partial)
+    objects = write_npz(tmp_path / "objects.npz", {**arrays, "y_train": np.array([1, "a"], dtype=object)})
+    assert f"{objects} holds Python objects, which are never loaded" in load_error(objects)
+    text = tmp_path / "notes.npz"
+    text.write_text("these are not arrays")
+    assert f"{text} is not a NumPy .npz file" in load_error(text)
+    single = tmp_path / "single.npy"
+    np.save(single, arrays["x_train"])
+    assert f"{single} holds a single array (.npy)" in load_error(single)
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(write_npz(tmp_path / "whole.npz", arrays).read_bytes()[:300])
+    assert load_error(cut).startswith(f"cannot read {cut}: ")
+
+
+# --- The cache of local sources ---------------------------------------------------------------------------
+
+
+def test_compressed_source_is_read_once_then_from_the_cache(tmp_path, cache_dir, monkeypatch):
+    arrays = small_arrays()
+    folder = write_idx_folder(tmp_path / "fashion-idx", arrays, gz=True)
+    first = load_dataset(folder)
+    assert len(list(cache_dir.glob("*.npz"))) == 1
+
+    def no_decompressing(_):
+        raise AssertionError("the source was decompressed again")
+
+    monkeypatch.setattr(gzip, "decompress", no_decompressing)
+    cached = load_dataset(folder)
+    assert_same_arrays(cached, arrays)
+    assert (cached.name, cached.source, cached.class_names) == (first.name, first.source, FASHION_CLASS_NAMES)
+
+
+def test_changed_source_is_never_served_from_an_old_copy(tmp_path, cache_dir):
+    npz = write_npz(tmp_path / "d.npz", small_arrays(k=3))
+    assert load_dataset(npz).n_classes == 3
+    stat = npz.stat()
+    write_npz(npz, small_arrays(k=2))
+    os.utime(npz, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same time; the size may match too: content decides
+    assert load_dataset(npz).n_classes == 2
+    assert len(list(cache_dir.glob("*.npz"))) == 2
+
+
+@pytest.mark.parametrize("damage", ["flip a byte", "truncate", "empty"])
+def test_damaged_cache_is_detected_and_rebuilt(tmp_path, cache_dir, damage):
+    arrays = small_arrays(n_train=200, side=8)
+    npz = write_npz(tmp_path / "d.npz", arrays)
+    load_dataset(npz)
+    (cache,) = cache_dir.glob("*.npz")
+    content = bytearray(cache.read_bytes())
+    if damage == "flip a byte":
+        content[len(content) // 3] ^= 0xFF  # inside x_train's pixels: only its CRC-32 shows it
+    cache.write_bytes(content[: len(content) // 2] if damage == "truncate" else b"" if damage == "empty" else content)
+    assert_same_arrays(load_dataset(npz), arrays)
+    assert_same_arrays(load_dataset(cache), arrays)  # rebuilt whole: it is itself a valid Keras-format .npz
+
+
+def test_deleting_the_cache_is_safe(tmp_path, cache_dir):
+    arrays = small_arrays()
+    npz = write_npz(tmp_path / "d.npz", arrays)
+    load_dataset(npz)
+    shutil.rmtree(cache_dir)
+    assert_same_arrays(load_dataset(npz), arrays)
+    assert len(list(cache_dir.glob("*.npz"))) == 1
+
+
+def test_uncompressed_sources_are_not_copied(tmp_path, cache_dir):
+    load_dataset(write_idx_folder(tmp_path / "raw", small_arrays(), gz=False))
+    load_dataset(write_npz(tmp_path / "plain.npz", small_arrays(), compressed=False))
+    assert not cache_dir.exists()
+
+
+def test_unwritable_cache_only_costs_speed(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("SOFTMAX_CACHE_DIR", str(blocker / "cache"))
+    arrays = small_arrays()
+    assert_same_arrays(load_dataset(write_npz(tmp_path / "d.npz", arrays)), arrays)
+
+
+def test_cache_lives_in_the_user_cache_folder_by_default(tmp_path, monkeypatch):
+    npz = write_npz(tmp_path / "d.npz", small_arrays())
+    monkeypatch.delenv("SOFTMAX_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    load_dataset(npz)
+    assert len(list((tmp_path / "xdg" / "softmax-cli").glob("*.npz"))) == 1
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    load_dataset(npz)
+    assert len(list((tmp_path / "home" / ".cache" / "softmax-cli").glob("*.npz"))) == 1
+
+
+# --- Bundled digits, features, one_hot --------------------------------------------------------------------
+
+
+def test_digits_are_8x8_uint8_split_75_25_by_class_the_same_every_time():
+    dataset = load_dataset(None, "digits")
+    assert dataset.x_train.shape == (1347, 8, 8) and dataset.x_test.shape == (450, 8, 8)
+    assert dataset.x_train.dtype == np.uint8 and dataset.x_train.max() == 255
+    assert set(np.unique(dataset.x_train)) <= {round(v * 255 / 16) for v in range(17)}
+    assert dataset.class_names == tuple("0123456789") and dataset.source == "sklearn.datasets.load_digits"
+    assert np.bincount(dataset.y_test).tolist() == [45, 46, 44, 46, 45, 46, 45, 45, 43, 45]  # a quarter of each class
+    np.testing.assert_array_equal(load_dataset(None, "digits").x_test, dataset.x_test)
+
+
+def test_features_are_pixels_over_255_as_float32_rows():
+    pixels = np.arange(256, dtype=np.uint8).reshape(4, 8, 8)
+    rows = features(pixels)
+    assert rows.shape == (4, 64) and rows.dtype == np.float32
+    np.testing.assert_array_equal(rows.ravel(), np.arange(256, dtype=np.float32) / np.float32(255))
+    assert rows.min() == 0.0 and rows.max() == 1.0
+    np.testing.assert_array_equal(features(pixels.reshape(4, 64)), rows)
+    with pytest.raises(TypeError, match="uint8"):
+        features(rows)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 10])
+def test_one_hot_matches_scikit_learn(n_classes):
+    labels = np.random.default_rng(n_classes).integers(0, n_classes, 50)
+    expected = OneHotEncoder(categories=[list(range(n_classes))], sparse_output=False).fit_transform(labels[:, None])
+    result = one_hot(labels, n_classes)
+    assert result.dtype == np.float32
+    np.testing.assert_array_equal(result, expected)
+    if n_classes > 2:  # LabelBinarizer gives a single column for two classes
+        np.testing.assert_array_equal(result, LabelBinarizer().fit(range(n_classes)).transform(labels))
+
+
+def test_one_hot_rejects_labels_outside_the_classes():
+    with pytest.raises(ValueError, match="0..2"):
+        one_hot(np.array([0, 3]), 3)
+    with pytest.raises(ValueError):
+        one_hot(np.array([-1, 0]), 3)
+
+
+def test_importing_data_does_not_import_tensorflow():
+    code = "import sys, softmax_cli.data; print(sorted({'tensorflow', 'keras'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+# --- Real data (slow) -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fashion_path(mnist_path) -> Path:
+    """Return the Fashion-MNIST folder beside the MNIST copy; fail in CI when it is missing, skip elsewhere."""
+    path = mnist_path.parent / "fashion-mnist"
+    if not path.is_dir():
+        message = f"Fashion-MNIST not found at {path}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def assert_is_mnist(dataset: Dataset):
+    assert dataset.x_train.shape == (60000, 28, 28) and dataset.x_test.shape == (10000, 28, 28)
+    assert dataset.x_train.dtype == np.uint8 and dataset.y_train.dtype == np.int64
+    assert np.bincount(dataset.y_train).tolist() == MNIST_TRAIN_COUNTS
+    assert np.bincount(dataset.y_test).tolist() == MNIST_TEST_COUNTS
+    assert round(float(dataset.x_train.mean()), 4) == 33.3184
+    assert dataset.class_names == tuple("0123456789")
+
+
+@pytest.mark.slow
+def test_real_mnist_folder_loads_and_then_loads_from_the_cache(mnist_path, cache_dir):
+    dataset = load_dataset(mnist_path)
+    assert_is_mnist(dataset)
+    assert dataset.name == "mnist" and dataset.source == str(mnist_path / "mnist.npz")
+    assert len(list(cache_dir.glob("*.npz"))) == 1
+    assert_is_mnist(load_dataset(mnist_path))
+
+
+@pytest.mark.slow
+def test_real_mnist_idx_files_equal_the_npz(mnist_path, tmp_path):
+    for stem in IDX_FILES.values():
+        (tmp_path / f"{stem}.gz").symlink_to(mnist_path / f"{stem}.gz")
+    from_idx = load_dataset(tmp_path)
+    with np.load(mnist_path / "mnist.npz") as keras_arrays:
+        for key in data.KEYS:
+            np.testing.assert_array_equal(getattr(from_idx, key), keras_arrays[key])
+
+
+@pytest.mark.slow
+def test_real_fashion_folder_has_fashion_class_names(fashion_path):
+    dataset = load_dataset(fashion_path)
+    assert dataset.class_names == FASHION_CLASS_NAMES
+    assert np.bincount(dataset.y_train).tolist() == [6000] * 10
+    assert round(float(dataset.x_train.mean()), 2) == 72.94
+
+
+# One process, one TensorFlow import for all Keras checks; KERAS_HOME is set before Keras reads it.
+KERAS_SCRIPT = """
+import json, sys, urllib.error
+import numpy as np
+import keras.src.datasets.mnist, keras.src.utils.file_utils
+from softmax_cli.data import load_dataset
+from softmax_cli.errors import SoftmaxError
+
+def summary(dataset):
+    return {"name": dataset.name, "source": dataset.source, "class_names": list(dataset.class_names),
+            "shapes": [list(dataset.x_train.shape), list(dataset.x_test.shape)],
+            "train_counts": np.bincount(dataset.y_train).tolist(), "test_counts": np.bincount(dataset.y_test).tolist(),
+            "train_mean": round(float(dataset.x_train.mean()), 4)}
+
+def offline(*args, **kwargs):
+    raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+results = {"fashion_mnist": summary(load_dataset(None, "fashion_mnist"))}
+keras.src.utils.file_utils.urlretrieve = offline  # the real get_file, failing the way it does without network
+try:
+    load_dataset(None, "mnist")
+except SoftmaxError as error:
+    results["offline"] = str(error)
+keras.src.datasets.mnist.get_file = lambda *args, **kwargs: sys.argv[1]  # mnist.load_data looks it up here
+results["mnist"] = summary(load_dataset(None, "mnist"))
+print(json.dumps(results))
+"""
+
+
+@pytest.fixture(scope="module")
+def keras_results(mnist_path, fashion_path, tmp_path_factory) -> dict:
+    keras_home = tmp_path_factory.mktemp("keras-home")
+    downloads = keras_home / "datasets" / "fashion-mnist"  # where keras.datasets.fashion_mnist looks first
+    downloads.mkdir(parents=True)
+    for file in fashion_path.glob("*.gz"):
+        (downloads / file.name).symlink_to(file)
+    env = {**os.environ, "KERAS_HOME": str(keras_home)}
+    result = subprocess.run(
+        [sys.executable, "-c", KERAS_SCRIPT, str(mnist_path / "mnist.npz")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout)  # fails if Keras wrote its download messages to stdout
+
+
+@pytest.mark.slow
+def test_keras_mnist_gives_the_real_set(keras_results):
+    mnist = keras_results["mnist"]
+    assert mnist["shapes"] == [[60000, 28, 28], [10000, 28, 28]]
+    assert mnist["train_counts"] == MNIST_TRAIN_COUNTS and mnist["test_counts"] == MNIST_TEST_COUNTS
+    assert mnist["train_mean"] == 33.3184
+    assert (mnist["name"], mnist["source"]) == ("mnist", "keras.datasets.mnist")
+
+
+@pytest.mark.slow
+def test_keras_fashion_mnist_gives_the_real_set_with_its_class_names(keras_results):
+    fashion = keras_results["fashion_mnist"]
+    assert fashion["shapes"] == [[60000, 28, 28], [10000, 28, 28]]
+    assert fashion["class_names"] == list(FASHION_CLASS_NAMES)
+    assert fashion["train_counts"] == [6000] * 10 and fashion["test_counts"] == [1000] * 10
+    assert fashion["source"] == "keras.datasets.fashion_mnist"
+
+
+@pytest.mark.slow
+def test_keras_without_network_says_how_to_use_a_local_copy(keras_results):
+    message = keras_results["offline"]
+    assert message.startswith("could not download MNIST through keras.datasets (no network? URL fetch failure")
+    assert "pass --data PATH or set SOFTMAX_DATA" in message and "\n" not in message
