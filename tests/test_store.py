@@ -1,0 +1,683 @@
+"""Tests of the model file and the checkpoint: exact round trips, atomic saving, and refusing every bad file."""
+
+import errno
+import io
+import json
+import math
+import os
+import pickle
+import stat
+import zipfile
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from softmax_cli import store
+from softmax_cli.errors import SoftmaxError
+from softmax_cli.store import FORMAT_VERSION, load_checkpoint, load_model, save_checkpoint, save_model
+
+CLASS_NAMES = ["cat", "dog", "bird"]
+IMAGE_SHAPE = [2, 3]  # a tiny model: 6 features, 3 classes
+RUNS_AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def weights():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(6, 3)).astype(np.float32), rng.normal(size=3).astype(np.float32)
+
+
+def metadata(**changes):
+    return {
+        "settings": {"lr": 0.5, "epochs": 2, "batch_size": 100},
+        "class_names": CLASS_NAMES,
+        "image_shape": IMAGE_SHAPE,
+        "dataset": "tiny",
+        "test_accuracy": 0.75,
+        "train_seconds": 0.5,
+        "history": [{"epoch": 1, "loss": 0.9, "accuracy": 0.6}, {"epoch": 2, "loss": 0.7, "accuracy": 0.7}],
+        "created": "2024-01-02T03:04:05+00:00",
+        "softmax_cli_version": "0.1.0",
+        **changes,
+    }
+
+
+def checkpoint_arrays():
+    rng = np.random.default_rng(1)
+    return {
+        "W": rng.normal(size=(6, 3)),            # float64 while training: must come back bit for bit
+        "b": rng.normal(size=3),
+        "velocity_W": rng.normal(size=(6, 3)).astype(np.float32),
+        "order": rng.permutation(10),            # int64
+    }
+
+
+def checkpoint_state():
+    return {"epoch": 2, "rng": np.random.default_rng(7).bit_generator.state, "settings": {"lr": 0.5},
+            "history": [{"epoch": 1, "loss": 0.9}]}
+
+
+def npy(array: np.ndarray, version=None) -> bytes:
+    """Return the .npy bytes of array, pickling objects if it holds any (to build hostile files)."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array, version=version, allow_pickle=True)
+    return buffer.getvalue()
+
+
+def write_zip(path, members: dict[str, bytes]):
+    """Write a zip archive of raw member bytes to path and return path."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def metadata_json(drop=(), **changes) -> np.ndarray:
+    """Return a model file's metadata member: the valid metadata with keys changed or dropped."""
+    content = {**metadata(), "kind": "model", "format_version": FORMAT_VERSION, **changes}
+    for key in drop:
+        del content[key]
+    return np.array(json.dumps(content))
+
+
+def write_model_members(path, **replaced: np.ndarray):
+    """Write a model file whose members are the valid ones with some replaced (None removes one); return path."""
+    W, b = weights()
+    members = {"W": W, "b": b, "metadata": metadata_json(), **replaced}
+    return write_zip(path, {f"{name}.npy": npy(array) for name, array in members.items() if array is not None})
+
+
+def assert_refused(load, path, *fragments):
+    """Assert that load(path) raises one SoftmaxError line naming the file and containing every fragment."""
+    with pytest.raises(SoftmaxError) as caught:
+        load(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert str(path) in message
+    for fragment in fragments:
+        assert fragment in message
+    return message
+
+
+@pytest.fixture
+def model_path(tmp_path):
+    W, b = weights()
+    path = tmp_path / "model.npz"
+    save_model(path, W, b, metadata())
+    return path
+
+
+# --- round trips -------------------------------------------------------------------------------------
+
+
+def test_model_round_trip_is_exact(model_path):
+    W, b = weights()
+    loaded = load_model(model_path)
+    assert loaded.W.dtype == np.float32 and loaded.b.dtype == np.float32
+    assert loaded.W.tobytes() == W.tobytes() and loaded.b.tobytes() == b.tobytes()
+    assert loaded.metadata == {**metadata(), "kind": "model", "format_version": FORMAT_VERSION}
+    assert loaded.class_names == ("cat", "dog", "bird")
+    assert loaded.image_shape == (2, 3)
+
+
+def test_anyone_can_use_the_model_file_with_two_lines_of_numpy(model_path):
+    W, b = weights()
+    pixels = np.random.default_rng(2).integers(0, 256, size=(50, 6))
+    m = np.load(model_path, allow_pickle=False)
+    predicted = np.argmax(pixels / 255 @ m["W"] + m["b"], axis=1)
+    assert sorted(m.files) == ["W", "b", "metadata"]
+    np.testing.assert_array_equal(predicted, np.argmax(pixels / 255 @ W + b, axis=1))
+    assert json.loads(str(m["metadata"]))["class_names"] == CLASS_NAMES
+    assert m["metadata"].dtype.kind == "U" and m["metadata"].ndim == 0
+
+
+def test_save_model_stores_float32_and_stamps_date_and_version(tmp_path):
+    W, b = weights()
+    fields = metadata(test_accuracy=np.float32(0.5), train_seconds=np.float64(2.0))
+    del fields["created"], fields["softmax_cli_version"]
+    save_model(tmp_path / "model.npz", W.astype(np.float64), b.astype(np.float64), fields)
+    loaded = load_model(tmp_path / "model.npz")
+    assert loaded.W.tobytes() == W.tobytes()
+    assert loaded.metadata["test_accuracy"] == 0.5 and loaded.metadata["train_seconds"] == 2.0
+    assert loaded.metadata["softmax_cli_version"] == store.__version__
+    assert loaded.metadata["created"].startswith("20") and loaded.metadata["created"].endswith("+00:00")
+
+
+def test_loads_float64_weights_as_float32(tmp_path):
+    W, b = weights()
+    path = write_model_members(tmp_path / "model.npz", W=W.astype(np.float64), b=b.astype(np.float64))
+    loaded = load_model(path)
+    assert loaded.W.dtype == np.float32 and loaded.W.tobytes() == W.tobytes()
+
+
+def test_saved_file_keeps_the_name_it_was_given(tmp_path):
+    W, b = weights()
+    save_model(tmp_path / "weights.model", W, b, metadata())
+    assert os.listdir(tmp_path) == ["weights.model"]
+    assert load_model(tmp_path / "weights.model").W.tobytes() == W.tobytes()
+
+
+def test_saved_file_gets_the_usual_permissions(model_path):
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(model_path).st_mode) == 0o666 & ~umask
+
+
+def test_checkpoint_round_trip_keeps_dtypes_bits_and_state(tmp_path):
+    path = tmp_path / "model.ckpt.npz"
+    save_checkpoint(path, checkpoint_arrays(), checkpoint_state())
+    arrays, state = load_checkpoint(path)
+    expected = checkpoint_arrays()
+    assert sorted(arrays) == sorted(expected)
+    for name, array in expected.items():
+        assert arrays[name].dtype == array.dtype and arrays[name].tobytes() == array.tobytes()
+    assert state == {**checkpoint_state(), "kind": "checkpoint", "format_version": FORMAT_VERSION}
+    resumed = np.random.default_rng()
+    resumed.bit_generator.state = state["rng"]
+    assert resumed.random() == np.random.default_rng(7).random()
+
+
+# --- saving: refusals and atomicity ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_refuses_to_save_non_finite_weights_and_keeps_the_old_file(model_path, bad):
+    before = model_path.read_bytes()
+    W, b = weights()
+    W[1, 2] = bad
+    with pytest.raises(SoftmaxError, match="W holds NaN or infinite values.*smaller learning rate"):
+        save_model(model_path, W, b, metadata())
+    assert model_path.read_bytes() == before
+
+
+def test_refuses_float64_weights_beyond_float32_range(tmp_path):
+    W, b = weights()
+    with pytest.raises(SoftmaxError, match="W holds NaN or infinite"):
+        save_model(tmp_path / "model.npz", W.astype(np.float64) * 1e300, b, metadata())
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "fields, fragment",
+    [
+        ({"history": None}, "metadata history must be a list"),
+        ({"class_names": ["cat", "dog"]}, "metadata names 2 classes but W has 3"),
+        ({"test_accuracy": float("nan")}, "not plain JSON"),
+        ({"settings": object()}, "not plain JSON"),
+    ],
+)
+def test_refuses_to_save_metadata_it_could_not_load(tmp_path, fields, fragment):
+    W, b = weights()
+    with pytest.raises(SoftmaxError, match=f"cannot save softmax-cli model file .*{fragment}"):
+        save_model(tmp_path / "model.npz", W, b, metadata(**fields))
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "arrays, fragment",
+    [
+        ({"state": np.zeros(2)}, "the array name 'state' is reserved"),
+        ({"velocity-W": np.zeros(2)}, "'velocity-W' is not a plain identifier"),
+        ({"notes": np.array(["a", "b"])}, "notes has dtype <U1, expected numbers"),
+        ({"velocity_W": np.array([1.0, np.nan])}, "velocity_W holds NaN"),
+    ],
+)
+def test_refuses_to_save_bad_checkpoint_arrays(tmp_path, arrays, fragment):
+    with pytest.raises(SoftmaxError, match=fragment):
+        save_checkpoint(tmp_path / "model.ckpt.npz", arrays, checkpoint_state())
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_into_a_missing_folder_is_one_clear_error(tmp_path):
+    W, b = weights()
+    with pytest.raises(SoftmaxError, match="the folder .*nowhere does not exist; create it first"):
+        save_model(tmp_path / "nowhere" / "model.npz", W, b, metadata())
+
+
+def test_save_onto_a_folder_is_one_clear_error(tmp_path):
+    W, b = weights()
+    with pytest.raises(SoftmaxError, match="it is a folder; give a file name"):
+        save_model(tmp_path, W, b, metadata())
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(RUNS_AS_ROOT, reason="root may write into read-only folders")
+def test_save_into_a_read_only_folder_is_one_clear_error(tmp_path):
+    W, b = weights()
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(SoftmaxError, match="cannot save .*Permission denied"):
+            save_model(tmp_path / "model.npz", W, b, metadata())
+    finally:
+        tmp_path.chmod(0o700)
+
+
+def test_a_failed_rename_keeps_the_old_file_and_leaves_no_temporary_file(model_path, monkeypatch):
+    before = model_path.read_bytes()
+    W, b = weights()
+
+    def broken_replace(source, target):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(SoftmaxError, match="cannot save .*Input/output error"):
+        save_model(model_path, W * 2, b, metadata())
+    assert model_path.read_bytes() == before
+    assert os.listdir(model_path.parent) == ["model.npz"]
+
+
+def test_an_interrupt_mid_save_keeps_the_old_file_and_leaves_no_temporary_file(model_path, monkeypatch):
+    before = model_path.read_bytes()
+    W, b = weights()
+
+    def interrupted_fsync(handle):  # the archive is fully written to the temporary file by now
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", interrupted_fsync)
+    with pytest.raises(KeyboardInterrupt):
+        save_model(model_path, W * 2, b, metadata())
+    assert model_path.read_bytes() == before
+    assert os.listdir(model_path.parent) == ["model.npz"]
+
+
+def test_save_flushes_the_file_then_the_folder_to_disk(tmp_path, monkeypatch):
+    synced_folders = []
+    real_fsync = os.fsync
+
+    def recording_fsync(handle):
+        synced_folders.append(stat.S_ISDIR(os.fstat(handle).st_mode))
+        real_fsync(handle)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    W, b = weights()
+    save_model(tmp_path / "model.npz", W, b, metadata())
+    assert synced_folders == [False, True]
+
+
+# --- loading: every kind of bad file is one clear line -----------------------------------------------
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "model.npz"
+    assert_refused(load_model, path, "does not exist: train one with `softmax train --model")
+    assert_refused(load_checkpoint, path, "does not exist")
+
+
+def test_folder(tmp_path):
+    assert_refused(load_model, tmp_path, "is a folder, not a softmax-cli model file")
+
+
+@pytest.mark.skipif(RUNS_AS_ROOT, reason="root may read any file")
+def test_unreadable_file(model_path):
+    model_path.chmod(0)
+    assert_refused(load_model, model_path, "cannot read", "Permission denied")
+
+
+@pytest.mark.parametrize("content", [b"", b"hello, I am a text file\n", b"PK\x03\x04" + bytes(100)])
+def test_not_an_archive(tmp_path, content):
+    path = tmp_path / "model.npz"
+    path.write_bytes(content)
+    assert_refused(load_model, path, "is not a valid softmax-cli model file (not an .npz archive",
+                   "train one with `softmax train --model")
+    assert_refused(load_checkpoint, path, "is not a valid softmax-cli training checkpoint (not an .npz archive")
+
+
+def test_truncated_file(model_path):
+    model_path.write_bytes(model_path.read_bytes()[:-100])
+    assert_refused(load_model, model_path, "not an .npz archive")
+
+
+def test_bit_flip_in_the_weights_is_caught_by_the_checksum(model_path):
+    with zipfile.ZipFile(model_path) as archive:
+        entry = archive.getinfo("W.npy")
+    data = bytearray(model_path.read_bytes())
+    data[entry.header_offset + 200] ^= 0x10  # inside W's float data, past the local and .npy headers
+    model_path.write_bytes(bytes(data))
+    assert_refused(load_model, model_path, "damaged archive", "CRC")
+
+
+def test_member_marked_encrypted(model_path):
+    data = bytearray(model_path.read_bytes())
+    central_directory = data.index(b"PK\x01\x02")
+    data[central_directory + 8] |= 0x1  # the "encrypted" flag: zipfile raises RuntimeError on reading
+    model_path.write_bytes(bytes(data))
+    assert_refused(load_model, model_path, "damaged archive", "encrypted")
+
+
+@pytest.mark.parametrize(
+    "member, fragment",
+    [
+        ("extra.npy", "it holds W, b, metadata, extra; expected exactly W, b, metadata"),
+        ("notes.txt", "it holds W, b, metadata, notes.txt; expected exactly"),
+        ("folder/", "it holds W, b, metadata, folder/; expected exactly"),
+    ],
+)
+def test_unexpected_member_in_a_model_file(tmp_path, member, fragment):
+    path = tmp_path / "model.npz"
+    with zipfile.ZipFile(write_model_members(path), "a") as archive:
+        archive.writestr(member, npy(np.zeros(2)))
+    assert_refused(load_model, path, fragment)
+
+
+def test_member_that_is_not_an_npy_file(tmp_path):
+    W, b = weights()
+    path = write_zip(tmp_path / "model.npz", {"W": npy(W), "b.npy": npy(b), "metadata.npy": npy(metadata_json())})
+    assert_refused(load_model, path, "it holds members that are not .npy arrays")
+
+
+def test_missing_member(tmp_path):
+    path = write_model_members(tmp_path / "model.npz", b=None)
+    assert_refused(load_model, path, "it holds W, metadata; expected exactly W, b, metadata")
+
+
+def test_plain_npz_without_metadata(tmp_path):
+    W, b = weights()
+    path = tmp_path / "model.npz"
+    with open(path, "wb") as file:
+        np.savez(file, W=W, b=b)
+    assert_refused(load_model, path, "it holds W, b but no metadata")
+    assert_refused(load_checkpoint, path, "it holds W, b but no state")
+
+
+def test_duplicate_member(tmp_path):
+    path = write_model_members(tmp_path / "model.npz")
+    with pytest.warns(UserWarning, match="Duplicate name"), zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("W.npy", npy(np.zeros((6, 3), np.float32)))
+    assert_refused(load_model, path, "the same member name twice")
+
+
+def test_zip_bomb_is_refused_before_any_member_is_read(tmp_path, monkeypatch):
+    path = tmp_path / "model.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        with archive.open("W.npy", "w", force_zip64=True) as member:
+            zeros = bytes(2**20)
+            for _ in range(65):
+                member.write(zeros)
+        archive.writestr("b.npy", npy(weights()[1]))
+        archive.writestr("metadata.npy", npy(metadata_json()))
+    assert path.stat().st_size < 2**20
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("a member was opened")
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", no_reading)
+    assert_refused(load_model, path, f"W would take {65 * 2**20} bytes, more than the {2**26} allowed")
+
+
+def test_many_members_together_may_not_exceed_the_total_limit(tmp_path, monkeypatch):
+    path = tmp_path / "model.ckpt.npz"
+    save_checkpoint(path, checkpoint_arrays(), checkpoint_state())
+    monkeypatch.setattr(store, "MAX_TOTAL_BYTES", 300)
+    assert_refused(load_checkpoint, path, "its members would take more than the 300 bytes allowed")
+
+
+def test_header_claiming_a_huge_array_is_refused_without_allocating_it(tmp_path):
+    W, _ = weights()
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (10**12, 3)})
+    path = write_model_members(tmp_path / "model.npz")
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("W.npy", header.getvalue() + W.tobytes())
+        archive.writestr("b.npy", npy(weights()[1]))
+        archive.writestr("metadata.npy", npy(metadata_json()))
+    assert_refused(load_model, path, "an array's data does not match its header")
+
+
+def test_unsupported_npy_version(tmp_path):
+    path = tmp_path / "model.npz"
+    W, b = weights()
+    write_zip(path, {"W.npy": npy(W, version=(3, 0)), "b.npy": npy(b), "metadata.npy": npy(metadata_json())})
+    assert_refused(load_model, path, "unsupported .npy version (3, 0)")
+
+
+class CreatesFolder:
+    """Unpickling this runs code: it creates the folder at path."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return os.mkdir, (self.path,)
+
+
+def hostile_files(tmp_path, marker):
+    """Return files whose members would run code (create marker) if anything unpickled them."""
+    W, b = weights()
+    object_array = tmp_path / "object-array.npz"
+    write_zip(object_array, {"W.npy": npy(np.array([CreatesFolder(marker)], dtype=object)), "b.npy": npy(b),
+                             "metadata.npy": npy(metadata_json())})
+    raw_pickle = tmp_path / "raw-pickle.npz"
+    write_zip(raw_pickle, {"W.npy": npy(W), "b.npy": npy(b), "metadata.npy": pickle.dumps(CreatesFolder(marker))})
+    checkpoint = tmp_path / "object-array.ckpt.npz"
+    write_zip(checkpoint, {"velocity_W.npy": npy(np.array([CreatesFolder(marker)], dtype=object)),
+                           "state.npy": pickle.dumps(CreatesFolder(marker))})
+    return object_array, raw_pickle, checkpoint
+
+
+def test_hostile_files_would_really_run_code_if_unpickled(tmp_path):
+    marker = tmp_path / "code-ran"
+    object_array, raw_pickle, _ = hostile_files(tmp_path, marker)
+    np.load(object_array, allow_pickle=True)["W"]
+    assert marker.is_dir()
+    marker.rmdir()
+    with zipfile.ZipFile(raw_pickle) as archive:
+        pickle.loads(archive.read("metadata.npy"))
+    assert marker.is_dir()
+
+
+def test_pickles_are_never_unpickled(tmp_path):
+    marker = tmp_path / "code-ran"
+    object_array, raw_pickle, checkpoint = hostile_files(tmp_path, marker)
+    assert_refused(load_model, object_array, "it holds an array of object (only numbers and text are read")
+    assert_refused(load_model, raw_pickle, "not a valid softmax-cli model file")
+    assert_refused(load_checkpoint, checkpoint, "not a valid softmax-cli training checkpoint")
+    assert not marker.exists()
+
+
+W0, B0 = weights()
+
+
+@pytest.mark.parametrize(
+    "replaced, fragment",
+    [
+        ({"W": W0.astype(np.int32)}, "W has dtype int32, expected float32 or float64"),
+        ({"W": W0.astype(np.float16)}, "W has dtype float16"),
+        ({"b": B0.astype(np.complex64)}, "it holds an array of complex64"),
+        ({"b": np.array(["a", "b", "c"])}, "b has dtype <U1"),
+        ({"metadata": np.array(b"{}")}, "it holds an array of |S2 (only numbers and text are read"),
+        ({"metadata": np.array([str(metadata_json())])}, "not a JSON string"),
+        ({"metadata": np.array(3.0)}, "not a JSON string"),
+        ({"W": W0[:, 0]}, "W has shape (6,), expected (features, classes)"),
+        ({"W": W0[None]}, "W has shape (1, 6, 3)"),
+        ({"W": W0[:, :1], "b": B0[:1]}, "with at least 2 classes"),
+        ({"b": B0[None]}, "b has shape (1, 3), expected (3,)"),
+        ({"b": B0[:2]}, "b has shape (2,), expected (3,) to match W's 3 classes"),
+        ({"W": np.where(np.eye(6, 3) > 0, np.nan, W0).astype(np.float32)}, "W holds NaN or infinite values"),
+        ({"b": np.array([0, np.inf, 0], np.float32)}, "b holds NaN or infinite values"),
+        ({"W": W0.astype(np.float64) * 1e300}, "W holds NaN or infinite values"),
+        ({"metadata": np.array("{not json")}, "metadata is not JSON"),
+        ({"metadata": np.array("[1, 2]")}, "metadata is a JSON list, not an object"),
+        ({"metadata": np.array('{"format_version": NaN}')}, "NaN is not allowed"),
+        ({"metadata": np.array("[" * 100_000)}, "metadata is not JSON"),
+        ({"metadata": metadata_json(drop=["format_version"])}, "no valid format_version (got None)"),
+        ({"metadata": metadata_json(format_version="1")}, "no valid format_version (got '1')"),
+        ({"metadata": metadata_json(format_version=0)}, "no valid format_version (got 0)"),
+        ({"metadata": metadata_json(format_version=True)}, "no valid format_version (got True)"),
+        ({"metadata": metadata_json(kind="checkpoint")}, "metadata says kind 'checkpoint', expected 'model'"),
+        ({"metadata": metadata_json(drop=["kind"])}, "metadata says kind None"),
+        ({"metadata": metadata_json(drop=["class_names", "history"])}, "metadata lacks class_names, history"),
+        ({"metadata": metadata_json(class_names=[1, 2, 3])}, "metadata class_names must be a list of strings"),
+        ({"metadata": metadata_json(class_names=["a", "b"])}, "metadata names 2 classes but W has 3"),
+        ({"metadata": metadata_json(image_shape=[3, 3])}, "image_shape [3, 3] does not give W's 6 features"),
+        ({"metadata": metadata_json(image_shape=[1, 2, 3])}, "image_shape must be [height, width]"),
+        ({"metadata": metadata_json(image_shape=[2.0, 3.0])}, "image_shape must be [height, width]"),
+        ({"metadata": metadata_json(settings=[])}, "metadata settings must be an object"),
+        ({"metadata": metadata_json(test_accuracy="high")}, "test_accuracy must be a number from 0 to 1"),
+        ({"metadata": metadata_json(test_accuracy=1.5)}, "test_accuracy must be a number from 0 to 1"),
+        ({"metadata": metadata_json(train_seconds=-1)}, "train_seconds must be a number of seconds"),
+        ({"metadata": metadata_json(history=[1, 2])}, "history must be a list of per-epoch objects"),
+        ({"metadata": metadata_json(dataset=None)}, "metadata dataset must be a string"),
+    ],
+)
+def test_invalid_model_contents(tmp_path, replaced, fragment):
+    path = write_model_members(tmp_path / "model.npz", **replaced)
+    assert_refused(load_model, path, f"is not a valid softmax-cli model file (", fragment,
+                   "): train one with `softmax train --model")
+
+
+def test_a_huge_value_in_the_message_is_cut_short(tmp_path):
+    path = write_model_members(tmp_path / "model.npz", metadata=metadata_json(dataset=["x" * 10_000]))
+    message = assert_refused(load_model, path, "metadata dataset must be a string", "xxx…)")
+    assert len(message.replace(str(path), "")) < 300
+
+
+def test_newer_format_says_upgrade(tmp_path):
+    path = write_model_members(tmp_path / "model.npz", metadata=metadata_json(format_version=FORMAT_VERSION + 1))
+    assert_refused(load_model, path, "written by a newer softmax-cli (format version 2", "upgrade softmax-cli")
+
+
+def test_null_test_accuracy_is_allowed(tmp_path):
+    path = write_model_members(tmp_path / "model.npz", metadata=metadata_json(test_accuracy=None))
+    assert load_model(path).metadata["test_accuracy"] is None
+
+
+def test_a_checkpoint_is_never_taken_for_a_model_nor_the_reverse(tmp_path, model_path):
+    checkpoint = tmp_path / "model.ckpt.npz"
+    save_checkpoint(checkpoint, checkpoint_arrays(), checkpoint_state())
+    assert_refused(load_model, checkpoint, "is a softmax-cli training checkpoint, not a softmax-cli model file: "
+                   "give the model file `softmax train` saves")
+    assert_refused(load_checkpoint, model_path, "is a softmax-cli model file, not a softmax-cli training checkpoint: "
+                   "give the checkpoint `softmax train` writes")
+
+
+@pytest.mark.parametrize(
+    "members, fragment",
+    [
+        ({"W.npy": npy(np.array(["x"])), "state.npy": npy(np.array('{"kind": "checkpoint", "format_version": 1}'))},
+         "W has dtype <U1, expected numbers"),
+        ({"W.npy": npy(np.array([np.nan])), "state.npy": npy(np.array('{"kind": "checkpoint", "format_version": 1}'))},
+         "W holds NaN or infinite values"),
+        ({"state.npy": npy(np.array('{"kind": "model", "format_version": 1}'))},
+         "state says kind 'model', expected 'checkpoint'"),
+        ({"velocity-W.npy": npy(np.zeros(2)), "state.npy": npy(np.array('{"kind": "checkpoint", "format_version": 1}'))},
+         "'velocity-W' is not a plain identifier"),
+        ({"../W.npy": npy(np.zeros(2)), "state.npy": npy(np.array('{"kind": "checkpoint", "format_version": 1}'))},
+         "'../W' is not a plain identifier"),
+        ({"notes.txt": b"hi", "state.npy": npy(np.array('{"kind": "checkpoint", "format_version": 1}'))},
+         "'notes.txt' is not a plain identifier"),
+    ],
+)
+def test_invalid_checkpoint_contents(tmp_path, members, fragment):
+    path = write_zip(tmp_path / "model.ckpt.npz", members)
+    assert_refused(load_checkpoint, path, "is not a valid softmax-cli training checkpoint (", fragment,
+                   "): delete it to train from the start")
+
+
+# --- fuzzing: whatever the bytes, a clear error or exactly what was saved ----------------------------
+
+
+@pytest.fixture(scope="module")
+def saved_files(tmp_path_factory):
+    """Return the bytes of a valid model file and of a valid checkpoint, by kind."""
+    folder = tmp_path_factory.mktemp("valid")
+    W, b = weights()
+    save_model(folder / "model.npz", W, b, metadata())
+    save_checkpoint(folder / "model.ckpt.npz", checkpoint_arrays(), checkpoint_state())
+    return {"model": (folder / "model.npz").read_bytes(), "checkpoint": (folder / "model.ckpt.npz").read_bytes()}
+
+
+def model_contents(model):
+    """Return everything a loaded model holds, in a form that == compares exactly."""
+    return model.W.dtype, model.W.tobytes(), model.b.tobytes(), model.metadata
+
+
+def checkpoint_contents(checkpoint):
+    """Return everything a loaded checkpoint holds, in a form that == compares exactly."""
+    arrays, state = checkpoint
+    return {name: (array.dtype, array.tobytes()) for name, array in arrays.items()}, state
+
+
+def assert_valid_model(model):
+    W, b = model.W, model.b
+    assert W.dtype == b.dtype == np.float32 and W.ndim == 2 and b.shape == (W.shape[1],)
+    assert np.isfinite(W).all() and np.isfinite(b).all()
+    assert len(model.class_names) == W.shape[1] and math.prod(model.image_shape) == W.shape[0]
+
+
+def assert_valid_checkpoint(checkpoint):
+    arrays, state = checkpoint
+    assert all(array.dtype.kind in "biuf" and np.isfinite(array).all() for array in arrays.values())
+    assert state["kind"] == "checkpoint" and state["format_version"] == FORMAT_VERSION
+
+
+# For each kind of file: how to load it, what it holds, and what a valid one looks like.
+KINDS = {
+    "model": (load_model, model_contents, assert_valid_model),
+    "checkpoint": (load_checkpoint, checkpoint_contents, assert_valid_checkpoint),
+}
+
+
+@st.composite
+def damaged(draw, original: bytes) -> bytes:
+    """Return original after one to three bit flips, truncations or inserted bytes."""
+    data = bytearray(original)
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.integers(0, max(len(data) - 1, 0)))
+        how = draw(st.sampled_from(["flip", "truncate", "insert"]))
+        if how == "flip" and data:
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif how == "truncate":
+            del data[at:]
+        else:
+            data.insert(at, draw(st.integers(0, 255)))
+    return bytes(data)
+
+
+@st.composite
+def damaged_inside(draw, original: bytes) -> bytes:
+    """Return original zipped again after damaging one member's bytes, so that every checksum holds."""
+    with zipfile.ZipFile(io.BytesIO(original)) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    name = draw(st.sampled_from(sorted(members)))
+    members[name] = draw(damaged(members[name]))
+    return write_zip(io.BytesIO(), members).getvalue()
+
+
+def load_or_refuse(load, path, content: bytes):
+    """Write content to path and return what load(path) gives, or None after checking that its error is one line."""
+    path.write_bytes(content)
+    try:
+        return load(path)
+    except SoftmaxError as e:
+        assert "\n" not in str(e)
+        return None
+
+
+@FUZZ
+@given(content=st.binary(max_size=3000))
+def test_random_bytes_are_refused(tmp_path, content):
+    assert load_or_refuse(load_model, tmp_path / "random.npz", content) is None
+    assert load_or_refuse(load_checkpoint, tmp_path / "random.npz", content) is None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@FUZZ
+@given(data=st.data())
+def test_damaged_file_is_refused_or_loads_exactly_as_saved(tmp_path, saved_files, kind, data):
+    # CRC-32 guards every member's bytes, so a damaged file that still loads holds exactly what was saved.
+    load, contents, _ = KINDS[kind]
+    loaded = load_or_refuse(load, tmp_path / "damaged.npz", data.draw(damaged(saved_files[kind])))
+    if loaded is not None:
+        assert contents(loaded) == contents(load_or_refuse(load, tmp_path / "intact.npz", saved_files[kind]))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@FUZZ
+@given(data=st.data())
+def test_file_with_damaged_members_is_refused_or_valid(tmp_path, saved_files, kind, data):
+    load, _, assert_valid = KINDS[kind]
+    loaded = load_or_refuse(load, tmp_path / "damaged.npz", data.draw(damaged_inside(saved_files[kind])))
+    if loaded is not None:
+        assert_valid(loaded)
