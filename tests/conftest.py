@@ -10,7 +10,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _real_data_or_skip() -> Path:
     """Return the folder SOFTMAX_DATA names; fail in CI when it is missing, skip elsewhere."""
-    value = os.environ.get("SOFTMAX_DATA", str(REPO.parent / "shared" / "data" / "mnist"))
+    value = os.environ.get("SOFTMAX_DATA") or str(REPO.parent / "shared" / "data" / "mnist")
     path = Path(value)
     if not path.is_absolute():
         path = (REPO / path).resolve()

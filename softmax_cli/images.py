@@ -1,0 +1,221 @@
+"""Turning a person's image file into an MNIST-like vector: light digit on black, fitted and centred as MNIST's.
+
+MNIST's recipe (LeCun, Cortes, Burges): each digit was size-normalised to fit a 20x20 box, keeping its
+aspect ratio, with anti-aliased grey edges, then placed in a 28x28 field so that its centre of mass is at
+the centre of the field. `to_mnist` repeats that on any grayscale array; `load_image` first reads the file.
+
+Pillow is imported inside the functions that need it, so that importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SoftmaxError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+MAX_PIXELS = 40_000_000       # larger images are refused from their header, before decoding (decompression bombs)
+DRAFT_SIDE = 1024              # a JPEG larger than twice this on both sides is decoded at a reduced scale
+MNIST_SIDE, MNIST_BOX = 28, 20  # MNIST fits each digit into a 20x20 box inside its 28x28 field
+MIN_CONTRAST = 0.1            # ink that differs from the paper by less than this (of full scale) is no ink: blank
+SPECKS = 10                   # this many most extreme pixels may be dust or dead pixels and do not count as ink
+NOISE_MARGIN = 5.0            # ink must stand this many noise standard deviations above the paper
+FAINTEST_INK = 0.05           # and at least this fraction of the contrast, so that JPEG ringing is not ink
+STRAY_INK = 0.002             # the digit's bounding box leaves out this fraction of the ink mass on each side
+
+
+def load_image(path: str | os.PathLike, shape: tuple[int, int] = (MNIST_SIDE, MNIST_SIDE)) -> np.ndarray:
+    """Return the image file's digit as a float32 vector of h*w pixels in [0, 1], light digit on black like MNIST.
+
+    Any size and colour mode is accepted; an animated image gives its first frame. An image with no ink
+    at all (one flat colour) gives an all-zero vector. Raises SoftmaxError naming the file when it is missing,
+    unreadable, empty, not an image, damaged or truncated, or larger than MAX_PIXELS.
+    """
+    return to_mnist(_read_grayscale(path), shape)
+
+
+def to_mnist(gray: np.ndarray, shape: tuple[int, int] = (MNIST_SIDE, MNIST_SIDE)) -> np.ndarray:
+    """Return a 2-D grayscale image (0 = black, 1 = white) as an MNIST-like float32 vector of h*w pixels in [0, 1].
+
+    Dark ink on light paper is inverted, the paper and its noise become 0, the digit's bounding box is scaled
+    to fit a box of 20/28 of `shape` keeping its aspect ratio, and its centre of mass is put at the centre.
+    A blank image (no ink at all) gives all zeros.
+    """
+    ink = _ink_on_black(np.asarray(gray, dtype=np.float32))
+    if ink is None:
+        return np.zeros(shape[0] * shape[1], dtype=np.float32)
+    rows, columns = _bounding_box(ink)
+    digit = _fit_into_box(ink[rows, columns], shape)
+    return _centre_of_mass_at_centre(digit, shape).ravel()
+
+
+def expand_inputs(inputs: Iterable[str]) -> list[Path]:
+    """Return the image files that the given files, folders and glob patterns name, in order.
+
+    A folder gives its image files (by suffix, sorted, not its subfolders); a pattern gives the files it matches,
+    sorted; a file is taken as it is, whatever its suffix.
+    Raises SoftmaxError for a path or pattern that names nothing, or a folder without image files.
+    """
+    paths: list[Path] = []
+    for text in inputs:
+        path = Path(text)
+        if path.is_dir():
+            images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not images:
+                raise SoftmaxError(f"folder {text} has no image files ({' '.join(IMAGE_SUFFIXES)})")
+            paths.extend(images)
+        elif path.exists():
+            paths.append(path)
+        elif any(wildcard in text for wildcard in "*?["):
+            matches = sorted(Path(match) for match in glob.glob(text, recursive=True) if os.path.isfile(match))
+            if not matches:
+                raise SoftmaxError(f"no files match the pattern {text}")
+            paths.extend(matches)
+        else:
+            raise SoftmaxError(f"image file {text} does not exist")
+    return paths
+
+
+def save_preprocessed(vector: np.ndarray, shape: tuple[int, int], path: str | os.PathLike) -> None:
+    """Write the vector as the grayscale PNG image that the model sees (white digit on black)."""
+    from PIL import Image
+
+    pixels = np.round(np.clip(vector, 0, 1).reshape(shape) * 255).astype(np.uint8)
+    try:
+        Image.fromarray(pixels).save(path, format="PNG")
+    except OSError as e:
+        raise SoftmaxError(f"cannot write the preprocessed image {path}: {e.strerror or e}") from None
+
+
+def _read_grayscale(path: str | os.PathLike) -> np.ndarray:
+    """Return the image file's first frame as float32 grayscale in [0, 1], transparency made into background."""
+    from PIL import Image, ImageOps
+
+    try:
+        file = open(path, "rb")
+    except OSError as e:
+        raise SoftmaxError(f"cannot open image {path}: {e.strerror}") from None
+    with file, warnings.catch_warnings():
+        # Pillow's warnings would print below the CLI; a size it warns about is refused like one it rejects.
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        if os.fstat(file.fileno()).st_size == 0:
+            raise SoftmaxError(f"image file {path} is empty (0 bytes)")
+        try:
+            image = Image.open(file)
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise Image.DecompressionBombError  # our limit is lower than Pillow's; refused the same way
+            image.draft("L", (DRAFT_SIDE, DRAFT_SIDE))  # a big JPEG decodes at 1/2 to 1/8 scale, several times faster
+            ImageOps.exif_transpose(image, in_place=True)  # phone photos store their rotation in EXIF
+            return _grayscale_pixels(image)
+        except Image.UnidentifiedImageError:
+            raise SoftmaxError(
+                f"{path} is not an image file that can be read (use PNG, JPEG, BMP, GIF, TIFF or WebP)"
+            ) from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise SoftmaxError(f"image {path} has more than {MAX_PIXELS:,} pixels: scale it down first") from None
+        except Exception as e:  # Pillow's decoders raise OSError, SyntaxError, struct.error, ... on damaged files
+            raise SoftmaxError(
+                f"cannot decode image {path} ({_one_line(e)}): is the file damaged or truncated?"
+            ) from None
+
+
+def _one_line(error: Exception) -> str:
+    """Return the error's message on one line, or its type's name when it has none."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _grayscale_pixels(image) -> np.ndarray:
+    """Return a Pillow image as float32 grayscale in [0, 1], scaled by its mode's real range."""
+    if image.mode.startswith("I;16"):
+        return np.asarray(image).astype(np.float32) / 65535
+    if image.mode in ("I", "F"):
+        values = np.asarray(image).astype(np.float32)
+        if not np.isfinite(values).all():
+            raise ValueError("some pixels are not finite numbers")
+        low = min(float(values.min()), 0.0)
+        high = next((scale for scale in (1, 255, 65535) if values.max() <= scale), float(values.max()))
+        return (values - low) / (high - low)
+    if "A" in image.getbands() or "transparency" in image.info:
+        gray, alpha = np.moveaxis(np.asarray(image.convert("RGBA").convert("LA")), -1, 0) / np.float32(255)
+        return _composite(gray, alpha)
+    return np.asarray(image.convert("L")).astype(np.float32) / 255
+
+
+def _composite(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Return gray laid over a backdrop chosen so that the transparent pixels look like paper, not ink."""
+    if alpha.mean() < 0.5:
+        # Mostly transparent: a drawing on a clear sheet, whose colour says nothing (often black).
+        # The sheet becomes the opposite of the drawing, so a white digit ends up on black.
+        drawing_is_light = (gray * alpha).sum() > 0.5 * alpha.sum()
+        backdrop = 0.0 if drawing_is_light else 1.0
+    else:
+        backdrop = float(np.median(gray[alpha >= 0.5]))  # a few clear corners: the colour of the paper
+    return (alpha * gray + (1 - alpha) * backdrop).astype(np.float32)
+
+
+def _ink_on_black(gray: np.ndarray) -> np.ndarray | None:
+    """Return the ink as light on black, in [0, 1] with the paper and its noise at 0; None when there is no ink."""
+    edge = max(1, min(gray.shape) // 20)
+    border = np.concatenate([gray[:edge], gray[-edge:], gray[:, :edge], gray[:, -edge:]], axis=None)
+    paper = float(np.median(border))
+    flat = gray.ravel()
+    specks = min(SPECKS, flat.size // 100)
+    darkest, lightest = np.partition(flat, [specks, flat.size - 1 - specks])[[specks, flat.size - 1 - specks]]
+    # The ink lies on the side that reaches further from the paper; a brighter middle of a photo does not.
+    if paper - darkest > lightest - paper:
+        ink, contrast = paper - gray, paper - float(darkest)
+    else:
+        ink, contrast = gray - paper, float(lightest) - paper
+    if contrast < MIN_CONTRAST:
+        return None
+    noise = 1.4826 * float(np.median(np.abs(border - paper)))  # robust standard deviation of the paper
+    floor = min(0.5, max(FAINTEST_INK, NOISE_MARGIN * noise / contrast))
+    ink = np.clip(ink / contrast, 0, 1)
+    # Cut, rather than subtract, the floor: the strokes keep their width and grey edges, as in MNIST.
+    return np.where(ink < floor, np.float32(0), ink)
+
+
+def _bounding_box(ink: np.ndarray) -> tuple[slice, slice]:
+    """Return the rows and columns that hold the ink, leaving out stray specks far from the digit."""
+    return _span(ink.sum(axis=1)), _span(ink.sum(axis=0))
+
+
+def _span(mass: np.ndarray) -> slice:
+    """Return the slice from the first to the last position where the cumulative mass passes STRAY_INK."""
+    cumulative = np.cumsum(mass)
+    cut = STRAY_INK * cumulative[-1]
+    first = np.searchsorted(cumulative, cut, side="right")
+    last = np.searchsorted(cumulative, cumulative[-1] - cut)
+    return slice(int(first), int(last) + 1)
+
+
+def _fit_into_box(digit: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Return the digit resized to fit a box of 20/28 of shape, keeping its aspect ratio, with peak 1."""
+    from PIL import Image
+
+    box = [max(1, round(side * MNIST_BOX / MNIST_SIDE)) for side in shape]
+    scale = min(box[0] / digit.shape[0], box[1] / digit.shape[1])
+    height, width = (max(1, round(side * scale)) for side in digit.shape)
+    resized = np.asarray(Image.fromarray(digit).resize((width, height), Image.Resampling.BILINEAR))
+    return resized / resized.max()
+
+
+def _centre_of_mass_at_centre(digit: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Return a field of the given shape holding the digit shifted so that its centre of mass is at the centre."""
+    height, width = digit.shape
+    mass = digit.sum()
+    centre_row = (digit.sum(axis=1) @ np.arange(height)) / mass
+    centre_column = (digit.sum(axis=0) @ np.arange(width)) / mass
+    top, left = round(shape[0] / 2 - centre_row), round(shape[1] / 2 - centre_column)
+    # Draw on a field with a digit-sized margin all round, so that a shift past the edge is simply cut off.
+    field = np.zeros((shape[0] + 2 * height, shape[1] + 2 * width), dtype=np.float32)
+    field[height + top : 2 * height + top, width + left : 2 * width + left] = digit
+    return field[height : height + shape[0], width : width + shape[1]]

@@ -1,0 +1,376 @@
+import re
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+import redraw
+from softmax_cli import images, model
+from softmax_cli.config import TrainConfig
+from softmax_cli.data import features, load_dataset
+from softmax_cli.errors import SoftmaxError
+from softmax_cli.images import expand_inputs, load_image, save_preprocessed, to_mnist
+from softmax_cli.train import fit
+
+
+def drawn(strokes, size=(112, 112), width=10) -> np.ndarray:
+    """Return uint8 pixels of white pen strokes (lists of points) drawn on black."""
+    image = Image.new("L", size[::-1])
+    pen = ImageDraw.Draw(image)
+    for points in strokes:
+        pen.line(points, fill=255, width=width, joint="curve")
+    return np.asarray(image)
+
+
+SEVEN = [[(30, 20), (86, 22), (50, 96)], [(44, 58), (78, 58)]]
+
+
+@pytest.fixture(scope="module")
+def seven() -> np.ndarray:
+    """A hand-drawn 7 with a crossbar, white on black, uint8 28x28 like an MNIST digit."""
+    return np.asarray(Image.fromarray(drawn(SEVEN)).resize((28, 28), Image.Resampling.BOX))
+
+
+@pytest.fixture(scope="module")
+def expected(seven) -> np.ndarray:
+    return to_mnist(seven / 255)
+
+
+def ink_box(vector, shape=(28, 28)) -> tuple[int, int]:
+    """Return the height and width of the smallest box holding every non-zero pixel."""
+    rows, columns = np.nonzero(vector.reshape(shape))
+    return rows.max() - rows.min() + 1, columns.max() - columns.min() + 1
+
+
+def centre_of_mass(vector, shape=(28, 28)) -> np.ndarray:
+    """Return the (row, column) centre of mass, in pixel indices."""
+    pixels = vector.reshape(shape)
+    rows, columns = np.indices(shape)
+    return np.array([(pixels * rows).sum(), (pixels * columns).sum()]) / pixels.sum()
+
+
+def correlation(a, b) -> float:
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+# --- to_mnist on arrays ---------------------------------------------------------------------------------------
+
+
+def test_result_is_float32_vector_in_unit_range(expected):
+    assert expected.dtype == np.float32 and expected.shape == (784,)
+    assert expected.min() == 0 and expected.max() == 1
+
+
+def assert_same_but_faintest(actual, expected):
+    """Pass if the vectors agree, except that ink fainter than FAINTEST_INK may have been dropped as noise."""
+    kept = expected >= images.FAINTEST_INK
+    np.testing.assert_allclose(actual[kept], expected[kept], atol=0.02)
+    assert actual[~kept].max() < images.FAINTEST_INK
+
+
+def test_a_digit_already_like_mnist_passes_unchanged(expected):
+    assert_same_but_faintest(to_mnist(expected.reshape(28, 28)), expected)
+
+
+def test_dark_ink_on_light_paper_is_inverted(seven, expected):
+    np.testing.assert_allclose(to_mnist(1 - seven / 255), expected, atol=1e-6)
+
+
+def test_light_ink_on_grey_paper_stays_light(seven, expected):
+    np.testing.assert_allclose(to_mnist(0.3 + 0.5 * seven / 255), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "strokes, size, longer",
+    [
+        ([[(100, 20), (110, 180)]], (200, 200), 0),               # a tall 1: its height fills the box
+        ([[(20, 40), (180, 60)]], (100, 200), 1),                 # a wide dash: its width does
+        ([[(p[0] + 150, p[1] + 30) for p in s] for s in SEVEN], (300, 400), 0),  # small, off-centre on a big page
+    ],
+)
+def test_digit_is_scaled_to_fill_a_20_pixel_box_and_centred(strokes, size, longer):
+    vector = to_mnist(drawn(strokes, size) / 255)
+    box = ink_box(vector)
+    assert box[longer] == 20 and box[1 - longer] <= 20
+    np.testing.assert_allclose(centre_of_mass(vector), (14, 14), atol=0.5 + 1e-4)
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (16, 12)])
+def test_other_image_shapes_keep_the_proportions_of_mnist(seven, shape):
+    vector = to_mnist(seven / 255, shape)
+    assert vector.shape == (shape[0] * shape[1],)
+    assert max(np.subtract(ink_box(vector, shape), [round(side * 20 / 28) for side in shape])) == 0
+    np.testing.assert_allclose(centre_of_mass(vector, shape), np.divide(shape, 2), atol=0.5 + 1e-4)
+
+
+def test_noise_and_uneven_light_are_removed(seven, expected):
+    rng = np.random.default_rng(0)
+    page = np.pad(np.kron(1 - seven / 255, np.ones((4, 4))), 40, constant_values=1)
+    rows = np.indices(page.shape)[0]
+    photo = 0.2 + 0.6 * page + 0.1 * rows / rows.max() + rng.normal(0, 0.03, page.shape)
+    vector = to_mnist(photo)
+    assert correlation(vector, expected) > 0.95
+    assert ink_box(vector) == ink_box(expected)
+
+
+@pytest.mark.parametrize(
+    "gray",
+    [
+        np.ones((30, 40)),
+        np.zeros((28, 28)),
+        np.full((5, 5), 0.5),
+        0.5 + np.random.default_rng(0).normal(0, 0.01, (50, 50)),
+        np.ones((1, 1)),
+    ],
+    ids=["white", "black", "grey", "faint noise", "one pixel"],
+)
+def test_blank_image_gives_zeros(gray):
+    vector = to_mnist(gray)
+    assert vector.dtype == np.float32 and vector.shape == (784,) and not vector.any()
+
+
+# --- load_image on files --------------------------------------------------------------------------------------
+
+
+def in_mode(mode):
+    """Return a writer that saves the digit (white on black) converted to a Pillow mode."""
+    return lambda digit, path: Image.fromarray(digit).convert(mode).save(path)
+
+
+def seeded(write):
+    """Return a writer that calls one of redraw's random writers with a fixed seed."""
+    return lambda digit, path: write(digit, path, np.random.default_rng(0))
+
+
+REDRAWN = {
+    "photo": (".png", redraw.photo),
+    "transparent": (".png", redraw.transparent_png),
+    "jpeg": (".jpg", redraw.small_jpeg),
+}
+WRITERS = {
+    "L": (".png", in_mode("L")),
+    "1": (".png", in_mode("1")),
+    "RGB": (".bmp", in_mode("RGB")),
+    "RGBA opaque": (".png", in_mode("RGBA")),
+    "LA opaque": (".png", in_mode("LA")),
+    "I": (".tif", in_mode("I")),
+    "F": (".tif", in_mode("F")),
+    "CMYK": (".jpg", in_mode("CMYK")),
+    "WebP": (".webp", in_mode("RGB")),
+    "P": (".png", lambda digit, path: redraw.palette_png(digit, path, transparent=False)),
+    "P transparent": (".png", lambda digit, path: redraw.palette_png(digit, path, transparent=True)),
+    "GIF": (".gif", lambda digit, path: redraw.palette_png(digit, path, transparent=True)),
+    "I;16": (".png", redraw.sixteen_bit_png),
+    **{kind: (suffix, seeded(write)) for kind, (suffix, write) in REDRAWN.items()},
+}
+
+
+@pytest.mark.parametrize("kind", WRITERS)
+def test_every_colour_mode_and_format_loads_as_the_same_digit(tmp_path, seven, expected, kind):
+    suffix, write = WRITERS[kind]
+    path = tmp_path / f"seven{suffix}"
+    write(seven, path)
+    vector = load_image(path)
+    assert vector.dtype == np.float32 and vector.shape == (784,)
+    assert correlation(vector, expected) > 0.9
+
+
+@pytest.mark.parametrize("clear_colour", [0, 255])
+def test_white_digit_on_transparency_ends_up_light_on_black(tmp_path, seven, expected, clear_colour):
+    rgba = np.dstack([np.full((28, 28, 3), clear_colour, np.uint8), seven])
+    Image.fromarray(rgba).save(tmp_path / "seven.png")
+    assert correlation(load_image(tmp_path / "seven.png"), expected) > 0.99
+
+
+def test_dark_digit_on_transparency_ends_up_light_on_black(tmp_path, seven, expected):
+    rgba = np.dstack([np.zeros((28, 28, 3), np.uint8), seven])
+    Image.fromarray(rgba).save(tmp_path / "seven.png")
+    assert correlation(load_image(tmp_path / "seven.png"), expected) > 0.99
+
+
+def test_transparent_corners_of_a_page_become_paper(tmp_path, seven, expected):
+    page = np.dstack([np.repeat(255 - seven[..., None], 3, axis=2), np.full((28, 28), 255, np.uint8)])
+    page[:3, :3] = page[:3, -3:] = page[-3:, :3] = page[-3:, -3:] = 0  # rounded corners, clear and black
+    Image.fromarray(page).save(tmp_path / "page.png")
+    assert correlation(load_image(tmp_path / "page.png"), expected) > 0.99
+
+
+def test_sixteen_bit_image_uses_its_whole_range(tmp_path, seven, expected):
+    high = seven.astype(np.uint16) * 100 + 1000  # every pixel above 255: clipping to 8 bits would leave a blank
+    Image.fromarray(high).save(tmp_path / "seven.png")
+    assert Image.open(tmp_path / "seven.png").mode == "I;16"
+    assert correlation(load_image(tmp_path / "seven.png"), expected) > 0.99
+
+
+def test_animated_image_gives_its_first_frame(tmp_path, seven, expected):
+    frames = [Image.fromarray(seven), Image.fromarray(seven.T)]
+    frames[0].save(tmp_path / "seven.gif", save_all=True, append_images=frames[1:])
+    assert Image.open(tmp_path / "seven.gif").n_frames == 2
+    assert correlation(load_image(tmp_path / "seven.gif"), expected) > 0.99
+
+
+def test_exif_rotation_of_a_photo_is_undone(tmp_path, seven, expected):
+    exif = Image.Exif()
+    exif[0x0112] = 3  # Orientation: the camera was upside down
+    Image.fromarray(np.rot90(seven, 2)).save(tmp_path / "seven.jpg", exif=exif, quality=95)
+    assert correlation(load_image(tmp_path / "seven.jpg"), expected) > 0.95
+
+
+def test_large_photo_is_read_at_a_reduced_scale_with_the_same_digit(tmp_path, seven, expected):
+    page = np.pad(np.kron(255 - seven, np.ones((40, 40), np.uint8)), 600, constant_values=255)
+    Image.fromarray(page).save(tmp_path / "page.jpg", quality=90)
+    assert Image.open(tmp_path / "page.jpg").size == (2320, 2320)
+    assert correlation(load_image(tmp_path / "page.jpg"), expected) > 0.99
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA"])
+def test_blank_file_gives_zeros(tmp_path, mode):
+    Image.new(mode, (40, 30)).save(tmp_path / "blank.png")
+    assert not load_image(tmp_path / "blank.png").any()
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """Return a tiny PNG whose header claims the given size."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+@pytest.fixture
+def png_bytes(tmp_path, seven) -> bytes:
+    Image.fromarray(np.kron(seven, np.ones((8, 8), np.uint8))).save(tmp_path / "big.png")
+    return (tmp_path / "big.png").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("missing.png", None, "No such file"),
+        ("empty.png", b"", "is empty"),
+        ("notes.png", b"shopping list: eggs, milk\n", "not an image"),
+        ("truncated.png", "first half", "damaged or truncated"),
+        ("huge.png", png_claiming(7000, 7000), "more than 40,000,000 pixels"),    # over MAX_PIXELS
+        ("huger.png", png_claiming(10000, 10000), "more than 40,000,000 pixels"),  # Pillow's warning, made an error
+        ("bomb.png", png_claiming(20000, 20000), "more than 40,000,000 pixels"),   # Pillow's own refusal
+        ("folder.png", "folder", "Is a directory"),
+    ],
+)
+def test_unreadable_file_raises_one_line_naming_it(tmp_path, png_bytes, name, content, message):
+    path = tmp_path / name
+    if content == "folder":
+        path.mkdir()
+    elif content == "first half":
+        path.write_bytes(png_bytes[: len(png_bytes) // 2])
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(SoftmaxError, match=re.escape(name)) as error:
+        load_image(path)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_permission_denied_raises_naming_the_file(tmp_path, monkeypatch, seven):
+    path = tmp_path / "secret.png"
+    Image.fromarray(seven).save(path)
+
+    def refuse(file, *args):
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr(images, "open", refuse, raising=False)  # chmod does not stop root, which CI may be
+    with pytest.raises(SoftmaxError, match=r"secret\.png: Permission denied"):
+        load_image(path)
+
+
+# --- expand_inputs and save_preprocessed ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def folder(tmp_path):
+    for name in ["b.png", "a.JPG", "c.webp", "notes.txt", "sub/d.png"]:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).touch()
+    return tmp_path
+
+
+def test_folder_gives_its_image_files_sorted_without_subfolders(folder):
+    assert expand_inputs([str(folder)]) == [folder / "a.JPG", folder / "b.png", folder / "c.webp"]
+
+
+def test_pattern_gives_its_matching_files_sorted_and_files_are_kept_in_order(folder):
+    inputs = [str(folder / "notes.txt"), str(folder / "*.*p*"), str(folder / "**" / "d.png")]
+    expected = [folder / "notes.txt", folder / "b.png", folder / "c.webp", folder / "sub" / "d.png"]
+    assert expand_inputs(inputs) == expected
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("missing.png", "does not exist"),
+        ("*.gif", "no files match"),
+        ("sub/*", "no files match"),
+        ("empty", "no image files"),
+    ],
+)
+def test_input_naming_nothing_raises(folder, name, message):
+    (folder / "empty").mkdir()
+    (folder / "sub" / "d.png").unlink()
+    with pytest.raises(SoftmaxError, match=re.escape(name)) as error:
+        expand_inputs([str(folder / "b.png"), str(folder / name)])
+    assert message in str(error.value)
+
+
+def test_saved_preprocessed_image_is_what_the_model_sees(tmp_path, expected):
+    save_preprocessed(expected, (28, 28), tmp_path / "seen.png")
+    saved = np.asarray(Image.open(tmp_path / "seen.png"))
+    assert saved.dtype == np.uint8 and saved.shape == (28, 28)
+    np.testing.assert_array_equal(saved, np.round(expected.reshape(28, 28) * 255))
+    assert_same_but_faintest(load_image(tmp_path / "seen.png"), expected)
+
+
+def test_saving_into_a_missing_folder_raises(tmp_path, expected):
+    with pytest.raises(SoftmaxError, match="nowhere"):
+        save_preprocessed(expected, (28, 28), tmp_path / "nowhere" / "seen.png")
+
+
+# --- real MNIST digits ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mnist(mnist_path):
+    return load_dataset(mnist_path)
+
+
+@pytest.fixture(scope="module")
+def mnist_model(mnist):
+    """A model trained with the default settings (stands in until conftest.py shares one)."""
+    return fit(mnist.x_train, mnist.y_train, mnist.n_classes, TrainConfig())
+
+
+N_REDRAWN = 300  # enough to tell 85 % from the ~92 % expected (standard error 1.6 %), in seconds
+
+
+def accuracy(mnist_model, vectors, labels) -> float:
+    return float((model.logits(mnist_model.W, mnist_model.b, vectors).argmax(axis=1) == labels).mean())
+
+
+@pytest.mark.slow
+def test_mnist_digits_pass_nearly_unchanged(mnist, mnist_model):
+    digits, labels = mnist.x_test[:1000], mnist.y_test[:1000]
+    vectors = np.stack([to_mnist(digit / 255) for digit in digits])
+    correlations = np.array([correlation(v, d) for v, d in zip(vectors, digits)])
+    assert np.median(correlations) > 0.999 and (correlations > 0.95).mean() > 0.98
+    assert accuracy(mnist_model, vectors, labels) >= accuracy(mnist_model, features(digits), labels) - 0.01
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", REDRAWN)
+def test_redrawn_digits_are_recognised(tmp_path, mnist, mnist_model, kind):
+    suffix, write = REDRAWN[kind]
+    rng = np.random.default_rng(0)
+    vectors = []
+    for i, digit in enumerate(mnist.x_test[:N_REDRAWN]):
+        write(digit, tmp_path / f"{i}{suffix}", rng)
+        vectors.append(load_image(tmp_path / f"{i}{suffix}"))
+    assert accuracy(mnist_model, np.stack(vectors), mnist.y_test[:N_REDRAWN]) >= 0.85
