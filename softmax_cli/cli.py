@@ -11,6 +11,7 @@ import click
 from . import __version__
 from .config import TrainConfig, make_config
 from .errors import EXIT_ERROR, EXIT_SOME_FAILED, EXIT_USAGE, SoftmaxError
+from .export import FORMATS as EXPORT_FORMATS
 
 DEFAULTS = TrainConfig()
 
@@ -67,6 +68,8 @@ def cli():
       softmax train                 train on MNIST and save model.npz
       softmax evaluate              accuracy and a full report of a saved model
       softmax predict digit.png     the digit in your own image, with its probability
+      softmax info                  what model.npz holds: data set, settings, how training went
+      softmax export m.keras        the model as a Keras file, to serve without softmax-cli
     """
 
 
@@ -157,8 +160,15 @@ class progress_bar:
 @cli.command()
 @model_option("The model file to evaluate.", must_exist=True)
 @data_option
+@click.option(
+    "--plots",
+    "plots_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write PNG figures to this folder (created if missing): confusion matrix, weight templates, "
+    "learning curves and the most confident mistakes.",
+)
 @json_option
-def evaluate(model_path, data, as_json):
+def evaluate(model_path, data, plots_dir, as_json):
     """Test-set accuracy, per-class precision, recall and F1, and the confusion matrix of a saved model."""
     from .data import load_dataset
     from .metrics import classification_summary, probabilities
@@ -167,16 +177,24 @@ def evaluate(model_path, data, as_json):
     saved = load_model(model_path)
     dataset = load_dataset(data)
     check_model_fits(saved, dataset.image_shape, dataset.n_classes, data)
-    predicted = probabilities(saved.W, saved.b, dataset.x_test).argmax(axis=1)
-    summary = classification_summary(dataset.y_test, predicted, saved.class_names)
+    test_probabilities = probabilities(saved.W, saved.b, dataset.x_test)
+    summary = classification_summary(dataset.y_test, test_probabilities.argmax(axis=1), saved.class_names)
+    figures = []
+    if plots_dir is not None:
+        from .plots import write_evaluation_figures
+
+        figures = write_evaluation_figures(plots_dir, saved, dataset.x_test, dataset.y_test, test_probabilities)
     if as_json:
         summary.pop("report")
-        click.echo(json.dumps({"model": str(model_path), "n_test": len(dataset.y_test), **summary}))
+        click.echo(json.dumps({"model": str(model_path), "n_test": len(dataset.y_test), **summary,
+                               "figures": [str(path) for path in figures]}))
         return
     click.echo(f"test accuracy {summary['accuracy']:.2%} on {len(dataset.y_test)} images ({model_path})\n")
     click.echo(summary["report"])
     click.echo("confusion matrix (rows: true class, columns: predicted class)")
     click.echo(format_matrix(summary["confusion_matrix"], saved.class_names))
+    for path in figures:
+        click.echo(f"figure written: {path}")
 
 
 def check_model_fits(saved, image_shape, n_classes, data):
@@ -198,42 +216,262 @@ def format_matrix(matrix, names) -> str:
 @cli.command()
 @click.argument("images", nargs=-1, required=True)
 @model_option("The model file to predict with.", must_exist=True)
-@click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True, help="Show the k likeliest classes.")
+@click.option(
+    "--top-k",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Show the k likeliest classes of each image: the prediction, then the k-1 next.",
+)
 @json_option
-def predict(images, model_path, top_k, as_json):
-    """The class of each IMAGE (PNG/JPEG files, folders or globs), with its probability.
+@click.option(
+    "--csv",
+    "as_csv",
+    is_flag=True,
+    help="Print CSV on stdout: a header, then one row per image with every class's probability (p_<class>).",
+)
+@click.option("--show", is_flag=True, help="Draw each image as the model sees it, in text, below its row.")
+@click.option(
+    "--save-preprocessed",
+    "preprocessed_folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Save each image as the model sees it, a PNG of the model's input size, in this folder (created if needed).",
+)
+def predict(images, model_path, top_k, as_json, as_csv, show, preprocessed_folder):
+    """The class of each IMAGE (PNG/JPEG files, folders or globs), with its probability and entropy.
 
     Images are brought to MNIST's convention first: grayscale, light digit on dark, cropped,
-    scaled to fit 20x20 and centred by its centre of mass in 28x28.
-    """
-    import numpy as np
+    scaled to fit 20x20 and centred by its centre of mass in 28x28 (or in the model's own image size).
+    The entropy says how unsure the model is: 0 bits is certain, log2(number of classes) is no idea.
+    An image that cannot be read gets one error line on stderr and the others are still predicted.
 
-    from .images import expand_inputs, load_image
+    \b
+    Exit codes:
+      0  every image was predicted
+      1  no image could be predicted (or the model could not be read)
+      2  wrong options or arguments
+      3  some images were predicted, others could not be read
+    """
+    import csv
+
+    from .images import expand_inputs, load_image, save_preprocessed
+    from .metrics import entropy_bits
     from .model import predict_proba
     from .store import load_model
 
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv cannot be used together: choose one output format")
+    if show and (as_json or as_csv):
+        raise click.UsageError("--show cannot be used with --json or --csv: its pictures would break their output")
     saved = load_model(model_path)
-    paths = expand_inputs(images)
-    failures = 0
-    for path in paths:
+    names = saved.class_names
+    paths, failures = [], 0
+    for text in images:  # one at a time, so that a name that matches nothing does not stop the others
         try:
-            vector = load_image(path, shape=saved.image_shape)
+            paths.extend(expand_inputs([text]))
         except SoftmaxError as e:
-            click.echo(f"softmax: error: {e}", err=True)
+            print_error(e)
+            failures += 1
+    if not paths:
+        return EXIT_ERROR
+    if preprocessed_folder:
+        try:
+            preprocessed_folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SoftmaxError(f"cannot create the folder {preprocessed_folder}: {e.strerror or e}") from None
+        preprocessed_paths = [preprocessed_folder / name for name in preprocessed_names(paths)]
+
+    if as_csv:
+        rows = csv.writer(sys.stdout, lineterminator="\n")
+        rows.writerow(["path", "label", "probability", "entropy_bits", *(f"p_{name}" for name in names)])
+    elif not as_json:
+        table = PredictionTable(paths, names)
+    predicted = 0
+    for i, path in enumerate(paths):
+        try:
+            pixels = load_image(path, shape=saved.image_shape)
+            if preprocessed_folder:
+                save_preprocessed(pixels, saved.image_shape, preprocessed_paths[i])
+        except SoftmaxError as e:
+            print_error(e)
             failures += 1
             continue
-        probs = predict_proba(saved.W, saved.b, vector[np.newaxis])[0]
-        ranked = probs.argsort()[::-1][:top_k]
-        label = saved.class_names[ranked[0]]
+        probabilities = predict_proba(saved.W, saved.b, pixels[None])[0]
+        ranked = (-probabilities).argsort(kind="stable")[:top_k]  # stable: ties keep the classes' order
+        label, probability = names[ranked[0]], float(probabilities[ranked[0]])
+        entropy = float(entropy_bits(probabilities))
         if as_json:
-            click.echo(json.dumps({"path": str(path), "label": label, "probability": float(probs[ranked[0]]),
-                                   "probabilities": [float(p) for p in probs]}))
+            top = [{"label": names[k], "probability": float(probabilities[k])} for k in ranked]
+            click.echo(json.dumps({
+                "path": str(path), "label": label, "probability": probability,
+                "probabilities": probabilities.tolist(), "entropy_bits": entropy, "top": top,
+            }))
+        elif as_csv:
+            rows.writerow([path, label, probability, entropy, *probabilities.tolist()])
         else:
-            top = ", ".join(f"{saved.class_names[k]} ({probs[k]:.1%})" for k in ranked)
-            click.echo(f"{path}: {top}")
-    if failures:
-        return EXIT_ERROR if failures == len(paths) else EXIT_SOME_FAILED
-    return 0
+            if not predicted:  # above the first row: a header over no rows would look like output
+                click.echo(table.header(top_k))
+            click.echo(table.row(path, probabilities, ranked, entropy))
+            if show:
+                click.echo(ascii_art(pixels, saved.image_shape))
+        predicted += 1
+    if not failures:
+        return 0
+    return EXIT_SOME_FAILED if predicted else EXIT_ERROR
+
+
+def print_error(error: Exception) -> None:
+    """Print the error as one `softmax: error:` line on stderr; returns None."""
+    click.echo(f"softmax: error: {error}", err=True)
+
+
+class PredictionTable:
+    """The table `softmax predict` prints, one row per image; its columns are sized from all paths up front."""
+
+    def __init__(self, paths, class_names):
+        self.class_names = class_names
+        self.path_width = max(len("path"), *(len(str(path)) for path in paths))
+        self.name_width = max(len("class"), *(len(name) for name in class_names))
+
+    def header(self, top_k: int) -> str:
+        """Return the header line; with top_k > 1 it names the column of the next likeliest classes."""
+        line = f"{'path':<{self.path_width}}  {'class':<{self.name_width}}  probability  entropy (bits)"
+        return line + ("  next likeliest" if top_k > 1 else "")
+
+    def row(self, path, probabilities, ranked, entropy: float) -> str:
+        """Return the row of one image: the likeliest class (ranked[0]) first, then the other ranked classes."""
+        first, *others = ranked
+        line = (
+            f"{str(path):<{self.path_width}}  {self.class_names[first]:<{self.name_width}}  "
+            f"{probabilities[first]:>11.1%}  {entropy:>14.2f}"
+        )
+        for k in others:
+            line += f"  {self.class_names[k]:<{self.name_width}} {probabilities[k]:>6.1%}"
+        return line.rstrip()
+
+
+SHADES = " .:-=+*#%@"  # from black (0) to full ink (1): the model sees a light digit on black
+
+
+def ascii_art(pixels, shape) -> str:
+    """Return the image as lines of text, one per pixel row, each pixel two characters wide to look square."""
+    levels = (pixels.reshape(shape) * len(SHADES)).astype(int).clip(0, len(SHADES) - 1)
+    return "\n".join("".join(SHADES[level] * 2 for level in row) for row in levels)
+
+
+def preprocessed_names(paths) -> list[str]:
+    """Return a PNG file name for each path, from its own name, numbered (digit-2.png, ...) where names repeat."""
+    taken, next_number, names = set(), {}, []
+    for path in paths:
+        number = next_number.get(path.stem, 1)
+        # casefold: on macOS and Windows, Digit.png and digit.png are the same file
+        while (name := path.stem + (f"-{number}" if number > 1 else "") + ".png").casefold() in taken:
+            number += 1
+        next_number[path.stem] = number + 1
+        taken.add(name.casefold())
+        names.append(name)
+    return names
+
+
+@cli.command()
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@model_option("The model file to export.", must_exist=True)
+@click.option(
+    "--format",
+    "format_name",
+    type=click.Choice(sorted(EXPORT_FORMATS)),
+    default="keras",
+    show_default=True,
+    help="The format of OUT.",
+)
+def export(out, model_path, format_name):
+    """Write the model to OUT in another framework's format, to serve it without softmax-cli.
+
+    keras: OUT must end in .keras; keras.models.load_model reads it. The Keras model takes raw pixel
+    values 0..255, each image flattened row by row into one row of height*width values (e.g. 784 for
+    MNIST: pixels.reshape(len(pixels), -1)). A Rescaling(1/255) layer comes first, then
+    Dense(classes, softmax) with the model's W and b, so model.predict gives softmax-cli's probabilities.
+    """
+    from .export import export_model
+    from .store import load_model
+
+    export_model(load_model(model_path), out, format_name)
+    click.echo(f"exported {model_path} to {out} ({format_name})")
+
+
+@cli.command()
+@click.argument(
+    "model_path",
+    metavar="[MODEL]",
+    required=False,
+    default="model.npz",
+    envvar="SOFTMAX_MODEL",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+@json_option
+def info(model_path, as_json):
+    """What the model file MODEL holds: its data set, classes, settings and how training went.
+
+    MODEL defaults to model.npz, or to $SOFTMAX_MODEL when that is set. --json prints the file's
+    whole metadata with the shapes of W and b.
+    """
+    from .store import load_model
+
+    saved = load_model(model_path)
+    file_bytes = model_path.stat().st_size
+    if as_json:
+        click.echo(json.dumps({
+            "model": str(model_path),
+            "file_bytes": file_bytes,
+            "W_shape": list(saved.W.shape),
+            "b_shape": list(saved.b.shape),
+            "metadata": saved.metadata,
+        }))
+        return
+    rows = model_facts(saved, file_bytes)
+    width = max(len(label) for label, _ in rows) + 2
+    click.echo(str(model_path))
+    click.echo("\n".join(f"  {label:<{width}}{text}".rstrip() for label, text in rows))
+
+
+def model_facts(saved, file_bytes: int) -> list[tuple[str, str]]:
+    """Return the (label, text) rows `softmax info` prints about a loaded model."""
+    metadata = saved.metadata
+    height, width = saved.image_shape
+    accuracy = metadata["test_accuracy"]
+    history = metadata["history"]
+    rows = [
+        ("format version", str(metadata["format_version"])),
+        ("softmax-cli version", metadata["softmax_cli_version"]),
+        ("created", metadata["created"]),
+        ("data set", metadata["dataset"]),
+        ("image shape", f"{height}x{width} ({height * width} features)"),
+        ("classes", f"{len(saved.class_names)}: {', '.join(saved.class_names)}"),
+        ("test accuracy", "not measured" if accuracy is None else f"{accuracy:.2%}"),
+        ("training seconds", f"{metadata['train_seconds']:.2f}"),
+        ("epochs run", str(len(history))),
+    ]
+    if history:
+        rows.append(("first epoch", format_epoch(history[0])))
+        rows.append(("last epoch", format_epoch(history[-1])))
+    validated = [(epoch, stats["val_loss"]) for epoch, stats in enumerate(history, 1) if "val_loss" in stats]
+    if validated:
+        epoch, val_loss = min(validated, key=lambda pair: pair[1])
+        rows.append(("best validation loss", f"{val_loss:.4f} (epoch {epoch})"))
+    rows.append(("W, b", f"{saved.W.shape} {saved.W.dtype}, {saved.b.shape} {saved.b.dtype}"))
+    rows.append(("file size", f"{file_bytes:,} bytes"))
+    rows.append(("settings", ""))
+    rows += [(f"  {name}", str(value)) for name, value in metadata["settings"].items()]
+    return rows
+
+
+EPOCH_STATS = {"loss": ("loss", ".4f"), "accuracy": ("accuracy", ".2%"),
+               "val_loss": ("validation loss", ".4f"), "val_accuracy": ("validation accuracy", ".2%")}
+
+
+def format_epoch(stats: dict) -> str:
+    """Return one epoch's loss and accuracy (and their validation values, when recorded) as text."""
+    return ", ".join(f"{label} {stats[key]:{spec}}" for key, (label, spec) in EPOCH_STATS.items() if key in stats)
 
 
 def main(argv=None) -> None:

@@ -42,3 +42,13 @@ def classification_summary(labels: np.ndarray, predicted: np.ndarray, class_name
             labels, predicted, labels=classes, target_names=list(class_names), digits=4, zero_division=0
         ),
     }
+
+
+def entropy_bits(probabilities: np.ndarray) -> np.ndarray:
+    """Return the entropy in bits of each probability distribution along the last axis.
+
+    How unsure a prediction is: 0 when certain, 1 for a toss-up between two classes, log2(k) for no idea among k.
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    log_p = np.log2(p, out=np.zeros_like(p), where=p > 0)  # 0 log 0 = 0: an impossible class adds no doubt
+    return -(p * log_p).sum(axis=-1) + 0.0  # + 0.0 turns a certain prediction's -0.0 into 0.0

@@ -2,7 +2,7 @@ import pytest
 
 from softmax_cli.config import TrainConfig, make_config, read_config_file
 from softmax_cli.errors import SoftmaxError
-from tests.conftest import REPO
+from conftest import REPO
 
 
 def test_default_toml_states_the_real_defaults():

@@ -1,0 +1,133 @@
+"""The `softmax` command end to end: real data, real files, and every user mistake ending in one clear line."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from softmax_cli.cli import main
+
+
+def run(capsys, *args):
+    """Run `softmax ARGS` in this process; return (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(map(str, args)))
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+def assert_one_line_error(code, err, *phrases):
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("softmax: error:")
+    assert "Traceback" not in err
+    for phrase in phrases:
+        assert phrase in lines[0]
+
+
+def test_help_lists_the_commands(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    for command in ("train", "evaluate", "predict"):
+        assert command in out
+
+
+def test_train_help_shows_defaults(capsys):
+    code, out, _ = run(capsys, "train", "--help")
+    assert code == 0
+    assert "[default: 0.5]" in out and "SOFTMAX_DATA" in out
+
+
+@pytest.mark.parametrize(
+    "args, phrase",
+    [
+        (["train", "--lr", "0"], "--lr"),
+        (["train", "--lr", "-1"], "--lr"),
+        (["train", "--epochs", "0"], "--epochs"),
+        (["train", "--batch-size", "0"], "--batch-size"),
+        (["train", "--batch-size", "many"], "--batch-size"),
+        (["train", "--data", "/no/such/place"], "--data"),
+        (["evaluate", "--model", "/no/such/model.npz"], "--model"),
+        (["predict", "--model", "/no/such/model.npz", "x.png"], "--model"),
+        (["bogus"], "No such command"),
+    ],
+)
+def test_user_mistakes_are_one_line(capsys, args, phrase):
+    code, out, err = run(capsys, *args)
+    assert code == 2
+    assert_one_line_error(code, err, phrase)
+
+
+def test_a_file_that_is_not_a_model(capsys, tmp_path):
+    fake = tmp_path / "model.npz"
+    fake.write_text("not a model")
+    code, _, err = run(capsys, "evaluate", "--model", fake)
+    assert_one_line_error(code, err, "model.npz")
+    assert fake.read_text() == "not a model"
+
+
+def test_data_folder_without_a_data_set(capsys, tmp_path):
+    model = tmp_path / "model.npz"
+    code, _, err = run(capsys, "train", "--data", tmp_path, "--model", model, "--quiet")
+    assert_one_line_error(code, err, str(tmp_path))
+    assert not model.exists()
+
+
+def test_no_traceback_in_a_real_process(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "softmax_cli", "predict", "--model", tmp_path / "none.npz", "a.png"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 2
+    assert_one_line_error(result.returncode, result.stderr, "none.npz")
+
+
+@pytest.mark.slow
+def test_train_evaluate_predict_on_real_mnist(capsys, tmp_path, mnist_path):
+    from PIL import Image
+
+    model = tmp_path / "model.npz"
+    code, out, err = run(capsys, "train", "--epochs", "2", "--data", mnist_path, "--model", model, "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["epochs"] == 2 and summary["model"] == str(model)
+    assert 0.90 < summary["test_accuracy"] <= 1 and summary["train_seconds"] > 0
+
+    # the file is usable with two lines of plain NumPy, and agrees with the reported accuracy
+    with np.load(mnist_path / "mnist.npz") as data:
+        x_test, y_test = data["x_test"], data["y_test"]
+    weights = np.load(model, allow_pickle=False)
+    predicted = np.argmax(x_test.reshape(-1, 784) / 255 @ weights["W"] + weights["b"], axis=1)
+    assert (predicted == y_test).mean() == pytest.approx(summary["test_accuracy"], abs=1e-4)
+    metadata = json.loads(str(weights["metadata"]))
+    assert metadata["settings"]["epochs"] == 2 and len(metadata["history"]) == 2
+
+    code, out, err = run(capsys, "evaluate", "--model", model, "--data", mnist_path, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["accuracy"] == pytest.approx(summary["test_accuracy"])
+    assert np.array(report["confusion_matrix"]).sum() == 10000
+    assert set(report["per_class"]) == {str(d) for d in range(10)}
+
+    code, out, _ = run(capsys, "evaluate", "--model", model, "--data", mnist_path)
+    assert "precision" in out and "confusion matrix" in out
+
+    paths = []
+    for i in range(20):
+        path = tmp_path / f"digit{i}.png"
+        Image.fromarray(x_test[i]).save(path)
+        paths.append(path)
+    code, out, err = run(capsys, "predict", "--model", model, "--json", *paths)
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [row["path"] for row in rows] == [str(p) for p in paths]
+    for row in rows:
+        assert sum(row["probabilities"]) == pytest.approx(1, abs=1e-5)
+    correct = sum(row["label"] == str(y) for row, y in zip(rows, y_test[:20]))
+    assert correct >= 17
+
+    code, out, _ = run(capsys, "predict", "--model", model, "--top-k", "3", paths[0])
+    assert code == 0 and out.count("%") == 3
