@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .config import TrainConfig, make_config
-from .errors import EXIT_ERROR, EXIT_SOME_FAILED, EXIT_USAGE, SoftmaxError
+from .config import DATASETS, LOSSES, SCHEDULES, TrainConfig, make_config, read_config_file
+from .errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_SOME_FAILED, EXIT_USAGE, SoftmaxError
 from .export import FORMATS as EXPORT_FORMATS
 
 DEFAULTS = TrainConfig()
@@ -38,6 +38,17 @@ def data_option(command):
         help="A local copy of the data set: a Keras-format .npz or a folder with one, or a folder with the four "
         "IDX files. Without it the data set is downloaded through keras.datasets. [env: SOFTMAX_DATA]",
     )(command)
+
+
+dataset_option = click.option(
+    "--dataset",
+    "dataset_name",
+    type=click.Choice(DATASETS),
+    default="mnist",
+    show_default=True,
+    help="Which data set: MNIST digits, Fashion-MNIST clothes (both through keras.datasets unless --data), or "
+    "scikit-learn's bundled 8x8 digits (no download).",
+)
 
 
 def model_option(help_text: str, must_exist: bool):
@@ -83,6 +94,36 @@ def cli():
     type=BatchSize(),
     help=default_help("Samples per gradient step; 'full' takes the whole training set in every step.", "batch_size"),
 )
+@click.option(
+    "--momentum",
+    type=click.FloatRange(min=0, max=1, max_open=True),
+    help=default_help("Heavy-ball momentum: v = momentum * v + gradient, W -= lr * v.", "momentum"),
+)
+@click.option(
+    "--schedule",
+    type=click.Choice(SCHEDULES),
+    help=default_help("How the learning rate changes: falls linearly or as a cosine to 0, or stays.", "schedule"),
+)
+@click.option(
+    "--average",
+    type=click.FloatRange(min=0, max=1),
+    help=default_help("Save the mean of the weights over this last fraction of the steps (0: the last weights).",
+                      "average"),
+)
+@click.option("--l2", type=click.FloatRange(min=0), help=default_help("L2 penalty (l2 / 2) * |W|^2.", "l2"))
+@click.option("--loss", type=click.Choice(LOSSES), help=default_help("What gradient descent minimises.", "loss"))
+@click.option(
+    "--val-split",
+    type=click.FloatRange(min=0, max=1, max_open=True),
+    help=default_help("Hold out this fraction of the training set to report validation loss and accuracy.",
+                      "val_split"),
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=0),
+    help=default_help("With --val-split: stop after this many epochs without a better validation loss (0: never).",
+                      "patience"),
+)
 @click.option("--seed", type=int, help=default_help("Random seed for shuffling; same seed, same weights.", "seed"))
 @click.option(
     "--config",
@@ -90,25 +131,66 @@ def cli():
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A TOML file of settings (see configs/); options given on the command line override it.",
 )
+@dataset_option
 @data_option
 @model_option("Where to save the trained model.", must_exist=False)
+@click.option(
+    "--resume",
+    "checkpoint_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Continue an interrupted run from the checkpoint it saved; the result is what the run would have given.",
+)
+@click.option(
+    "--history",
+    "history_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the per-epoch loss and accuracy to this .csv or .json file.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @json_option
-def train(lr, epochs, batch_size, seed, config_file, data, model_path, quiet, as_json):
-    """Train softmax regression on MNIST, report test accuracy and save the weights.
+def train(config_file, dataset_name, data, model_path, checkpoint_path, history_path, quiet, as_json, **settings):
+    """Train softmax regression, report test accuracy and save the weights.
 
     The model file is a plain .npz: W (784, 10) and b (10,) apply to pixels / 255, so
-    argmax(x / 255 @ W + b) is the prediction.
+    argmax(x / 255 @ W + b) is the prediction. Ctrl-C (or SIGTERM) stops after the current
+    epoch and saves a checkpoint next to the model for --resume; an existing model file is
+    left untouched. Exit codes: 0 done, 1 error (e.g. training diverged), 2 wrong options,
+    130 interrupted.
     """
     from .data import load_dataset
     from .metrics import loss_and_accuracy
-    from .store import save_model
-    from .train import fit
+    from .store import load_checkpoint, save_checkpoint, save_model
+    from .train import Trainer, fit, split_validation
 
-    config = make_config(config_file, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed)
-    dataset = load_dataset(data)
-    with progress_bar(config.epochs, disable=quiet) as bar:
-        result = fit(dataset.x_train, dataset.y_train, dataset.n_classes, config, on_epoch=bar)
+    if history_path is not None and history_path.suffix not in (".csv", ".json"):
+        raise click.BadParameter("the history file must end in .csv or .json", param_hint="--history")
+    if checkpoint_path is not None:
+        arrays, state = load_checkpoint(checkpoint_path)
+        trainer = Trainer.from_checkpoint(arrays, state)
+        check_same_settings(trainer.config, make_config(config_file, **settings), settings, config_file)
+        dataset_name = state.get("dataset", dataset_name)
+    config = make_config(config_file, **settings) if checkpoint_path is None else trainer.config
+    dataset = load_dataset(data, name=dataset_name)
+    pixels, labels, validation = dataset.x_train, dataset.y_train, None
+    if config.val_split:
+        pixels, labels, *validation = split_validation(pixels, labels, config.val_split, config.seed)
+    if checkpoint_path is None:
+        trainer = Trainer(config, dataset.n_features, dataset.n_classes)
+    elif (trainer.n_features, trainer.n_classes) != (dataset.n_features, dataset.n_classes):
+        raise SoftmaxError(f"{checkpoint_path} was made on other data: resume with the --data it was trained on")
+
+    with progress_bar(config.epochs, trainer.epoch, disable=quiet) as bar, StopRequest() as stop:
+        result = fit(trainer, pixels, labels, on_epoch=bar, validation=validation, should_stop=stop)
+    if result.interrupted:
+        saved_at = checkpoint_path or checkpoint_path_for(model_path)
+        arrays, state = trainer.to_checkpoint()
+        save_checkpoint(saved_at, arrays, {**state, "dataset": dataset.name})
+        click.echo(
+            f"softmax: interrupted after epoch {trainer.epoch} of {config.epochs}; {model_path} was not written. "
+            f"Continue with: softmax train --resume {saved_at}",
+            err=True,
+        )
+        return EXIT_INTERRUPTED
     test_loss, test_accuracy = loss_and_accuracy(result.W, result.b, dataset.x_test, dataset.y_test)
     metadata = {
         "settings": config.to_dict(),
@@ -118,33 +200,104 @@ def train(lr, epochs, batch_size, seed, config_file, data, model_path, quiet, as
         "test_accuracy": test_accuracy,
         "test_loss": test_loss,
         "train_seconds": result.train_seconds,
+        "stopped_early": result.stopped_early,
         "history": result.history,
     }
     save_model(model_path, result.W, result.b, metadata)
+    if history_path is not None:
+        write_history(result.history, history_path)
+    if checkpoint_path is not None:
+        checkpoint_path.unlink(missing_ok=True)  # the run it held is finished and saved
     summary = {
         "test_accuracy": test_accuracy,
         "test_loss": test_loss,
         "train_seconds": result.train_seconds,
         "epochs": result.epochs_run,
+        "stopped_early": result.stopped_early,
         "model": str(model_path),
+        "dataset": dataset.name,
         "settings": config.to_dict(),
     }
     if as_json:
         click.echo(json.dumps(summary))
     elif not quiet:
+        stopped = " (stopped early)" if result.stopped_early else ""
         click.echo(
-            f"test accuracy {test_accuracy:.2%} after {result.epochs_run} epochs "
+            f"test accuracy {test_accuracy:.2%} after {result.epochs_run} epochs{stopped} "
             f"in {result.train_seconds:.2f} s of training; model saved to {model_path}"
         )
+    return 0
+
+
+def check_same_settings(saved: TrainConfig, given: TrainConfig, flags: dict, config_file) -> None:
+    """Refuse to resume with settings other than the checkpoint's: the result would be neither run's."""
+    asked = {name for name, value in flags.items() if value is not None}
+    if config_file:
+        asked |= set(read_config_file(config_file))
+    different = [f"{name}={getattr(saved, name)}" for name in sorted(asked) if getattr(saved, name) != getattr(given, name)]
+    if different:
+        raise SoftmaxError(
+            f"the checkpoint was made with {', '.join(different)}: resume with the settings it was made with "
+            f"(or leave them out)"
+        )
+
+
+def checkpoint_path_for(model_path: Path) -> Path:
+    """Return where an interrupted run's checkpoint goes: next to the model, model.npz -> model.ckpt.npz."""
+    stem = model_path.name[: -len(".npz")] if model_path.name.endswith(".npz") else model_path.name
+    return model_path.with_name(f"{stem}.ckpt.npz")
+
+
+def write_history(history: list[dict], path: Path) -> None:
+    """Write the per-epoch history as CSV or JSON, whichever the file name says."""
+    import csv
+
+    try:
+        with open(path, "w", newline="") as f:
+            if path.suffix == ".json":
+                json.dump(history, f, indent=1)
+            else:
+                writer = csv.DictWriter(f, fieldnames=list(history[-1]))
+                writer.writeheader()
+                writer.writerows(history)
+    except OSError as e:
+        raise SoftmaxError(f"cannot write the history to {path}: {e.strerror}") from None
+
+
+class StopRequest:
+    """While active, Ctrl-C and SIGTERM ask training to stop after the current epoch; a second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        import signal
+
+        self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
 
 class progress_bar:
     """A tqdm bar on stderr, one step per epoch, showing loss and accuracy; called with each epoch's stats."""
 
-    def __init__(self, epochs: int, disable: bool):
+    def __init__(self, epochs: int, done: int, disable: bool):
         from tqdm import tqdm
 
-        self.bar = tqdm(total=epochs, unit="epoch", file=sys.stderr, disable=disable, leave=False)
+        self.bar = tqdm(total=epochs, initial=done, unit="epoch", file=sys.stderr, disable=disable, leave=False)
 
     def __call__(self, stats: dict):
         self.bar.set_postfix(loss=f"{stats['loss']:.4f}", accuracy=f"{stats['accuracy']:.4f}", refresh=False)

@@ -13,17 +13,21 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+DATASETS = ("mnist", "fashion_mnist", "digits")
 LOSSES = ("cross-entropy", "mse")
+SCHEDULES = ("linear", "cosine", "constant")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides what `softmax train` learns. Stored in the model file."""
 
-    lr: float = 0.5
-    epochs: int = 8
+    lr: float = 0.3
+    epochs: int = 6
     batch_size: int = 100        # 0 means the full training set in every step (the tutorials' recipe)
-    momentum: float = 0.0
+    momentum: float = 0.9        # heavy ball: v = momentum * v + gradient; W -= lr * v
+    schedule: str = "linear"     # the learning rate falls from lr to 0 over training (or cosine, or constant)
+    average: float = 0.5         # the model is the mean of the weights over this last fraction of the steps
     l2: float = 0.0
     loss: str = "cross-entropy"
     seed: int = 0
@@ -36,6 +40,8 @@ class TrainConfig:
             (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
             (self.batch_size >= 0, f"batch_size must be a positive number (or 0 for full batch), got {self.batch_size}"),
             (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"),
+            (0 <= self.average <= 1, f"average must be in [0, 1], got {self.average}"),
             (self.l2 >= 0, f"l2 must not be negative, got {self.l2}"),
             (self.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}"),
             (0 <= self.val_split < 1, f"val_split must be in [0, 1), got {self.val_split}"),

@@ -22,9 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import DATASETS
 from .errors import SoftmaxError
-
-DATASETS = ("mnist", "fashion_mnist", "digits")
 FASHION_CLASS_NAMES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )

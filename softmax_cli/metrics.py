@@ -7,18 +7,21 @@ import numpy as np
 from . import model
 
 
-def probabilities(W: np.ndarray, b: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-    """Return the class probabilities for uint8 pixels (n, ...), the weights applying to pixels / 255."""
-    X = pixels.reshape(len(pixels), -1).astype(np.float32)
-    X *= np.float32(1 / 255)
-    return model.predict_proba(W, b, X)
+def scaled_features(X: np.ndarray, scale: float = 1 / 255) -> np.ndarray:
+    """Return X (n, ...) flattened to float32 rows and multiplied by scale (1/255 turns pixels into [0, 1])."""
+    features = X.reshape(len(X), -1).astype(np.float32)
+    features *= np.float32(scale)
+    return features
 
 
-def loss_and_accuracy(W: np.ndarray, b: np.ndarray, pixels: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """Return the mean cross-entropy and the accuracy of the weights on (pixels, labels)."""
-    X = pixels.reshape(len(pixels), -1).astype(np.float32)
-    X *= np.float32(1 / 255)
-    Z = model.logits(W, b, X)
+def probabilities(W: np.ndarray, b: np.ndarray, pixels: np.ndarray, scale: float = 1 / 255) -> np.ndarray:
+    """Return the class probabilities of each sample, the weights applying to pixels * scale."""
+    return model.predict_proba(W, b, scaled_features(pixels, scale))
+
+
+def loss_and_accuracy(W, b, pixels, labels, scale: float = 1 / 255) -> tuple[float, float]:
+    """Return the mean cross-entropy and the accuracy of the weights on (pixels * scale, labels)."""
+    Z = model.logits(W, b, scaled_features(pixels, scale))
     loss = -model.log_softmax(Z)[np.arange(len(labels)), labels].mean()
     return float(loss), float((Z.argmax(axis=1) == labels).mean())
 

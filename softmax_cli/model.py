@@ -51,38 +51,32 @@ def loss_and_grad(W: np.ndarray, b: np.ndarray, X: np.ndarray, Y: np.ndarray):
 
 
 
-def cross_entropy_logit_grad(Z: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
-    """Return the summed cross-entropy of logits Z against integer labels, and d(mean loss)/dZ.
+def fused_cross_entropy_grad(Z, true_index, row_max, true_logits, denominators) -> None:
+    """Overwrite logits Z (m, k) with d(summed cross-entropy)/dZ = softmax(Z) - Y, allocating nothing.
 
-    The fast path of loss_and_grad: it overwrites Z with the gradient instead of allocating
-    probabilities and a one-hot matrix.
+    The fast path of loss_and_grad, for the training loop. true_index holds the flat index of each row's
+    true class in Z (row * k + label). The loss of the batch is sum(log(denominators)) - sum(true_logits);
+    both are filled here so that the loop can sum them once an epoch.
     """
-    rows = np.arange(len(Z))
-    Z -= Z.max(axis=1, keepdims=True)
-    true_logits = Z[rows, labels]
+    flat = Z.reshape(-1)
+    np.max(Z, axis=1, keepdims=True, out=row_max)
+    Z -= row_max                                   # the largest logit becomes 0: exp cannot overflow
+    np.take(flat, true_index, out=true_logits)
     np.exp(Z, out=Z)
-    totals = Z.sum(axis=1, keepdims=True)
-    loss = (np.log(totals[:, 0]) - true_logits).sum()  # log-sum-exp form: totals >= 1, never log(0)
-    Z /= totals
-    Z[rows, labels] -= 1
-    Z /= len(Z)
-    return float(loss), Z
+    np.sum(Z, axis=1, keepdims=True, out=denominators)  # >= 1, so its log is never log(0)
+    Z /= denominators
+    flat[true_index] -= 1
 
 
-def mse_logit_grad(Z: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
-    """Return the summed squared error of softmax(Z) against one-hot labels, and d(mean loss)/dZ.
+def mse_logit_grad(Z: np.ndarray, labels: np.ndarray) -> float:
+    """Overwrite logits Z with d(summed squared error of softmax(Z) against one-hot labels)/dZ; return that sum.
 
-    The squared error sums over the classes; the mean is over the samples. Z is overwritten.
+    The squared error sums over the classes; training divides by the batch size like the cross-entropy.
     """
     rows = np.arange(len(Z))
     P = softmax(Z)
-    P[rows, labels] -= 1                                  # P - Y
-    loss = float((P * P).sum())
-    P[rows, labels] += 1
-    dP = 2 * P
-    dP[rows, labels] -= 2                                 # 2 (P - Y)
-    Z[...] = P * (dP - (dP * P).sum(axis=1, keepdims=True)) / len(Z)  # the softmax Jacobian applied to dP
-    return loss, Z
-
-
-LOGIT_GRADIENTS = {"cross-entropy": cross_entropy_logit_grad, "mse": mse_logit_grad}
+    residual = P.copy()
+    residual[rows, labels] -= 1                    # P - Y
+    dP = 2 * residual
+    Z[...] = P * (dP - (dP * P).sum(axis=1, keepdims=True))  # the softmax Jacobian applied to dP
+    return float((residual * residual).sum())

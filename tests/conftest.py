@@ -1,4 +1,4 @@
-"""Fixtures shared by the tests: where the real MNIST copy is, and a model trained on it once per session."""
+"""Fixtures shared by the tests: where the real data sets are, and a model trained on MNIST once per session."""
 
 import os
 from pathlib import Path
@@ -8,14 +8,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _real_data_or_skip() -> Path:
-    """Return the folder SOFTMAX_DATA names; fail in CI when it is missing, skip elsewhere."""
-    value = os.environ.get("SOFTMAX_DATA") or str(REPO.parent / "shared" / "data" / "mnist")
-    path = Path(value)
-    if not path.is_absolute():
-        path = (REPO / path).resolve()
+def require(path: Path, what: str) -> Path:
+    """Return path if it exists; otherwise fail in CI (CI=true), where real-data tests must run, and skip elsewhere."""
     if not path.exists():
-        message = f"real MNIST data not found at {path}: set SOFTMAX_DATA to a local copy"
+        message = f"{what} not found at {path}: set SOFTMAX_DATA to a local copy of MNIST"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
@@ -24,7 +20,31 @@ def _real_data_or_skip() -> Path:
 
 @pytest.fixture(scope="session")
 def mnist_path() -> Path:
-    return _real_data_or_skip()
+    """The real MNIST copy that SOFTMAX_DATA names (default ../shared/data/mnist)."""
+    path = Path(os.environ.get("SOFTMAX_DATA") or REPO.parent / "shared" / "data" / "mnist")
+    return require(path if path.is_absolute() else (REPO / path).resolve(), "real MNIST data")
+
+
+@pytest.fixture(scope="session")
+def fashion_path(mnist_path) -> Path:
+    """The four official Fashion-MNIST files, in the folder beside the MNIST copy."""
+    return require(mnist_path.parent / "fashion-mnist", "Fashion-MNIST")
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_path):
+    from softmax_cli.data import load_dataset
+
+    return load_dataset(mnist_path)
+
+
+@pytest.fixture(scope="session")
+def mnist_model(mnist):
+    """A model trained on real MNIST with the default settings (W, b apply to pixels / 255)."""
+    from softmax_cli.config import TrainConfig
+    from softmax_cli.train import Trainer, fit
+
+    return fit(Trainer(TrainConfig(), mnist.n_features, mnist.n_classes), mnist.x_train, mnist.y_train)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -421,18 +421,6 @@ def test_importing_data_does_not_import_tensorflow():
 # --- Real data (slow) -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def fashion_path(mnist_path) -> Path:
-    """Return the Fashion-MNIST folder beside the MNIST copy; fail in CI when it is missing, skip elsewhere."""
-    path = mnist_path.parent / "fashion-mnist"
-    if not path.is_dir():
-        message = f"Fashion-MNIST not found at {path}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
-
 def assert_is_mnist(dataset: Dataset):
     assert dataset.x_train.shape == (60000, 28, 28) and dataset.x_test.shape == (10000, 28, 28)
     assert dataset.x_train.dtype == np.uint8 and dataset.y_train.dtype == np.int64

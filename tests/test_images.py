@@ -8,11 +8,9 @@ from PIL import Image, ImageDraw
 
 import redraw
 from softmax_cli import images, model
-from softmax_cli.config import TrainConfig
-from softmax_cli.data import features, load_dataset
+from softmax_cli.data import features
 from softmax_cli.errors import SoftmaxError
 from softmax_cli.images import expand_inputs, load_image, save_preprocessed, to_mnist
-from softmax_cli.train import fit
 
 
 def drawn(strokes, size=(112, 112), width=10) -> np.ndarray:
@@ -335,17 +333,6 @@ def test_saving_into_a_missing_folder_raises(tmp_path, expected):
 
 
 # --- real MNIST digits ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def mnist(mnist_path):
-    return load_dataset(mnist_path)
-
-
-@pytest.fixture(scope="module")
-def mnist_model(mnist):
-    """A model trained with the default settings (stands in until conftest.py shares one)."""
-    return fit(mnist.x_train, mnist.y_train, mnist.n_classes, TrainConfig())
 
 
 N_REDRAWN = 300  # enough to tell 85 % from the ~92 % expected (standard error 1.6 %), in seconds

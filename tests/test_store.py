@@ -523,7 +523,7 @@ W0, B0 = weights()
 )
 def test_invalid_model_contents(tmp_path, replaced, fragment):
     path = write_model_members(tmp_path / "model.npz", **replaced)
-    assert_refused(load_model, path, f"is not a valid softmax-cli model file (", fragment,
+    assert_refused(load_model, path, "is not a valid softmax-cli model file (", fragment,
                    "): train one with `softmax train --model")
 
 
