@@ -1,0 +1,255 @@
+"""Benchmark softmax-cli against scikit-learn, Keras and the tutorials' NumPy recipe on this machine, in one run.
+
+    python bench/run.py           # every method (several minutes); writes bench/out/
+    python bench/run.py --quick   # skips the card's command, Keras, full-batch NumPy and the scikit-learn curve;
+                                  # writes bench/out/quick/
+
+Writes results.md (tables ready for the README), results.json and time_to_accuracy.png, and prints the tables.
+Every figure comes from a child process: its wall clock from start to exit, its peak memory, and the one JSON
+line it prints. The data is $SOFTMAX_DATA (a folder or an .npz), else the shared MNIST copy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from measure import Failed, fastest, run
+from mnist import data_path
+from report import Row, Target, markdown, plot_time_to_accuracy, write_json
+
+HERE = Path(__file__).resolve().parent
+PYTHON = sys.executable
+SOFTMAX = str(Path(sys.executable).with_name("softmax"))  # the venv's console script, beside its python
+TRAIN_REPEATS, HELP_REPEATS, PREDICT_REPEATS = 3, 10, 5
+SKLEARN_CURVE_MAX_ITER = ["5", "10", "20", "50"]   # the curve's last point is the table's own fit, max_iter=100
+HEAVY_MODULES = {"tensorflow", "keras"}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="skip the card's command, Keras, full-batch NumPy and the scikit-learn curve")
+    parser.add_argument("--out", type=Path, help="folder for the results [default: bench/out, or bench/out/quick]")
+    args = parser.parse_args()
+    out = args.out or HERE / "out" / ("quick" if args.quick else "")
+    os.environ["SOFTMAX_DATA"] = str(data_path())  # absolute, so every child reads the same copy
+    about = {
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "load_average_at_start": os.getloadavg()[0],
+        "data": os.environ["SOFTMAX_DATA"],
+        "quick": args.quick,
+    }
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        warm_up(scratch, args.quick)
+        rows = benchmark(scratch, args.quick)
+        targets = check_targets(rows, scratch)
+    about["load_average_at_end"] = os.getloadavg()[0]
+    context = (
+        f"MNIST, 60,000 training and 10,000 test images; measured {about['started'][:10]} on {about['machine']}; "
+        f"load average {about['load_average_at_start']:.1f} at the start and {about['load_average_at_end']:.1f} "
+        "at the end (other work on the machine slows every figure)."
+    )
+    table = markdown(list(rows.values()), targets, context)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.md").write_text(table)
+    write_json(out / "results.json", list(rows.values()), targets, about)
+    plot_time_to_accuracy(out / "time_to_accuracy.png", list(rows.values()))
+    print(table)
+    print(f"written to {out}/: results.md, results.json, time_to_accuracy.png")
+
+
+def warm_up(scratch: Path, quick: bool) -> None:
+    """Run each program once untimed, so that no timed run pays for a cold disk or for building the data cache."""
+    progress("warming up")
+    commands = [
+        [SOFTMAX, "train", "--data", os.environ["SOFTMAX_DATA"], "--epochs", "1", "--model", str(scratch / "warm.npz")],
+        [PYTHON, "-c", "import sklearn.linear_model"],
+    ]
+    if not quick:
+        commands.append([PYTHON, "-c", "import keras"])
+    for command in commands:
+        try:
+            run(command)
+        except Failed:
+            pass  # the timed run of the same program fails too, and says why in its row
+
+
+def benchmark(scratch: Path, quick: bool) -> dict[str, Row]:
+    """Return the table's rows, keyed by a short name, measured one after the other."""
+    train = [SOFTMAX, "train", "--data", os.environ["SOFTMAX_DATA"], "--json"]
+    sklearn = [PYTHON, str(HERE / "sklearn_logreg.py")]
+    rows = {
+        "softmax": measure(
+            "softmax", "`softmax train` (defaults)",
+            [[*train, "--model", str(scratch / f"default-{i}.npz")] for i in range(TRAIN_REPEATS)],
+        )
+    }
+    if not rows["softmax"].problem:
+        add_curve(rows["softmax"], [PYTHON, str(HERE / "softmax_curve.py"), rows["softmax"].output["model"]],
+                  replaces=True)
+    # key, method, command, a command for more points of the curve, whether --quick skips it
+    competitors = [
+        ("card", "`softmax train --lr 0.01 --epochs 1000` (the card's command)",
+         [*train, "--lr", "0.01", "--epochs", "1000", "--model", str(scratch / "card.npz")], None, True),
+        ("sklearn", "scikit-learn `LogisticRegression()` (lbfgs, max_iter=100)", sklearn,
+         [*sklearn, "--max-iter", *SKLEARN_CURVE_MAX_ITER], False),
+        ("keras", "Keras `Dense(10, softmax)`, SGD(0.2), batch 32, 10 epochs", [PYTHON, str(HERE / "keras_dense.py")],
+         None, True),
+        ("numpy", "tutorials' full-batch NumPy float64, lr 0.01, 1000 steps",
+         [PYTHON, str(HERE / "numpy_full_batch.py")], None, True),
+    ]
+    for key, method, command, curve_command, slow in competitors:
+        if quick and slow:
+            rows[key] = Row(key, method, problem="skipped (--quick)")
+            continue
+        rows[key] = measure(key, method, [command])
+        if curve_command and not quick and not rows[key].problem:  # right away: under the same load as the row
+            add_curve(rows[key], curve_command)
+    for row in rows.values():
+        if row.whole_seconds is not None and rows["softmax"].whole_seconds:
+            row.ratio = row.whole_seconds / rows["softmax"].whole_seconds
+    return rows
+
+
+def measure(key: str, method: str, commands: list[list[str]]) -> Row:
+    """Return the row of the fastest of one run of each command; a failure becomes the row's problem."""
+    progress(f"{method}: {len(commands)} run{'s' if len(commands) > 1 else ''}")
+    row = Row(key, method, runs=len(commands))
+    try:
+        finished = fastest(commands)
+        row.output = finished.result()
+        row.test_accuracy = float(row.output["test_accuracy"])
+        row.train_seconds = float(row.output["train_seconds"])
+    except Failed as e:
+        row.problem = f"failed: {e}"
+        return row
+    except (KeyError, TypeError, ValueError) as e:
+        row.problem = f"failed: its result has no usable {e}"
+        return row
+    row.whole_seconds, row.peak_mb = finished.seconds, finished.peak_mb
+    row.curve = row.output.get("curve") or [[row.train_seconds, row.test_accuracy]]
+    progress(f"  {row.test_accuracy:.2%} in {row.train_seconds:.2f} s of training, {row.whole_seconds:.2f} s in all")
+    return row
+
+
+def add_curve(row: Row, command: list[str], replaces: bool = False) -> None:
+    """Put the time-to-accuracy points that command prints before row.curve (or in its place); note a failure.
+
+    The points are in order of training effort (epochs, iterations): the command's are smaller budgets than the
+    row's own run. They are never sorted by seconds, which other work on the machine can put out of order.
+    """
+    progress(f"  curve of {row.method}")
+    try:
+        output = run(command).result()
+        points = output["curve"]
+    except (Failed, KeyError) as e:
+        row.notes.append(f"its time-to-accuracy curve could not be measured: {e}")
+        return
+    row.curve = points if replaces else points + row.curve
+    if output.get("replay_matches_run") is False:
+        row.notes.append("the replay that scores each epoch did not end at the run's test accuracy; its curve is "
+                         "approximate")
+
+
+def check_targets(rows: dict[str, Row], scratch: Path) -> list[Target]:
+    """Return the Speed issue's targets with what was measured for each."""
+    default, card, sklearn = rows["softmax"], rows["card"], rows["sklearn"]
+    targets = [
+        target("`softmax train` (defaults) test accuracy", ">= 92.5%", default.test_accuracy,
+               lambda a: a >= 0.925, lambda a: f"{a:.2%}"),
+        target("`softmax train` (defaults) training seconds", "<= 0.5 s", default.train_seconds,
+               lambda s: s <= 0.5, lambda s: f"{s:.2f} s"),
+        target("the card's command: test accuracy and whole process", ">= 92.59% and <= 60 s",
+               None if card.problem else (card.test_accuracy, card.whole_seconds),
+               lambda m: m[0] >= 0.9259 and m[1] <= 60, lambda m: f"{m[0]:.2%} in {m[1]:.1f} s"),
+        target("`softmax train` whole process vs `LogisticRegression()` whole process", ">= 10× faster",
+               sklearn.ratio, lambda r: r >= 10,
+               lambda r: f"{r:.1f}× ({default.whole_seconds:.2f} s vs {sklearn.whole_seconds:.1f} s)"),
+    ]
+    model = default.output.get("model")
+    help_arguments = ["--help"]
+    predict_arguments = model and ["predict", str(write_test_image(scratch / "one.png")), "--model", model]
+    help_seconds = fastest_seconds(help_arguments, HELP_REPEATS)
+    predict_seconds = predict_arguments and fastest_seconds(predict_arguments, PREDICT_REPEATS)
+    imported = heavy_imports(help_arguments), predict_arguments and heavy_imports(predict_arguments)
+    targets += [
+        target(f"`softmax --help` whole process (fastest of {HELP_REPEATS})", "<= 0.3 s", help_seconds,
+               lambda s: s <= 0.3, lambda s: f"{s:.3f} s"),
+        target(f"`softmax predict one.png` whole process (fastest of {PREDICT_REPEATS})", "<= 0.6 s",
+               predict_seconds, lambda s: s <= 0.6, lambda s: f"{s:.3f} s"),
+        target("`softmax train` (defaults) peak memory, local data", "<= 400 MB", default.peak_mb,
+               lambda mb: mb <= 400, lambda mb: f"{mb:.0f} MB"),
+        target("`softmax --help` and `softmax predict` import no TensorFlow (`python -X importtime`)",
+               "none imported", None if None in imported else imported, lambda found: not any(found),
+               lambda found: "; ".join(f"{command}: {', '.join(modules) or 'none'}"
+                                       for command, modules in zip(("--help", "predict"), found))),
+    ]
+    return targets
+
+
+def target(goal, wanted, value, passes, shown) -> Target:
+    """Return the Target for a measured value (None when it could not be measured), judged by passes."""
+    if value is None:
+        return Target(goal, wanted, "not measured", None)
+    return Target(goal, wanted, shown(value), bool(passes(value)))
+
+
+def fastest_seconds(arguments: list[str], repeats: int) -> float | None:
+    """Return the least whole-process seconds of `softmax ARGUMENTS` in repeats runs, or None when one fails."""
+    progress(f"softmax {arguments[0]}: {repeats} runs")
+    try:
+        return fastest([[SOFTMAX, *arguments]] * repeats).seconds
+    except Failed as e:
+        progress(f"  failed: {e}")
+        return None
+
+
+def heavy_imports(arguments: list[str]) -> list[str] | None:
+    """Return the TensorFlow and Keras modules that `softmax ARGUMENTS` imports, or None when it fails."""
+    try:
+        finished = run([PYTHON, "-X", "importtime", "-m", "softmax_cli", *arguments])
+    except Failed as e:
+        progress(f"  the import check of softmax {arguments[0]} failed: {e}")
+        return None
+    # -X importtime writes one line per module imported: "import time: self | cumulative | name"
+    lines = [line for line in finished.stderr.splitlines() if line.startswith("import time:")]
+    names = [line.rsplit("|", 1)[-1].strip() for line in lines]
+    return sorted({name for name in names if name.split(".")[0] in HEAVY_MODULES})
+
+
+def write_test_image(path: Path) -> Path:
+    """Write the first test image of the data set to path as a PNG and return path."""
+    from PIL import Image
+    from softmax_cli.data import load_dataset
+
+    Image.fromarray(load_dataset(os.environ["SOFTMAX_DATA"]).x_test[0]).save(path)
+    return path
+
+
+def machine() -> str:
+    """Return the processor, the number of cores, and the Python and NumPy versions, in words."""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, NumPy {np.__version__}"
+
+
+def progress(message: str) -> None:
+    """Tell the person running the benchmark what it is doing, on stderr (the tables go to stdout)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()
