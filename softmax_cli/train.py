@@ -43,6 +43,11 @@ def split_validation(pixels: np.ndarray, labels: np.ndarray, fraction: float, se
     """Return (train_pixels, train_labels, val_pixels, val_labels), a seeded random split of the training set."""
     order = np.random.default_rng([seed, 1]).permutation(len(labels))
     n_val = int(round(fraction * len(labels)))
+    if not 0 < n_val < len(labels):
+        raise SoftmaxError(
+            f"a validation split of {fraction:g} of {len(labels)} samples leaves {len(labels) - n_val} for training "
+            f"and {n_val} for validation: choose a val_split that leaves some of each"
+        )
     val, train = order[:n_val], order[n_val:]
     return pixels[train], labels[train], pixels[val], labels[val]
 
@@ -130,7 +135,7 @@ class Trainer:
                 np.multiply(gradient, lr, out=update)
             self.weights -= update
             self.step += 1
-            if self.step > average_start:
+            if config.average and self.step > average_start:  # partial_fit's epochs may vary in length
                 self.weight_sum += self.weights
                 self.n_averaged += 1
 

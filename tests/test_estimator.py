@@ -1,0 +1,194 @@
+"""SoftmaxRegression: scikit-learn's own estimator checks, its place in pipelines and grid searches, and that it
+learns exactly what the CLI's training loop learns."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.datasets import load_digits
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from softmax_cli import SoftmaxRegression
+from softmax_cli.config import TrainConfig
+from softmax_cli.data import features, load_dataset
+from softmax_cli.model import loss_and_grad
+from softmax_cli.train import Trainer, fit
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """scikit-learn's 8x8 digits as (x_train, x_test, y_train, y_test), pixels 0..16."""
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+
+
+@parametrize_with_checks([
+    SoftmaxRegression(),
+    SoftmaxRegression(loss="mse", batch_size=0, schedule="cosine", l2=0.01, val_split=0.2, patience=1, epochs=20),
+])
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_hyperparameters_are_the_cli_settings_with_their_defaults():
+    assert SoftmaxRegression().get_params() == TrainConfig().to_dict()
+
+
+def test_the_weights_are_those_of_the_cli_training_loop(digits):
+    x_train, _, y_train, _ = digits
+    estimator = SoftmaxRegression(epochs=3, l2=1e-3).fit(x_train / 16, y_train)
+
+    result = fit(Trainer(TrainConfig(epochs=3, l2=1e-3), 64, 10, scale=1.0), x_train / 16, y_train)
+    assert_array_equal(estimator.coef_, result.W.T)
+    assert_array_equal(estimator.intercept_, result.b)
+    assert estimator.n_iter_ == 3 and [epoch["loss"] for epoch in estimator.history_] == [
+        epoch["loss"] for epoch in result.history
+    ]
+
+
+def test_the_same_model_as_softmax_train(capsys, tmp_path):
+    """`softmax train` folds the 1/255 into the weights; fitting pixels / 255 gives the same model up to rounding."""
+    from test_cli import run
+
+    model = tmp_path / "digits.npz"
+    code, _, err = run(capsys, "train", "--dataset", "digits", "--model", model, "--quiet")
+    assert code == 0, err
+    digits = load_dataset(name="digits")
+    estimator = SoftmaxRegression().fit(features(digits.x_train), digits.y_train)
+    with np.load(model) as saved:
+        assert_allclose(estimator.coef_, saved["W"].T, atol=1e-5)
+        assert_allclose(estimator.intercept_, saved["b"], atol=1e-5)
+
+
+def test_pipeline_and_grid_search_on_digits(digits):
+    x_train, x_test, y_train, y_test = digits
+    pipeline = make_pipeline(StandardScaler(), SoftmaxRegression())
+    grid = {"softmaxregression__lr": [0.03, 0.3], "softmaxregression__l2": [0.0, 1e-3]}
+    search = GridSearchCV(pipeline, grid, cv=3).fit(x_train, y_train)
+
+    assert search.best_score_ > 0.93
+    assert search.score(x_test, y_test) > 0.93
+    assert pipeline.fit(x_train, y_train).score(x_test, y_test) > 0.93
+
+
+def test_probabilities_and_scores_agree(digits):
+    x_train, x_test, y_train, _ = digits
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    estimator = SoftmaxRegression().fit(x_train / 16, names[y_train])
+    probabilities = estimator.predict_proba(x_test / 16)
+
+    assert_array_equal(estimator.classes_, np.sort(names))
+    assert estimator.coef_.shape == (10, 64) and estimator.intercept_.shape == (10,)
+    assert probabilities.shape == (len(x_test), 10)
+    assert_allclose(probabilities.sum(axis=1), 1)
+    assert_allclose(np.exp(estimator.predict_log_proba(x_test / 16)), probabilities)
+    assert_array_equal(estimator.predict(x_test / 16), estimator.classes_[probabilities.argmax(axis=1)])
+    assert_array_equal(estimator.decision_function(x_test / 16).argmax(axis=1), probabilities.argmax(axis=1))
+
+
+def test_two_classes_have_two_probability_columns_and_one_margin(digits):
+    x_train, x_test, y_train, _ = digits
+    ones_and_zeros = y_train < 2
+    estimator = SoftmaxRegression().fit(x_train[ones_and_zeros] / 16, y_train[ones_and_zeros] == 1)
+    margins = estimator.decision_function(x_test / 16)
+
+    assert estimator.coef_.shape == (2, 64) and margins.shape == (len(x_test),)
+    assert_array_equal(estimator.predict(x_test / 16), margins > 0)
+    assert_allclose(estimator.predict_proba(x_test / 16)[:, 1], 1 / (1 + np.exp(-margins)))
+
+
+def test_early_stopping_with_a_validation_split(digits):
+    x_train, _, y_train, _ = digits
+    estimator = SoftmaxRegression(val_split=0.2, patience=2, epochs=100, schedule="constant").fit(x_train / 16, y_train)
+
+    assert 2 < estimator.n_iter_ < 100
+    val_losses = [epoch["val_loss"] for epoch in estimator.history_]
+    assert min(val_losses[-2:]) >= min(val_losses[:-2])  # two epochs in a row without a better validation loss
+
+
+def test_partial_fit_over_the_same_data_is_fit_at_a_constant_rate_without_averaging(digits):
+    x_train, _, y_train, _ = digits
+    estimator = SoftmaxRegression()
+    for _ in range(3):
+        estimator.partial_fit(x_train / 16, y_train, classes=range(10))
+
+    same = SoftmaxRegression(epochs=3, schedule="constant", average=0).fit(x_train / 16, y_train)
+    assert_array_equal(estimator.coef_, same.coef_)
+    assert estimator.n_iter_ == 3
+
+
+def test_partial_fit_takes_one_plain_gradient_step_per_sample_without_momentum(digits):
+    """Chunks of any size, one after another: every step is W -= lr * gradient, never an average of weights."""
+    x_train, _, y_train, _ = digits
+    X = x_train / 16
+    estimator = SoftmaxRegression(momentum=0, lr=0.5).partial_fit(X[:300], y_train[:300], classes=range(10))
+    W, b = estimator.coef_.T.astype(np.float64), estimator.intercept_.astype(np.float64)
+    for i in range(300, 303):
+        estimator.partial_fit(X[i : i + 1], y_train[i : i + 1])
+        _, dW, db = loss_and_grad(W, b, X[i : i + 1], np.eye(10)[y_train[i : i + 1]])
+        W, b = W - 0.5 * dW, b - 0.5 * db
+    assert_allclose(estimator.coef_.T, W, atol=1e-5)
+    assert_allclose(estimator.intercept_, b, atol=1e-5)
+
+
+def test_partial_fit_after_fit_goes_on_from_its_coefficients(digits):
+    x_train, x_test, y_train, y_test = digits
+    estimator = SoftmaxRegression().fit(x_train / 16, y_train)
+    before = estimator.score(x_test / 16, y_test)
+    estimator.partial_fit(x_train / 16, y_train)
+    assert estimator.n_iter_ == 1
+    assert estimator.score(x_test / 16, y_test) > before - 0.02 > 0.9
+
+
+def test_partial_fit_needs_every_class_on_its_first_call(digits):
+    x_train, _, y_train, _ = digits
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        SoftmaxRegression().partial_fit(x_train, y_train)
+    estimator = SoftmaxRegression().partial_fit(x_train[:10] / 16, y_train[:10], classes=range(10))
+    with pytest.raises(ValueError, match="not among the classes"):
+        estimator.partial_fit(x_train[:10] / 16, y_train[:10] + 10)
+    with pytest.raises(ValueError, match="differs from the classes"):
+        estimator.partial_fit(x_train[:10] / 16, y_train[:10], classes=range(11))
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"lr": 0}, "lr must be positive, got 0"),
+        ({"schedule": "step"}, "schedule must be one of linear, cosine, constant"),
+        ({"val_split": 0.0001}, "leaves 1347 for training and 0 for validation"),
+        ({"lr": 1e37}, "training diverged"),
+    ],
+)
+def test_bad_settings_are_value_errors(digits, settings, message):
+    x_train, _, y_train, _ = digits
+    with pytest.raises(ValueError, match=message):
+        SoftmaxRegression(**settings).fit(x_train, y_train)
+
+
+def test_sparse_input_is_refused_clearly(digits):
+    from scipy.sparse import csr_matrix
+
+    x_train, _, y_train, _ = digits
+    with pytest.raises(TypeError, match="dense data is required"):
+        SoftmaxRegression().fit(csr_matrix(x_train), y_train)
+
+
+def test_importing_the_package_does_not_import_scikit_learn():
+    """`softmax --help` must stay fast: scikit-learn loads only when SoftmaxRegression is asked for."""
+    code = "import sys, softmax_cli.cli; assert 'sklearn' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert SoftmaxRegression.__module__ == "softmax_cli.estimator"
+    with pytest.raises(AttributeError, match="has no attribute 'SoftmaxRegresion'"):
+        __import__("softmax_cli").SoftmaxRegresion
+
+
+@pytest.mark.slow
+def test_real_mnist_scores_at_least_92_percent(mnist):
+    estimator = SoftmaxRegression().fit(features(mnist.x_train), mnist.y_train)
+    assert estimator.score(features(mnist.x_test), mnist.y_test) >= 0.92
