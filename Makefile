@@ -9,7 +9,7 @@ export SOFTMAX_DATA := ../shared/data/mnist
 endif
 endif
 
-.PHONY: install train test test-fast bench clean
+.PHONY: install train test test-fast bench clean compare compare-losses
 
 install: $(BIN)/softmax
 
@@ -29,6 +29,14 @@ test-fast: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+# softmax train against scikit-learn's LogisticRegression(): test accuracy, fit and whole-process seconds
+compare: install
+	$(BIN)/python bench/compare.py
+
+# cross-entropy against mean squared error: bench/out/losses.md and losses.png
+compare-losses: install
+	$(BIN)/python bench/compare_losses.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache bench/out

@@ -40,15 +40,25 @@ def data_option(command):
     )(command)
 
 
-dataset_option = click.option(
-    "--dataset",
-    "dataset_name",
-    type=click.Choice(DATASETS),
-    default="mnist",
-    show_default=True,
-    help="Which data set: MNIST digits, Fashion-MNIST clothes (both through keras.datasets unless --data), or "
-    "scikit-learn's bundled 8x8 digits (no download).",
-)
+def choose_dataset_option(default: str | None, shown_default: str | bool = True):
+    return click.option(
+        "--dataset",
+        "dataset_name",
+        type=click.Choice(DATASETS),
+        default=default,
+        show_default=shown_default,
+        help="Which data set: MNIST digits, Fashion-MNIST clothes (both through keras.datasets unless --data), or "
+        "scikit-learn's bundled 8x8 digits (no download).",
+    )
+
+
+dataset_option = choose_dataset_option("mnist")
+
+
+def data_path(data: Path | None, dataset_name: str) -> Path | None:
+    """Return the local copy to read the data set from, if any: SOFTMAX_DATA never stands for the bundled digits."""
+    source = click.get_current_context().get_parameter_source("data")
+    return None if dataset_name == "digits" and source is click.core.ParameterSource.ENVIRONMENT else data
 
 
 def model_option(help_text: str, must_exist: bool):
@@ -64,6 +74,15 @@ def model_option(help_text: str, must_exist: bool):
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
+
+
+def config_option(help_text: str):
+    return click.option(
+        "--config",
+        "config_file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help=help_text,
+    )
 
 
 def default_help(text: str, name: str) -> str:
@@ -125,12 +144,7 @@ def cli():
                       "patience"),
 )
 @click.option("--seed", type=int, help=default_help("Random seed for shuffling; same seed, same weights.", "seed"))
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A TOML file of settings (see configs/); options given on the command line override it.",
-)
+@config_option("A TOML file of settings (see configs/); options given on the command line override it.")
 @dataset_option
 @data_option
 @model_option("Where to save the trained model.", must_exist=False)
@@ -170,13 +184,13 @@ def train(config_file, dataset_name, data, model_path, checkpoint_path, history_
         check_same_settings(trainer.config, make_config(config_file, **settings), settings, config_file)
         dataset_name = state.get("dataset", dataset_name)
     config = make_config(config_file, **settings) if checkpoint_path is None else trainer.config
-    dataset = load_dataset(data, name=dataset_name)
+    dataset = load_dataset(data_path(data, dataset_name), name=dataset_name)
     pixels, labels, validation = dataset.x_train, dataset.y_train, None
     if config.val_split:
         pixels, labels, *validation = split_validation(pixels, labels, config.val_split, config.seed)
     if checkpoint_path is None:
         trainer = Trainer(config, dataset.n_features, dataset.n_classes)
-    elif (trainer.n_features, trainer.n_classes) != (dataset.n_features, dataset.n_classes):
+    elif state.get("training_data") != dataset.fingerprint() or trainer.n_classes != dataset.n_classes:
         raise SoftmaxError(f"{checkpoint_path} was made on other data: resume with the --data it was trained on")
 
     with progress_bar(config.epochs, trainer.epoch, disable=quiet) as bar, StopRequest() as stop:
@@ -184,10 +198,10 @@ def train(config_file, dataset_name, data, model_path, checkpoint_path, history_
     if result.interrupted:
         saved_at = checkpoint_path or checkpoint_path_for(model_path)
         arrays, state = trainer.to_checkpoint()
-        save_checkpoint(saved_at, arrays, {**state, "dataset": dataset.name})
+        save_checkpoint(saved_at, arrays, {**state, "dataset": dataset.name, "training_data": dataset.fingerprint()})
         click.echo(
             f"softmax: interrupted after epoch {trainer.epoch} of {config.epochs}; {model_path} was not written. "
-            f"Continue with: softmax train --resume {saved_at}",
+            f"To continue, run the same command with --resume {saved_at}",  # same --data and --model, above all
             err=True,
         )
         return EXIT_INTERRUPTED
@@ -312,6 +326,7 @@ class progress_bar:
 
 @cli.command()
 @model_option("The model file to evaluate.", must_exist=True)
+@choose_dataset_option(None, "the model's data set")
 @data_option
 @click.option(
     "--plots",
@@ -321,14 +336,16 @@ class progress_bar:
     "learning curves and the most confident mistakes.",
 )
 @json_option
-def evaluate(model_path, data, plots_dir, as_json):
+def evaluate(model_path, dataset_name, data, plots_dir, as_json):
     """Test-set accuracy, per-class precision, recall and F1, and the confusion matrix of a saved model."""
     from .data import load_dataset
     from .metrics import classification_summary, probabilities
     from .store import load_model
 
     saved = load_model(model_path)
-    dataset = load_dataset(data)
+    if dataset_name is None:
+        dataset_name = saved.metadata["dataset"] if saved.metadata["dataset"] in DATASETS else "mnist"
+    dataset = load_dataset(data_path(data, dataset_name), name=dataset_name)
     check_model_fits(saved, dataset.image_shape, dataset.n_classes, data)
     test_probabilities = probabilities(saved.W, saved.b, dataset.x_test)
     summary = classification_summary(dataset.y_test, test_probabilities.argmax(axis=1), saved.class_names)
@@ -625,6 +642,113 @@ EPOCH_STATS = {"loss": ("loss", ".4f"), "accuracy": ("accuracy", ".2%"),
 def format_epoch(stats: dict) -> str:
     """Return one epoch's loss and accuracy (and their validation values, when recorded) as text."""
     return ", ".join(f"{label} {stats[key]:{spec}}" for key, (label, spec) in EPOCH_STATS.items() if key in stats)
+
+
+class NumberList(click.ParamType):
+    """Comma-separated values, each checked by one Click type (e.g. 0.1,0.3,1); a repeated value counts once."""
+
+    name = "x,y,..."
+
+    def __init__(self, item_type: click.ParamType):
+        self.item_type = item_type
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):  # already converted: Click passes defaults through convert too
+            return value
+        items = [item.strip() for item in str(value).split(",")]
+        if not all(items):
+            self.fail(f"{value!r} is not a list of values: give one or more separated by commas, e.g. 1,2,3",
+                      param, ctx)
+        return tuple(dict.fromkeys(self.item_type.convert(item, param, ctx) for item in items))
+
+
+@cli.command()
+@click.option("--lr", "lr_values", type=NumberList(click.FloatRange(min=0, min_open=True)), default="0.1,0.3,1",
+              show_default=True, help="Learning rates to try.")
+@click.option("--batch-size", "batch_sizes", type=NumberList(BatchSize()), default="50,100,200", show_default=True,
+              help="Batch sizes to try; 'full' is the whole training set in every step.")
+@click.option("--l2", "l2_values", type=NumberList(click.FloatRange(min=0)), default="0,1e-4,1e-3",
+              show_default=True, help="L2 penalties to try.")
+@click.option(
+    "--val-split",
+    type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+    default=1 / 6,
+    show_default="1/6",
+    help="The fraction of the training set held out to score each setting on (1/6 of MNIST's is 10,000 images).",
+)
+@click.option("--epochs", type=click.IntRange(min=1), help=default_help("Passes over the training set.", "epochs"))
+@click.option("--seed", type=int,
+              help=default_help("Random seed for the validation split and the shuffling.", "seed"))
+@config_option("A TOML file of the other settings (momentum, schedule, ...); --epochs and --seed override it.")
+@dataset_option
+@data_option
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the best settings to this TOML file, for `softmax train --config FILE`.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no table: only the best settings.")
+@json_option
+def tune(lr_values, batch_sizes, l2_values, val_split, epochs, seed, config_file, dataset_name, data, out_path,
+         quiet, as_json):
+    """Choose the learning rate, batch size and L2 penalty by grid search on a validation split.
+
+    Every combination of the --lr, --batch-size and --l2 values is trained on the training set minus
+    a held-out part (--val-split) and scored on that part. The test set is never used, so the test
+    accuracy `softmax train` reports with the chosen settings stays a fair estimate.
+
+    The table ranks the settings by validation loss (the mean cross-entropy on the held-out images),
+    lowest first: it moves smoothly with the weights, while accuracy moves in steps of one image and
+    often ties. --out writes the best as a config file with every setting; `softmax train --config
+    FILE` then trains with it on the whole training set.
+    """
+    from .data import load_dataset
+    from .tune import search, write_best_config
+
+    base = make_config(config_file, epochs=epochs, seed=seed)
+    dataset = load_dataset(data_path(data, dataset_name), name=dataset_name)
+    grid_size = len(lr_values) * len(batch_sizes) * len(l2_values)
+    with progress_bar(grid_size * base.epochs, 0, disable=quiet) as bar:
+        result = search(base, dataset.x_train, dataset.y_train, dataset.n_classes, val_split,
+                        lr_values, batch_sizes, l2_values, on_epoch=bar)
+    if out_path is not None:
+        write_best_config(out_path, result, dataset.name)
+    best = result.best
+    if as_json:
+        trials = [{"rank": rank, **trial.to_dict()} for rank, trial in enumerate(result.trials, 1)]
+        click.echo(json.dumps({
+            "ranked_by": "val_loss", "dataset": dataset.name, "n_train": result.n_train,
+            "n_validation": result.n_validation, "seconds": result.seconds, "trials": trials,
+            "best": best.config.to_dict(), "best_val_accuracy": best.val_accuracy, "best_val_loss": best.val_loss,
+            "out": None if out_path is None else str(out_path),
+        }))
+        return
+    if not quiet:
+        click.echo(tune_table(result.trials))
+        click.echo(f"\n{grid_size} settings in {result.seconds:.1f} s, each trained on {result.n_train:,} images and "
+                   f"scored on {result.n_validation:,} held out of the {dataset.name} training set.")
+    click.echo(
+        f"best, by validation loss: lr {best.config.lr:g}, batch size {format_batch_size(best.config.batch_size)}, "
+        f"l2 {best.config.l2:g} (validation accuracy {best.val_accuracy:.2%}, loss {best.val_loss:.4f})"
+    )
+    if out_path is not None:
+        click.echo(f"written to {out_path}; train with it:  softmax train --config {out_path}")
+    else:
+        click.echo("save these settings for `softmax train --config FILE` with --out FILE")
+
+
+def tune_table(trials) -> str:
+    """Return the ranked table `softmax tune` prints, one row per trial, best first."""
+    lines = [f"{'rank':>4}  {'lr':>8}  {'batch size':>10}  {'l2':>8}  {'val accuracy':>12}  {'val loss':>8}  "
+             f"{'seconds':>7}"]
+    for rank, trial in enumerate(trials, 1):
+        config = trial.config
+        settings = f"{rank:>4}  {config.lr:>8g}  {format_batch_size(config.batch_size):>10}  {config.l2:>8g}"
+        scores = (f"{'diverged':>12}  {'-':>8}" if trial.problem
+                  else f"{trial.val_accuracy:>12.2%}  {trial.val_loss:>8.4f}")
+        lines.append(f"{settings}  {scores}  {trial.seconds:>7.2f}")
+    return "\n".join(lines)
+
+
+def format_batch_size(batch_size: int) -> str:
+    return "full" if batch_size == 0 else str(batch_size)
 
 
 def main(argv=None) -> None:

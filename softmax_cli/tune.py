@@ -1,0 +1,144 @@
+"""Grid search: train every combination of learning rate, batch size and L2 strength, score each on images held
+out of the training set, rank them, and write the best as a config file for `softmax train --config`.
+
+Only the training set is ever seen here: the caller hands in training pixels and labels, so the test set stays
+an unbiased estimate of the chosen model. Settings are ranked by validation loss (the mean cross-entropy on the
+held-out images), lowest first: it moves smoothly with the weights, where accuracy moves in steps of one image
+and ties between close settings.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .config import TrainConfig
+from .errors import SoftmaxError
+from .train import Trainer, fit, split_validation
+
+GRID_SETTINGS = ("lr", "batch_size", "l2")  # what the search varies; every other setting comes from the base
+
+
+@dataclass(frozen=True)
+class Trial:
+    """How one combination of settings did on the validation images; val_loss is None when training diverged."""
+
+    config: TrainConfig
+    val_loss: float | None
+    val_accuracy: float | None
+    seconds: float
+    problem: str | None = None  # why there is no score, in one line
+
+    def to_dict(self) -> dict:
+        """Return the grid's settings and the scores as a JSON-able dict."""
+        settings = {name: getattr(self.config, name) for name in GRID_SETTINGS}
+        return {**settings, "val_accuracy": self.val_accuracy, "val_loss": self.val_loss,
+                "seconds": self.seconds, "problem": self.problem}
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """Every trial of a search, best first, and the images it was trained and scored on."""
+
+    trials: list[Trial]
+    n_train: int
+    n_validation: int
+    val_split: float
+    seconds: float
+
+    @property
+    def best(self) -> Trial:
+        return self.trials[0]
+
+
+def expand_grid(base: TrainConfig, lr, batch_size, l2) -> list[TrainConfig]:
+    """Return one copy of base per combination of the given values, in the order lr, then batch size, then l2."""
+    return [base.replace(lr=a, batch_size=b, l2=c) for a, b, c in itertools.product(lr, batch_size, l2)]
+
+
+def run_trial(config: TrainConfig, pixels, labels, n_classes: int, validation,
+              on_epoch: Callable[[dict], None] | None = None) -> Trial:
+    """Return the validation scores of the weights that training with config gives on (pixels, labels)."""
+    trainer = Trainer(config, int(np.prod(pixels.shape[1:])), n_classes)
+    started = time.perf_counter()
+    try:
+        result = fit(trainer, pixels, labels, on_epoch=on_epoch, validation=validation)
+    except SoftmaxError as e:  # a learning rate too large for the others diverges; the rest of the grid goes on
+        return Trial(config, None, None, time.perf_counter() - started, problem=str(e))
+    seconds, last = time.perf_counter() - started, result.history[-1]
+    if not math.isfinite(last["val_loss"]):  # finite training steps can still average to weights that overflow
+        return Trial(config, None, None, seconds, problem=f"training diverged: the validation loss is {last['val_loss']}")
+    return Trial(config, last["val_loss"], last["val_accuracy"], seconds)
+
+
+def rank(trials: list[Trial]) -> list[Trial]:
+    """Return the trials best first: lowest validation loss, then highest accuracy; diverged ones last, in order."""
+    return sorted(trials, key=lambda t: (t.val_loss is None, t.val_loss or 0.0, -(t.val_accuracy or 0.0)))
+
+
+def search(
+    base: TrainConfig,
+    pixels: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    val_split: float,
+    lr,
+    batch_size,
+    l2,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> TuneResult:
+    """Return the ranked trials of every grid combination, trained on the training images minus a validation split.
+
+    pixels and labels are the training set only. The split is seeded by base.seed, so each combination sees
+    the same images; on_epoch is called after every epoch of every trial. Raises SoftmaxError when no
+    combination trained without diverging, so the best trial always has scores.
+    """
+    pixels, labels, *validation = split_validation(pixels, labels, val_split, base.seed)
+    started = time.perf_counter()
+    trials = [run_trial(config, pixels, labels, n_classes, validation, on_epoch)
+              for config in expand_grid(base, lr, batch_size, l2)]
+    if all(trial.problem for trial in trials):
+        raise SoftmaxError(f"training diverged with every one of the {len(trials)} settings: try smaller --lr values")
+    return TuneResult(rank(trials), len(labels), len(validation[1]), val_split, time.perf_counter() - started)
+
+
+def best_config_text(result: TuneResult, dataset_name: str, path: str | Path) -> str:
+    """Return the best settings as TOML, every TrainConfig setting, under comments saying how they were chosen."""
+    best = result.best
+    header = [
+        f"Chosen by `softmax tune` from {len(result.trials)} combinations of lr, batch_size and l2, ranked by",
+        f"validation loss on {result.n_validation:,} images held out of the {dataset_name} training set"
+        f" (val_split {result.val_split:.4g});",
+        f"trained on the other {result.n_train:,}. The test set was not used.",
+        f"Validation accuracy {best.val_accuracy:.2%}, validation loss {best.val_loss:.4f}.",
+        f"Train with:  softmax train --config {path}",
+    ]
+    lines = [f"# {line}" for line in header]
+    lines += [f"{name} = {toml_value(value)}" for name, value in best.config.to_dict().items()]
+    return "\n".join(lines) + "\n"
+
+
+def toml_value(value) -> str:
+    """Return a setting (a number or a string) written as a TOML value that reads back as the same type."""
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string of plain text is a valid TOML basic string
+    if isinstance(value, float):
+        return repr(value)  # always has a '.' or an exponent (or is inf/nan), so TOML reads a float back
+    return str(value)
+
+
+def write_best_config(path: str | Path, result: TuneResult, dataset_name: str) -> Path:
+    """Return path, after writing the best settings there as a TOML config file."""
+    path = Path(path)
+    try:
+        path.write_text(best_config_text(result, dataset_name, path))
+    except OSError as e:
+        raise SoftmaxError(f"cannot write the best settings to {path}: {e.strerror or e}") from None
+    return path
