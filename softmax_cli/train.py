@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import model
 from .config import TrainConfig
@@ -217,34 +218,37 @@ def fit(
     if X.shape[1] != trainer.n_features:
         raise SoftmaxError(f"the data has {X.shape[1]} features per sample but training expects {trainer.n_features}")
     result = TrainResult(*trainer.coefficients(), history=trainer.history)
-    started = time.perf_counter()
-    seconds_before = trainer.history[-1]["seconds"] if trainer.history else 0.0
-    while trainer.epoch < config.epochs:
-        stats = trainer.train_epoch(X, labels)
-        if not (math.isfinite(stats["loss"]) and trainer.is_finite()):
-            raise SoftmaxError(
-                f"training diverged in epoch {stats['epoch']} (the loss became {stats['loss']}): "
-                f"try a smaller --lr than {config.lr}"
-            )
-        if validation is not None:
-            stats["val_loss"], stats["val_accuracy"] = loss_and_accuracy(
-                *trainer.coefficients(), *validation, scale=trainer.scale
-            )
-        stats["seconds"] = seconds_before + time.perf_counter() - started
-        trainer.history.append(stats)
-        if on_epoch is not None:
-            on_epoch(stats)
-        if validation is not None and config.patience:
-            if stats["val_loss"] < trainer.best_val_loss:
-                trainer.best_val_loss, trainer.epochs_since_best = stats["val_loss"], 0
-            else:
-                trainer.epochs_since_best += 1
-                if trainer.epochs_since_best >= config.patience:
-                    result.stopped_early = True
-                    break
-        if should_stop is not None and should_stop():
-            result.interrupted = trainer.epoch < config.epochs
-            break
+    # One BLAS thread: each step's matrices are small, and a second thread that has to wait for a busy core
+    # made steps up to 20 times slower on a loaded two-core machine (bench/ and tune measured it).
+    with threadpool_limits(limits=1, user_api="blas"):
+        started = time.perf_counter()
+        seconds_before = trainer.history[-1]["seconds"] if trainer.history else 0.0
+        while trainer.epoch < config.epochs:
+            stats = trainer.train_epoch(X, labels)
+            if not (math.isfinite(stats["loss"]) and trainer.is_finite()):
+                raise SoftmaxError(
+                    f"training diverged in epoch {stats['epoch']} (the loss became {stats['loss']}): "
+                    f"try a smaller --lr than {config.lr}"
+                )
+            if validation is not None:
+                stats["val_loss"], stats["val_accuracy"] = loss_and_accuracy(
+                    *trainer.coefficients(), *validation, scale=trainer.scale
+                )
+            stats["seconds"] = seconds_before + time.perf_counter() - started
+            trainer.history.append(stats)
+            if on_epoch is not None:
+                on_epoch(stats)
+            if validation is not None and config.patience:
+                if stats["val_loss"] < trainer.best_val_loss:
+                    trainer.best_val_loss, trainer.epochs_since_best = stats["val_loss"], 0
+                else:
+                    trainer.epochs_since_best += 1
+                    if trainer.epochs_since_best >= config.patience:
+                        result.stopped_early = True
+                        break
+            if should_stop is not None and should_stop():
+                result.interrupted = trainer.epoch < config.epochs
+                break
+        result.train_seconds = seconds_before + time.perf_counter() - started
     result.W, result.b = trainer.coefficients()
-    result.train_seconds = seconds_before + time.perf_counter() - started
     return result
