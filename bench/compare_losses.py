@@ -45,7 +45,7 @@ def main():
     best = {loss: max((run for run in runs if run["config"].loss == loss), key=final_val_accuracy)
             for loss in LEARNING_RATES}
     args.out.mkdir(parents=True, exist_ok=True)
-    table = markdown(best.values(), runs, args.epochs, len(labels), len(validation[1]))
+    table = markdown(best.values(), runs, args.epochs, len(labels), len(validation[1]), len(dataset.y_test))
     (args.out / "losses.md").write_text(table)
     histories = {f"{loss}, lr {run['config'].lr:g}": run["history"] for loss, run in best.items()}
     plot_loss_comparison(histories, args.out / "losses.png", metric="accuracy")
@@ -73,7 +73,7 @@ def final_val_accuracy(run: dict) -> float:
     return run["history"][-1]["val_accuracy"]
 
 
-def markdown(best, runs, epochs: int, n_train: int, n_validation: int) -> str:
+def markdown(best, runs, epochs: int, n_train: int, n_validation: int, n_test: int) -> str:
     """Return the comparison as markdown: the best run of each loss, then every run."""
     shown_epochs = sorted({e for e in (1, 2, 5, epochs) if e <= epochs})
     header = ("| loss | lr | " + " | ".join(f"after {e} epoch{'s' if e > 1 else ''}" for e in shown_epochs)
@@ -90,12 +90,12 @@ def markdown(best, runs, epochs: int, n_train: int, n_validation: int) -> str:
     return "\n".join([
         "# Cross-entropy vs mean squared error on the softmax outputs",
         "",
-        f"MNIST; every run trains on {n_train:,} training images for {epochs} epochs and is scored on the "
-        f"{n_validation:,} held out of the training set (validation) and on the 10,000 test images. "
-        f"Other settings are `softmax train`'s defaults: batch size {defaults.batch_size}, momentum "
-        f"{defaults.momentum}, a {defaults.schedule} learning-rate decay over the {epochs} epochs, the weights "
-        f"averaged over the last {defaults.average:.0%} of the steps. Cells are validation / test accuracy after "
-        "that epoch; seconds are the training loop's, with the validation scoring after each epoch.",
+        (f"MNIST; every run trains on {n_train:,} training images for {epochs} epochs and is scored on the "
+         f"{n_validation:,} held out of the training set (validation) and on the {n_test:,} test images. "
+         f"Other settings are `softmax train`'s defaults: batch size {defaults.batch_size}, momentum "
+         f"{defaults.momentum}, a {defaults.schedule} learning-rate decay over the {epochs} epochs, the weights "
+         f"averaged over the last {defaults.average:.0%} of the steps. Cells are validation / test accuracy after "
+         "that epoch; seconds are the training loop's, with the validation scoring after each epoch."),
         "",
         "## The best learning rate of each loss (by final validation accuracy)",
         "",

@@ -211,6 +211,7 @@ def train(config_file, dataset_name, data, model_path, checkpoint_path, history_
         "class_names": list(dataset.class_names),
         "image_shape": list(dataset.image_shape),
         "dataset": dataset.name,
+        "preprocess": dataset.image_convention(),  # how predict frames a person's image for this model
         "test_accuracy": test_accuracy,
         "test_loss": test_loss,
         "train_seconds": result.train_seconds,
@@ -346,7 +347,7 @@ def evaluate(model_path, dataset_name, data, plots_dir, as_json):
     if dataset_name is None:
         dataset_name = saved.metadata["dataset"] if saved.metadata["dataset"] in DATASETS else "mnist"
     dataset = load_dataset(data_path(data, dataset_name), name=dataset_name)
-    check_model_fits(saved, dataset.image_shape, dataset.n_classes, data)
+    check_model_fits(saved, dataset)
     test_probabilities = probabilities(saved.W, saved.b, dataset.x_test)
     summary = classification_summary(dataset.y_test, test_probabilities.argmax(axis=1), saved.class_names)
     figures = []
@@ -367,12 +368,28 @@ def evaluate(model_path, dataset_name, data, plots_dir, as_json):
         click.echo(f"figure written: {path}")
 
 
-def check_model_fits(saved, image_shape, n_classes, data):
-    if tuple(saved.image_shape) != tuple(image_shape) or len(saved.class_names) != n_classes:
+def check_model_fits(saved, dataset) -> None:
+    """Raise SoftmaxError unless the data set has the model's image size and classes, saying which data to use."""
+    trained_on = saved.metadata["dataset"]
+    if trained_on == "digits":
+        remedy = "--dataset digits"
+    elif trained_on in DATASETS:
+        remedy = f"--dataset {trained_on}, with --data PATH to a local copy of it if it cannot be downloaded"
+    else:
+        remedy = f"--data PATH to a copy of {trained_on}"
+    advice = f"evaluate it on the data it was trained on: {remedy}"
+    if saved.image_shape != dataset.image_shape or len(saved.class_names) != dataset.n_classes:
         raise SoftmaxError(
             f"the model expects {saved.image_shape[0]}x{saved.image_shape[1]} images and "
-            f"{len(saved.class_names)} classes but the data set {data or ''} has "
-            f"{image_shape[0]}x{image_shape[1]} images and {n_classes} classes: evaluate it on the data it was trained on"
+            f"{len(saved.class_names)} classes but the data set {dataset.name} has "
+            f"{dataset.image_shape[0]}x{dataset.image_shape[1]} images and {dataset.n_classes} classes: {advice}"
+        )
+    if saved.class_names != dataset.class_names:
+        model_names, data_names = (", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+                                   for names in (saved.class_names, dataset.class_names))
+        raise SoftmaxError(
+            f"the model was trained on {trained_on}, whose classes are {model_names}, but the data set "
+            f"{dataset.name} has classes {data_names}: {advice}"
         )
 
 
@@ -410,8 +427,10 @@ def format_matrix(matrix, names) -> str:
 def predict(images, model_path, top_k, as_json, as_csv, show, preprocessed_folder):
     """The class of each IMAGE (PNG/JPEG files, folders or globs), with its probability and entropy.
 
-    Images are brought to MNIST's convention first: grayscale, light digit on dark, cropped,
-    scaled to fit 20x20 and centred by its centre of mass in 28x28 (or in the model's own image size).
+    Images are first framed as the model's training images were: grayscale, light object on dark,
+    cropped, then, for MNIST, scaled to fit 20x20 and centred by its centre of mass in 28x28; for data
+    sets whose objects fill the frame (Fashion-MNIST, the 8x8 digits), scaled to fill it and centred
+    (in the model's own image size).
     The entropy says how unsure the model is: 0 bits is certain, log2(number of classes) is no idea.
     An image that cannot be read gets one error line on stderr and the others are still predicted.
 
@@ -424,7 +443,7 @@ def predict(images, model_path, top_k, as_json, as_csv, show, preprocessed_folde
     """
     import csv
 
-    from .images import expand_inputs, load_image, save_preprocessed
+    from .images import CONVENTIONS, expand_inputs, load_image, save_preprocessed
     from .metrics import entropy_bits
     from .model import predict_proba
     from .store import load_model
@@ -435,6 +454,12 @@ def predict(images, model_path, top_k, as_json, as_csv, show, preprocessed_folde
         raise click.UsageError("--show cannot be used with --json or --csv: its pictures would break their output")
     saved = load_model(model_path)
     names = saved.class_names
+    convention = saved.metadata.get("preprocess", "mnist")  # model files older than the key are all MNIST's
+    if not isinstance(convention, str) or convention not in CONVENTIONS:
+        raise SoftmaxError(
+            f"{model_path} asks for images framed as {convention!r}, which this softmax-cli does not know "
+            f"({', '.join(CONVENTIONS)}): upgrade softmax-cli"
+        )
     paths, failures = [], 0
     for text in images:  # one at a time, so that a name that matches nothing does not stop the others
         try:
@@ -459,7 +484,7 @@ def predict(images, model_path, top_k, as_json, as_csv, show, preprocessed_folde
     predicted = 0
     for i, path in enumerate(paths):
         try:
-            pixels = load_image(path, shape=saved.image_shape)
+            pixels = load_image(path, shape=saved.image_shape, convention=convention)
             if preprocessed_folder:
                 save_preprocessed(pixels, saved.image_shape, preprocessed_paths[i])
         except SoftmaxError as e:
@@ -702,6 +727,8 @@ def tune(lr_values, batch_sizes, l2_values, val_split, epochs, seed, config_file
     from .data import load_dataset
     from .tune import search, write_best_config
 
+    if out_path is not None and not out_path.parent.is_dir():  # said now, not after the whole search
+        raise click.BadParameter(f"the folder {out_path.parent} does not exist", param_hint="--out")
     base = make_config(config_file, epochs=epochs, seed=seed)
     dataset = load_dataset(data_path(data, dataset_name), name=dataset_name)
     grid_size = len(lr_values) * len(batch_sizes) * len(l2_values)

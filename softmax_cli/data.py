@@ -16,7 +16,6 @@ import os
 import sys
 import tempfile
 import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,8 @@ import numpy as np
 
 from .config import DATASETS
 from .errors import SoftmaxError
+from .images import MNIST_BOX, MNIST_SIDE
+from .store import DAMAGED_FILE_ERRORS
 FASHION_CLASS_NAMES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
@@ -37,6 +38,10 @@ IDX_FILES = {
 IDX_MAGIC = {"x": 2051, "y": 2049}  # 0x0803: unsigned bytes in 3 dimensions; 0x0801: in 1 dimension
 EXPECTED_SOURCE = "a Keras .npz (x_train, y_train, x_test, y_test) or a folder with the four IDX files"
 CACHE_VERSION = b"softmax-cli data cache 1"
+MAX_LABEL = 2**31 - 1  # far more classes than any data set has names for
+CONVENTION_SAMPLE = 1000  # training images measured to tell how a data set frames its objects
+# An object spanning more of the frame than midway between MNIST's box (20/28) and the whole frame fills it.
+FILLS_FRAME = (MNIST_BOX / MNIST_SIDE + 1) / 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,6 +67,30 @@ class Dataset:
     @property
     def n_features(self) -> int:
         return math.prod(self.image_shape)
+
+    def fingerprint(self) -> str:
+        """Return a digest of the training images and labels: equal for the same data, wherever it was read from."""
+        digest = hashlib.sha256()
+        for array in (self.x_train, self.y_train):  # always uint8 and int64 (see _pixels and _labels)
+            digest.update(f"{array.shape}".encode())
+            digest.update(np.ascontiguousarray(array))
+        return digest.hexdigest()
+
+    def image_convention(self) -> str:
+        """Return how the images frame their object, which predict must repeat: "mnist" or "fill" (see images.py).
+
+        "fill" when, in the median of about CONVENTION_SAMPLE evenly spaced training images that are not blank, the
+        bounding box of the pixels at least half as bright as the brightest spans more than FILLS_FRAME of the frame
+        on its longer side. Measured: MNIST 0.71 (its 20/28 box), Fashion-MNIST 0.96, scikit-learn's digits 1.
+        """
+        sample = self.x_train[:: max(1, len(self.x_train) // CONVENTION_SAMPLE)]  # spaced: a set may be sorted
+        sample = sample[sample.max(axis=(1, 2)) > 0]
+        if not len(sample):
+            return "mnist"
+        peak = sample.max(axis=(1, 2), keepdims=True)
+        ink = sample >= peak - peak // 2  # half the peak, rounded up, in uint8: no float copy of the sample
+        extent = np.maximum(_spanned_fraction(ink.any(axis=2)), _spanned_fraction(ink.any(axis=1)))
+        return "fill" if np.median(extent) > FILLS_FRAME else "mnist"
 
 
 def load_dataset(path: str | os.PathLike | None = None, name: str = "mnist") -> Dataset:
@@ -89,6 +118,13 @@ def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
     if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
         raise ValueError(f"labels must lie in 0..{n_classes - 1}, got {labels.min()}..{labels.max()}")
     return np.eye(n_classes, dtype=np.float32)[labels]
+
+
+def _spanned_fraction(present: np.ndarray) -> np.ndarray:
+    """Return, for each row of booleans (each with a True), the fraction of it from its first True to its last."""
+    first = present.argmax(axis=1)
+    last = present.shape[1] - 1 - present[:, ::-1].argmax(axis=1)
+    return (last - first + 1) / present.shape[1]
 
 
 def _load_keras(name: str) -> Dataset:
@@ -136,9 +172,12 @@ def _load_local(path: Path, name: str) -> Dataset:
     source = _find_source(path, name)
     files = [source] if isinstance(source, Path) else list(source.values())
     shown = str(source if isinstance(source, Path) else path)
-    dataset_name = path.resolve().stem if path.is_file() else path.resolve().name
     first = files[0].resolve()  # resolved, like the cache key, so a cached copy has the same class names
-    class_names = FASHION_CLASS_NAMES if "fashion" in f"{first.parent.name} {first.name}".lower() else None
+    is_fashion = "fashion" in f"{first.parent.name} {first.name}".lower()
+    class_names = FASHION_CLASS_NAMES if is_fashion else None
+    file_name = path.resolve().stem if path.is_file() else path.resolve().name
+    # Named as --dataset names it, so that evaluate's default (the model's data set) reads the same data.
+    dataset_name = "fashion_mnist" if is_fashion else file_name
 
     with _reading(path):
         cache = _cache_file(files) if any(_is_compressed(file) for file in files) else None
@@ -195,7 +234,7 @@ def _reading(path: Path, problem: str = ""):
     """Turn any failure to read path (OS, zip, gzip, numpy format) into a one-line SoftmaxError naming it."""
     try:
         yield
-    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+    except DAMAGED_FILE_ERRORS as e:
         reason = " ".join(str(e).split()) or type(e).__name__
         raise SoftmaxError(f"cannot read {path}{f' ({problem})' if problem else ''}: {reason}") from None
 
@@ -224,6 +263,9 @@ def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
                 raise SoftmaxError(
                     f"{path} holds Python objects, which are never loaded (they could run code): save plain arrays"
                 ) from None
+            for key, value in arrays.items():
+                if not isinstance(value, np.ndarray):  # numpy hands back a member without the .npy header as bytes
+                    raise SoftmaxError(f"{path}: {key} is not a NumPy array (.npy) member: expected {EXPECTED_SOURCE}")
     return arrays, {key: f"{path} ({key})" for key in arrays}
 
 
@@ -276,8 +318,16 @@ def _make_dataset(
     if "class_names" in arrays:
         class_names = _class_names(arrays["class_names"], where["class_names"])
     elif class_names is None:
-        if labels_end > len(y_train) + len(y_test):  # more classes than samples: not class numbers
-            raise SoftmaxError(f"{source}: labels run up to {labels_end - 1}: labels must be class numbers 0..k-1")
+        # A class that no training image has means labels that are not class numbers, or a damaged label file:
+        # a flipped bit in one MNIST label would otherwise make a model of up to 256 classes.
+        present = np.unique(y_train)
+        if len(present) < labels_end:
+            gaps = np.flatnonzero(present != np.arange(len(present)))
+            missing = int(gaps[0]) if len(gaps) else len(present)
+            raise SoftmaxError(
+                f"{source}: labels run up to {labels_end - 1} but no training image has label {missing}: "
+                "labels must be class numbers 0..k-1, each with training images (is a label file damaged?)"
+            )
         class_names = tuple(str(label) for label in range(labels_end))
     for labels, key in ((y_train, "y_train"), (y_test, "y_test")):
         if labels.max() >= len(class_names):
@@ -335,6 +385,8 @@ def _labels(labels: np.ndarray, where: str) -> np.ndarray:
         raise SoftmaxError(f"{where}: labels must be whole numbers 0..k-1, found fractional or NaN values")
     if labels.min() < 0:
         raise SoftmaxError(f"{where}: labels must be class numbers 0..k-1, found {labels.min()}")
+    if labels.max() > MAX_LABEL:  # a larger number is no class number, and would wrap round on the cast below
+        raise SoftmaxError(f"{where}: labels must be class numbers 0..k-1, found {labels.max()}")
     return labels.astype(np.int64)
 
 

@@ -1,8 +1,13 @@
-"""Turning a person's image file into an MNIST-like vector: light digit on black, fitted and centred as MNIST's.
+"""Turning a person's image file into a model's input: light object on black, framed as its training images were.
 
-MNIST's recipe (LeCun, Cortes, Burges): each digit was size-normalised to fit a 20x20 box, keeping its
-aspect ratio, with anti-aliased grey edges, then placed in a 28x28 field so that its centre of mass is at
-the centre of the field. `to_mnist` repeats that on any grayscale array; `load_image` first reads the file.
+Data sets frame their images in one of two ways (CONVENTIONS), and an image must be framed the same way:
+- "mnist", MNIST's recipe (LeCun, Cortes, Burges): each digit was size-normalised to fit a 20x20 box, keeping
+  its aspect ratio, with anti-aliased grey edges, then placed in a 28x28 field so that its centre of mass is at
+  the centre of the field. `to_mnist` repeats that on any grayscale array.
+- "fill", Fashion-MNIST's recipe (Zalando) and that of scikit-learn's 8x8 digits: the object is trimmed to its
+  bounding box, resized so that its longer side fills the frame, and centred by its bounding box.
+  `to_filled_frame` repeats that.
+`load_image` reads the file first. Both conventions invert dark ink on light paper: the models see light on black.
 
 Pillow is imported inside the functions that need it, so that importing this module stays cheap.
 """
@@ -28,16 +33,21 @@ SPECKS = 10                   # this many most extreme pixels may be dust or dea
 NOISE_MARGIN = 5.0            # ink must stand this many noise standard deviations above the paper
 FAINTEST_INK = 0.05           # and at least this fraction of the contrast, so that JPEG ringing is not ink
 STRAY_INK = 0.002             # the digit's bounding box leaves out this fraction of the ink mass on each side
+FILL_DETAIL = 4               # "fill" frames the object on a grid this many times finer, then averages each block
 
 
-def load_image(path: str | os.PathLike, shape: tuple[int, int] = (MNIST_SIDE, MNIST_SIDE)) -> np.ndarray:
-    """Return the image file's digit as a float32 vector of h*w pixels in [0, 1], light digit on black like MNIST.
+def load_image(
+    path: str | os.PathLike, shape: tuple[int, int] = (MNIST_SIDE, MNIST_SIDE), convention: str = "mnist"
+) -> np.ndarray:
+    """Return the image file's object as a float32 vector of h*w pixels in [0, 1], light on black, framed by convention.
 
+    convention is a key of CONVENTIONS: "mnist" (to_mnist) or "fill" (to_filled_frame).
     Any size and colour mode is accepted; an animated image gives its first frame. An image with no ink
     at all (one flat colour) gives an all-zero vector. Raises SoftmaxError naming the file when it is missing,
     unreadable, empty, not an image, damaged or truncated, or larger than MAX_PIXELS.
     """
-    return to_mnist(_read_grayscale(path), shape)
+    frame = CONVENTIONS[convention]
+    return frame(_read_grayscale(path), shape)
 
 
 def to_mnist(gray: np.ndarray, shape: tuple[int, int] = (MNIST_SIDE, MNIST_SIDE)) -> np.ndarray:
@@ -47,12 +57,26 @@ def to_mnist(gray: np.ndarray, shape: tuple[int, int] = (MNIST_SIDE, MNIST_SIDE)
     to fit a box of 20/28 of `shape` keeping its aspect ratio, and its centre of mass is put at the centre.
     A blank image (no ink at all) gives all zeros.
     """
-    ink = _ink_on_black(np.asarray(gray, dtype=np.float32))
-    if ink is None:
-        return np.zeros(shape[0] * shape[1], dtype=np.float32)
-    rows, columns = _bounding_box(ink)
-    digit = _fit_into_box(ink[rows, columns], shape)
-    return _centre_of_mass_at_centre(digit, shape).ravel()
+    box = [max(1, round(side * MNIST_BOX / MNIST_SIDE)) for side in shape]
+    return _framed(gray, shape, box, _centre_of_mass_at_centre)
+
+
+def to_filled_frame(gray: np.ndarray, shape: tuple[int, int] = (MNIST_SIDE, MNIST_SIDE)) -> np.ndarray:
+    """Return a 2-D grayscale image (0 = black, 1 = white) as a float32 vector of h*w pixels in [0, 1], framed to fill.
+
+    As to_mnist, but the object's bounding box is scaled so that it fills `shape` on its longer side, keeping its
+    aspect ratio, and the box is put at the centre: Fashion-MNIST's and scikit-learn's digits' framing. As the
+    digits were made (32x32 bitmaps, ink counted in 4x4 blocks), the object is framed on a grid FILL_DETAIL times
+    finer whose blocks are then averaged, so that it may sit between whole pixels as theirs do.
+    """
+    fine = (shape[0] * FILL_DETAIL, shape[1] * FILL_DETAIL)
+    blocks = _framed(gray, fine, fine, _box_at_centre).reshape(shape[0], FILL_DETAIL, shape[1], FILL_DETAIL)
+    pixels = blocks.mean(axis=(1, 3), dtype=np.float32).ravel()
+    peak = pixels.max()
+    return pixels / peak if peak else pixels
+
+
+CONVENTIONS = {"mnist": to_mnist, "fill": to_filled_frame}  # how a data set frames its images: see the docstring
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[Path]:
@@ -197,11 +221,22 @@ def _span(mass: np.ndarray) -> slice:
     return slice(int(first), int(last) + 1)
 
 
-def _fit_into_box(digit: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Return the digit resized to fit a box of 20/28 of shape, keeping its aspect ratio, with peak 1."""
+def _framed(gray: np.ndarray, shape: tuple[int, int], box, place) -> np.ndarray:
+    """Return the ink of gray cropped to its bounding box, fitted into box and placed in a field of shape, as a vector.
+
+    place(digit, shape) puts the fitted ink in the field. A blank image (no ink at all) gives all zeros.
+    """
+    ink = _ink_on_black(np.asarray(gray, dtype=np.float32))
+    if ink is None:
+        return np.zeros(shape[0] * shape[1], dtype=np.float32)
+    rows, columns = _bounding_box(ink)
+    return place(_fit_into_box(ink[rows, columns], box), shape).ravel()
+
+
+def _fit_into_box(digit: np.ndarray, box) -> np.ndarray:
+    """Return the digit resized to fit a box of (height, width) pixels, keeping its aspect ratio, with peak 1."""
     from PIL import Image
 
-    box = [max(1, round(side * MNIST_BOX / MNIST_SIDE)) for side in shape]
     scale = min(box[0] / digit.shape[0], box[1] / digit.shape[1])
     height, width = (max(1, round(side * scale)) for side in digit.shape)
     resized = np.asarray(Image.fromarray(digit).resize((width, height), Image.Resampling.BILINEAR))
@@ -214,7 +249,17 @@ def _centre_of_mass_at_centre(digit: np.ndarray, shape: tuple[int, int]) -> np.n
     mass = digit.sum()
     centre_row = (digit.sum(axis=1) @ np.arange(height)) / mass
     centre_column = (digit.sum(axis=0) @ np.arange(width)) / mass
-    top, left = round(shape[0] / 2 - centre_row), round(shape[1] / 2 - centre_column)
+    return _placed(digit, shape, round(shape[0] / 2 - centre_row), round(shape[1] / 2 - centre_column))
+
+
+def _box_at_centre(digit: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Return a field of the given shape holding the digit (no larger than the field) with its box at the centre."""
+    return _placed(digit, shape, (shape[0] - digit.shape[0]) // 2, (shape[1] - digit.shape[1]) // 2)
+
+
+def _placed(digit: np.ndarray, shape: tuple[int, int], top: int, left: int) -> np.ndarray:
+    """Return a field of the given shape holding the digit with its top left corner at (top, left)."""
+    height, width = digit.shape
     # Draw on a field with a digit-sized margin all round, so that a shift past the edge is simply cut off.
     field = np.zeros((shape[0] + 2 * height, shape[1] + 2 * width), dtype=np.float32)
     field[height + top : 2 * height + top, width + left : 2 * width + left] = digit

@@ -13,9 +13,9 @@ import itertools
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -74,7 +74,8 @@ def run_trial(config: TrainConfig, pixels, labels, n_classes: int, validation,
         return Trial(config, None, None, time.perf_counter() - started, problem=str(e))
     seconds, last = time.perf_counter() - started, result.history[-1]
     if not math.isfinite(last["val_loss"]):  # finite training steps can still average to weights that overflow
-        return Trial(config, None, None, seconds, problem=f"training diverged: the validation loss is {last['val_loss']}")
+        problem = f"training diverged: the validation loss is {last['val_loss']}"
+        return Trial(config, None, None, seconds, problem=problem)
     return Trial(config, last["val_loss"], last["val_accuracy"], seconds)
 
 
@@ -114,8 +115,8 @@ def best_config_text(result: TuneResult, dataset_name: str, path: str | Path) ->
     best = result.best
     header = [
         f"Chosen by `softmax tune` from {len(result.trials)} combinations of lr, batch_size and l2, ranked by",
-        f"validation loss on {result.n_validation:,} images held out of the {dataset_name} training set"
-        f" (val_split {result.val_split:.4g});",
+        (f"validation loss on {result.n_validation:,} images held out of the {dataset_name} training set"
+         f" (val_split {result.val_split:.4g});"),
         f"trained on the other {result.n_train:,}. The test set was not used.",
         f"Validation accuracy {best.val_accuracy:.2%}, validation loss {best.val_loss:.4f}.",
         f"Train with:  softmax train --config {path}",

@@ -4,13 +4,16 @@ import zlib
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 import redraw
 from softmax_cli import images, model
 from softmax_cli.data import features
 from softmax_cli.errors import SoftmaxError
-from softmax_cli.images import expand_inputs, load_image, save_preprocessed, to_mnist
+from softmax_cli.images import expand_inputs, load_image, save_preprocessed, to_filled_frame, to_mnist
+from test_store import FUZZ, damaged
 
 
 def drawn(strokes, size=(112, 112), width=10) -> np.ndarray:
@@ -281,6 +284,35 @@ def test_permission_denied_raises_naming_the_file(tmp_path, monkeypatch, seven):
         load_image(path)
 
 
+@pytest.fixture(scope="module")
+def image_files(tmp_path_factory, seven) -> dict[str, tuple[str, bytes]]:
+    """Return the suffix and bytes of the seven as each writer saves it, and as a two-frame animated GIF."""
+    folder = tmp_path_factory.mktemp("valid")
+    files = {}
+    for number, (kind, (suffix, write)) in enumerate(WRITERS.items()):
+        write(seven, folder / f"{number}{suffix}")
+        files[kind] = suffix, (folder / f"{number}{suffix}").read_bytes()
+    frames = [Image.fromarray(seven), Image.fromarray(seven.T)]
+    frames[0].save(folder / "animated.gif", save_all=True, append_images=frames[1:])
+    files["animated"] = ".gif", (folder / "animated.gif").read_bytes()
+    return files
+
+
+@FUZZ
+@given(kind=st.sampled_from([*WRITERS, "animated"]), data=st.data())
+def test_damaged_or_random_image_file_is_refused_or_read(tmp_path, image_files, kind, data):
+    suffix, original = image_files[kind]
+    path = tmp_path / f"damaged{suffix}"
+    path.write_bytes(data.draw(st.one_of(st.binary(max_size=300), damaged(original))))
+    try:
+        vector = load_image(path)
+    except SoftmaxError as e:
+        assert str(path) in str(e) and "\n" not in str(e)
+    else:
+        assert vector.dtype == np.float32 and vector.shape == (784,)
+        assert np.isfinite(vector).all() and 0 <= vector.min() and vector.max() <= 1
+
+
 # --- expand_inputs and save_preprocessed ----------------------------------------------------------------------
 
 
@@ -361,3 +393,54 @@ def test_redrawn_digits_are_recognised(tmp_path, mnist, mnist_model, kind):
         write(digit, tmp_path / f"{i}{suffix}", rng)
         vectors.append(load_image(tmp_path / f"{i}{suffix}"))
     assert accuracy(mnist_model, np.stack(vectors), mnist.y_test[:N_REDRAWN]) >= 0.85
+
+
+# --- the "fill" convention: Fashion-MNIST's and scikit-learn's digits' framing ---------------------------------
+
+
+def margins(vector, shape) -> tuple[int, int, int, int]:
+    """Return the empty rows above and below the ink, and the empty columns left and right of it."""
+    rows, columns = np.nonzero(vector.reshape(shape))
+    return rows.min(), shape[0] - 1 - rows.max(), columns.min(), shape[1] - 1 - columns.max()
+
+
+@pytest.mark.parametrize(
+    "strokes, size, shape, longer",
+    [
+        ([[(100, 20), (110, 180)]], (200, 200), (28, 28), 0),     # a tall stroke: its height fills the frame
+        ([[(20, 40), (180, 60)]], (100, 200), (28, 28), 1),       # a wide one: its width does
+        ([[(p[0] + 150, p[1] + 30) for p in s] for s in SEVEN], (300, 400), (28, 28), 0),  # small, off-centre
+        ([[(100, 20), (110, 180)]], (200, 200), (8, 8), 0),       # scikit-learn's digits' size
+        ([[(20, 40), (180, 60)]], (100, 200), (16, 12), 1),       # a frame taller than wide
+    ],
+)
+def test_fill_scales_the_object_to_fill_the_frame_on_its_longer_side_and_centres_it(strokes, size, shape, longer):
+    vector = to_filled_frame(drawn(strokes, size) / 255, shape)
+    assert vector.dtype == np.float32 and vector.shape == (shape[0] * shape[1],) and vector.max() == 1
+    top, bottom, left, right = margins(vector, shape)
+    assert ((top, bottom), (left, right))[longer] == (0, 0)
+    assert abs(top - bottom) <= 1 and abs(left - right) <= 1
+    assert ink_box(vector, shape)[1 - longer] < shape[1 - longer] - 1  # the shorter side keeps its proportion
+
+
+def test_fill_keeps_an_image_that_fills_its_frame_nearly_unchanged(seven):
+    filled = to_filled_frame(seven / 255)
+    assert correlation(to_filled_frame(filled.reshape(28, 28)), filled) > 0.98
+
+
+def test_fill_inverts_dark_ink_on_light_paper_as_mnist_does(seven):
+    np.testing.assert_allclose(to_filled_frame(1 - seven / 255), to_filled_frame(seven / 255), atol=1e-6)
+
+
+@pytest.mark.parametrize("gray", [np.ones((30, 40)), np.zeros((8, 8))], ids=["white", "black"])
+def test_fill_gives_zeros_for_a_blank_image(gray):
+    vector = to_filled_frame(gray, (8, 8))
+    assert vector.dtype == np.float32 and vector.shape == (64,) and not vector.any()
+
+
+def test_load_image_frames_by_the_convention_asked_for(tmp_path, seven, expected):
+    Image.fromarray(seven).save(tmp_path / "seven.png")
+    assert np.array_equal(load_image(tmp_path / "seven.png"), expected)  # "mnist" unless asked otherwise
+    filled = load_image(tmp_path / "seven.png", (8, 8), convention="fill")
+    np.testing.assert_allclose(filled, to_filled_frame(seven / 255, (8, 8)), atol=1e-6)
+    assert ink_box(filled, (8, 8))[0] == 8 and ink_box(expected)[0] == 20

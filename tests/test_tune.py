@@ -1,4 +1,4 @@
-"""Grid search: the list options, the grid, the ranking, the config file it writes, and that it never sees the test set."""
+"""Grid search: the list options, the grid, the ranking, the config file it writes, and that it never sees test data."""
 
 import json
 
@@ -73,6 +73,13 @@ def test_bad_lists_are_one_line_usage_errors(capsys, option, value):
     assert_one_line_error(code, err, option)
 
 
+def test_an_out_file_in_a_missing_folder_is_refused_before_training(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr("softmax_cli.data.load_dataset", lambda *args, **kwargs: pytest.fail("data loaded first"))
+    code, out, err = run(capsys, "tune", "--out", tmp_path / "no" / "best.toml")
+    assert code == 2 and out == ""
+    assert_one_line_error(code, err, "--out", "does not exist")
+
+
 def test_the_grid_is_every_combination_in_order_over_the_base_settings():
     base = TrainConfig(epochs=3, momentum=0.5, seed=7)
     grid = expand_grid(base, lr=(0.1, 1.0), batch_size=(50,), l2=(0.0, 1e-3))
@@ -122,7 +129,7 @@ def test_search_scores_every_setting_on_the_held_out_part():
 
 def test_diverging_settings_are_ranked_last_and_the_others_go_on():
     pixels, labels = blobs(200)
-    # lr 1e38 overflows float32: in a step with batches of 20, in the averaged weights' validation loss with full batches
+    # lr 1e38 overflows float32: in a step with batches of 20; with full batches, in the averaged weights' logits
     result = search(TrainConfig(epochs=2), pixels, labels, 3, 0.25, lr=(1e38, 0.3), batch_size=(20, 0), l2=(0.0,))
     assert [(t.config.lr, t.config.batch_size) for t in result.trials[2:]] == [(1e38, 20), (1e38, 0)]
     assert all(t.config.lr == 0.3 and t.problem is None for t in result.trials[:2])
