@@ -143,7 +143,11 @@ def cli():
     help=default_help("With --val-split: stop after this many epochs without a better validation loss (0: never).",
                       "patience"),
 )
-@click.option("--seed", type=int, help=default_help("Random seed for shuffling; same seed, same weights.", "seed"))
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    help=default_help("Random seed for shuffling; same seed, same weights.", "seed"),
+)
 @config_option("A TOML file of settings (see configs/); options given on the command line override it.")
 @dataset_option
 @data_option

@@ -25,6 +25,7 @@ from .config import DATASETS
 from .errors import SoftmaxError
 from .images import MNIST_BOX, MNIST_SIDE
 from .store import DAMAGED_FILE_ERRORS
+
 FASHION_CLASS_NAMES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )

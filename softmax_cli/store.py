@@ -31,11 +31,12 @@ FORMAT_VERSION = 1
 MAX_MEMBER_BYTES = 64 * 2**20     # MNIST's W is 31 KB; anything near this is a zip bomb, not a model
 MAX_TOTAL_BYTES = 4 * MAX_MEMBER_BYTES  # a checkpoint holds a few weight-sized arrays
 
-# What a damaged archive makes zipfile and numpy's .npy reader raise: bad offsets, CRC and zlib errors,
+# What a damaged archive makes zipfile, gzip and numpy's .npy reader raise: bad offsets, CRC and zlib errors,
 # short reads, "encrypted" flags (RuntimeError), unknown compression (NotImplementedError), headers
 # that are not Python literals (SyntaxError, or TokenError from numpy's Python 2 header fallback) or
-# are nested too deeply (RecursionError).
-_DAMAGE = (
+# are nested too deeply (RecursionError), or that claim more memory than there is (MemoryError).
+# data.py reads the user's data files with the same readers and catches the same errors.
+DAMAGED_FILE_ERRORS = (
     zipfile.BadZipFile, zlib.error, struct.error, EOFError, OSError, ValueError, LookupError,
     TypeError, RuntimeError, SyntaxError, tokenize.TokenError, OverflowError, MemoryError,
 )
@@ -216,7 +217,7 @@ def _read_members(path, kind: _FileKind) -> dict[str, np.ndarray]:
         raise SoftmaxError(f"{path} is a folder, not a {kind.title}: give the path of the .npz file") from None
     except OSError as e:
         raise SoftmaxError(f"cannot read {path}: {e.strerror or e}") from None
-    except _DAMAGE as e:
+    except DAMAGED_FILE_ERRORS as e:
         raise _Invalid(f"not an .npz archive: {e}") from None
     with archive:
         try:
@@ -229,7 +230,7 @@ def _read_members(path, kind: _FileKind) -> dict[str, np.ndarray]:
             if any(not entry.filename.endswith(".npy") for entry in entries):
                 raise _Invalid("it holds members that are not .npy arrays")
             return {name: _parse_npy(archive.read(entry)) for name, entry in zip(names, entries)}
-        except _DAMAGE as e:
+        except DAMAGED_FILE_ERRORS as e:
             raise _Invalid(f"damaged archive: {e}") from None
 
 

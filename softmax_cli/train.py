@@ -182,9 +182,36 @@ class Trainer:
             trainer.history = list(state["history"])
             trainer.best_val_loss = math.inf if state["best_val_loss"] is None else state["best_val_loss"]
             trainer.epochs_since_best = state["epochs_since_best"]
-        except (KeyError, TypeError, ValueError) as e:
+            trainer._check_restored()
+        except (LookupError, TypeError, ValueError, OverflowError) as e:
             raise SoftmaxError(f"the checkpoint does not hold a training run this version can resume ({e})") from None
         return trainer
+
+    def _check_restored(self) -> None:
+        """Raise ValueError unless each value read from a checkpoint has the type and range that to_checkpoint gives.
+
+        A checkpoint file may have been edited or made by hand: a wrong value must stop it here, not deep in training.
+        """
+        defaults = TrainConfig()
+        for name, value in self.config.to_dict().items():
+            if type(value) is not type(getattr(defaults, name)):
+                raise ValueError(f"setting {name} is {value!r}")
+        counts = {"n_averaged": self.n_averaged, "step": self.step, "epoch": self.epoch,
+                  "epochs_since_best": self.epochs_since_best}
+        for name, count in counts.items():
+            if type(count) is not int or count < 0:
+                raise ValueError(f"{name} is {count!r}")
+        if self.n_averaged > self.step or self.epoch > self.config.epochs or len(self.history) != self.epoch:
+            raise ValueError(f"epoch {self.epoch}, step {self.step} and {len(self.history)} epochs of history disagree")
+        if not (_is_number(self.scale) and 0 < self.scale < math.inf and _is_number(self.best_val_loss)):
+            raise ValueError(f"scale {self.scale!r} or best_val_loss {self.best_val_loss!r} is not a usable number")
+        for stats in self.history:
+            if type(stats) is not dict or "seconds" not in stats or not all(map(_is_number, stats.values())):
+                raise ValueError(f"an epoch of its history is {stats!r}, not the numbers training records")
+
+
+def _is_number(value) -> bool:
+    return type(value) in (int, float) and not math.isnan(value)
 
 
 @dataclass

@@ -6,15 +6,19 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sklearn.preprocessing import LabelBinarizer, OneHotEncoder
 
 from softmax_cli import data
 from softmax_cli.data import FASHION_CLASS_NAMES, IDX_FILES, Dataset, features, load_dataset, one_hot
 from softmax_cli.errors import SoftmaxError
+from test_store import FUZZ, damaged, damaged_inside
 
 REPO = Path(__file__).resolve().parent.parent
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]  # PROVENANCE.md
@@ -223,6 +227,15 @@ def test_corrupt_or_cut_gzip_is_a_clean_error(tmp_path):
     assert f"cannot read {file} (damaged gzip data)" in load_error(folder)
 
 
+def test_a_damaged_label_that_makes_a_class_without_training_images_is_refused(tmp_path):
+    labels = np.arange(12) % 3
+    labels[5] = 200  # one flipped bit would make 201 classes, 197 of them empty
+    folder, _ = corrupt_idx(tmp_path, "y_train", idx_bytes(labels))
+    message = load_error(folder)
+    assert message.startswith(f"{folder}: labels run up to 200 but no training image has label 3")
+    assert "is a label file damaged?" in message
+
+
 def test_idx_labels_out_of_step_with_images_name_both_files(tmp_path):
     folder, file = corrupt_idx(tmp_path, "y_test", idx_bytes(np.arange(5) % 3))
     message = load_error(folder)
@@ -244,7 +257,8 @@ def with_change(key, value):
         (with_change("y_test", np.full(6, np.nan)), "(y_test): labels must be whole numbers"),
         (with_change("y_test", np.array(list("abcdef"))), "(y_test): labels are <U1; expected whole numbers"),
         (with_change("y_train", np.zeros((12, 1))), "(y_train): labels have shape (12, 1); expected"),
-        (with_change("y_train", np.full(12, 10**9)), "labels run up to 1000000000: labels must be class numbers"),
+        (with_change("y_train", np.full(12, 10**9)), "labels run up to 1000000000 but no training image has label 0"),
+        (with_change("y_test", np.arange(6) % 4), "labels run up to 3 but no training image has label 3"),
         (with_change("y_test", np.zeros(5)), "(x_test) has 6 images but"),
         (with_change("x_test", np.zeros((6, 5, 5), np.uint8)), "training images are 4x4 pixels but test images"),
         (with_change("x_train", np.zeros((0, 4, 4), np.uint8)), "(x_train): there are no images"),
@@ -291,6 +305,74 @@ def test_npz_without_the_keras_keys_or_with_objects_or_not_npz_at_all(tmp_path):
     cut = tmp_path / "cut.npz"
     cut.write_bytes(write_npz(tmp_path / "whole.npz", arrays).read_bytes()[:300])
     assert load_error(cut).startswith(f"cannot read {cut}: ")
+
+
+def test_huge_labels_are_refused_before_they_wrap_round_to_negative_numbers(tmp_path):
+    for labels in (np.full(12, 2**63, np.uint64), np.full(12, 1e300)):
+        npz = write_npz(tmp_path / "huge.npz", with_change("y_train", labels)(small_arrays()))
+        assert "(y_train): labels must be class numbers 0..k-1, found " in load_error(npz)
+
+
+def test_npz_member_that_is_not_an_array(tmp_path):
+    npz = write_npz(tmp_path / "raw.npz", small_arrays(), compressed=False)
+    with zipfile.ZipFile(npz, "a") as archive:
+        archive.writestr("class_names.npy", b"cat,dog,owl")  # no .npy header: numpy would hand back these bytes
+    assert f"{npz}: class_names is not a NumPy array (.npy) member" in load_error(npz)
+
+
+# --- Fuzzing: whatever the bytes, a clear error or a data set that passes every check ----------------------
+
+
+def assert_valid_dataset(dataset: Dataset):
+    """Check what training relies on: uint8 images of one shape, one int64 label each, every label a class."""
+    assert dataset.x_train.shape[1:] == dataset.x_test.shape[1:] and len(dataset.image_shape) == 2
+    for images, labels in ((dataset.x_train, dataset.y_train), (dataset.x_test, dataset.y_test)):
+        assert images.dtype == np.uint8 and images.ndim == 3 and len(images) == len(labels) > 0
+        assert labels.dtype == np.int64 and labels.ndim == 1
+        assert 0 <= labels.min() and labels.max() < dataset.n_classes
+
+
+def load_or_refuse(path):
+    """Load the data set at path and check it, or check that the error it raised is one line."""
+    try:
+        dataset = load_dataset(path)
+    except SoftmaxError as e:
+        assert str(e) and "\n" not in str(e)
+    else:
+        assert_valid_dataset(dataset)
+
+
+@FUZZ
+@given(key=st.sampled_from(sorted(IDX_FILES)), gz=st.booleans(), data=st.data())
+def test_damaged_or_random_idx_file_is_refused_or_read(tmp_path, key, gz, data):
+    folder = write_idx_folder(tmp_path / "idx", small_arrays(), gz=gz)
+    valid = idx_bytes(small_arrays()[key])
+    content = data.draw(st.one_of(st.binary(max_size=300), damaged(valid)))
+    if gz:  # bad IDX bytes in a sound gzip stream (the IDX checks must catch them), or a damaged stream
+        content = gzip.compress(content) if data.draw(st.booleans()) else data.draw(damaged(gzip.compress(valid)))
+    (folder / f"{IDX_FILES[key]}{'.gz' if gz else ''}").write_bytes(content)
+    load_or_refuse(folder)
+
+
+@pytest.fixture(scope="module")
+def npz_files(tmp_path_factory) -> dict[bool, bytes]:
+    """Return the bytes of a valid small .npz data set with class names, by whether it is compressed."""
+    folder = tmp_path_factory.mktemp("npz")
+    arrays = {**small_arrays(), "class_names": np.array(["cat", "dog", "owl"])}
+    return {
+        compressed: write_npz(folder / f"{compressed}.npz", arrays, compressed=compressed).read_bytes()
+        for compressed in (True, False)
+    }
+
+
+@FUZZ
+@given(compressed=st.booleans(), data=st.data())
+def test_damaged_or_random_npz_is_refused_or_read(tmp_path, npz_files, compressed, data):
+    original = npz_files[compressed]
+    # damaged_inside zips a damaged member again, so that no CRC-32 gives the damage away.
+    content = data.draw(st.one_of(st.binary(max_size=600), damaged(original), damaged_inside(original)))
+    (tmp_path / "d.npz").write_bytes(content)
+    load_or_refuse(tmp_path / "d.npz")
 
 
 # --- The cache of local sources ---------------------------------------------------------------------------

@@ -7,6 +7,10 @@ import math
 import os
 import pickle
 import stat
+import subprocess
+import sys
+import tempfile
+import time
 import zipfile
 
 import numpy as np
@@ -20,7 +24,6 @@ from softmax_cli.store import FORMAT_VERSION, load_checkpoint, load_model, save_
 
 CLASS_NAMES = ["cat", "dog", "bird"]
 IMAGE_SHAPE = [2, 3]  # a tiny model: 6 features, 3 classes
-RUNS_AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -243,15 +246,19 @@ def test_save_onto_a_folder_is_one_clear_error(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.skipif(RUNS_AS_ROOT, reason="root may write into read-only folders")
-def test_save_into_a_read_only_folder_is_one_clear_error(tmp_path):
+def test_save_into_a_folder_without_write_permission_is_one_clear_error(model_path, monkeypatch):
+    before = model_path.read_bytes()
     W, b = weights()
-    tmp_path.chmod(0o500)
-    try:
-        with pytest.raises(SoftmaxError, match="cannot save .*Permission denied"):
-            save_model(tmp_path / "model.npz", W, b, metadata())
-    finally:
-        tmp_path.chmod(0o700)
+
+    def refuse(*args, dir, **kwargs):  # what creating a file in a read-only folder raises
+        raise PermissionError(errno.EACCES, "Permission denied", os.path.join(dir, ".model.npz.tmp"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)  # chmod does not stop root, which CI may be
+    with pytest.raises(SoftmaxError) as caught:
+        save_model(model_path, W * 2, b, metadata())
+    assert str(caught.value) == f"cannot save softmax-cli model file {model_path}: Permission denied"
+    assert model_path.read_bytes() == before
+    assert os.listdir(model_path.parent) == ["model.npz"]
 
 
 def test_a_failed_rename_keeps_the_old_file_and_leaves_no_temporary_file(model_path, monkeypatch):
@@ -296,6 +303,68 @@ def test_save_flushes_the_file_then_the_folder_to_disk(tmp_path, monkeypatch):
     assert synced_folders == [False, True]
 
 
+# A process that saves big models (100,000 features: 4 MB) to argv[1] for ever, alternately all ones and all twos;
+# with argv[2] == "die-at-rename" it saves once and kills itself the moment it would rename the finished file.
+SAVING = """
+import os, signal, sys
+import numpy as np
+from softmax_cli.store import save_model
+
+path, how = sys.argv[1:]
+metadata = {"settings": {}, "class_names": list("0123456789"), "image_shape": [1000, 100], "dataset": "big",
+            "test_accuracy": None, "train_seconds": 0, "history": []}
+if how == "die-at-rename":
+    os.replace = lambda source, target: os.kill(os.getpid(), signal.SIGKILL)
+value = 1
+while True:
+    save_model(path, np.full((100_000, 10), value, np.float32), np.zeros(10), metadata)
+    value = 3 - value
+"""
+
+
+def start_saving(path, how: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", SAVING, str(path), how])
+
+
+def temporary_files(folder) -> list[str]:
+    return [name for name in os.listdir(folder) if name.endswith(".tmp")]
+
+
+def test_a_kill_just_before_the_rename_leaves_the_old_model_whole(model_path):
+    before = model_path.read_bytes()
+    saving = start_saving(model_path, "die-at-rename")
+    assert saving.wait(timeout=60) == -9
+    (leftover,) = temporary_files(model_path.parent)  # the new file was complete; SIGKILL left it unrenamed
+    assert leftover.startswith(".model.npz.")
+    assert model_path.read_bytes() == before
+    assert load_model(model_path).W.tobytes() == weights()[0].tobytes()
+
+
+def test_kills_in_the_middle_of_saving_leave_a_whole_model(model_path):
+    rng = np.random.default_rng(0)
+    killed_mid_save = 0
+    for _ in range(4):
+        saving = start_saving(model_path, "save-for-ever")
+        try:
+            started, deadline = model_path.stat().st_mtime_ns, time.monotonic() + 60
+            while model_path.stat().st_mtime_ns == started:  # wait for its first save, then let it go on a while
+                assert saving.poll() is None and time.monotonic() < deadline
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0, 0.2))
+            while not temporary_files(model_path.parent):  # strike while a new file is being written
+                assert saving.poll() is None and time.monotonic() < deadline
+                time.sleep(0.001)
+        finally:
+            saving.kill()
+            saving.wait(timeout=60)
+        killed_mid_save += bool(temporary_files(model_path.parent))
+        for name in temporary_files(model_path.parent):
+            os.unlink(model_path.parent / name)
+        W = load_model(model_path).W
+        assert W.shape == (100_000, 10) and np.unique(W).tolist() in ([1], [2])
+    assert killed_mid_save > 0  # at least one kill really fell between creating the new file and renaming it
+
+
 # --- loading: every kind of bad file is one clear line -----------------------------------------------
 
 
@@ -309,10 +378,13 @@ def test_folder(tmp_path):
     assert_refused(load_model, tmp_path, "is a folder, not a softmax-cli model file")
 
 
-@pytest.mark.skipif(RUNS_AS_ROOT, reason="root may read any file")
-def test_unreadable_file(model_path):
-    model_path.chmod(0)
-    assert_refused(load_model, model_path, "cannot read", "Permission denied")
+def test_unreadable_file(model_path, monkeypatch):
+    def refuse(file, *args, **kwargs):  # what opening a file without read permission raises
+        raise PermissionError(errno.EACCES, "Permission denied", str(file))
+
+    monkeypatch.setattr(zipfile, "ZipFile", refuse)  # chmod does not stop root, which CI may be
+    message = assert_refused(load_model, model_path, "cannot read", "Permission denied")
+    assert message == f"cannot read {model_path}: Permission denied"
 
 
 @pytest.mark.parametrize("content", [b"", b"hello, I am a text file\n", b"PK\x03\x04" + bytes(100)])
