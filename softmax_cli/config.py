@@ -46,6 +46,7 @@ class TrainConfig:
             (self.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}"),
             (0 <= self.val_split < 1, f"val_split must be in [0, 1), got {self.val_split}"),
             (self.patience >= 0, f"patience must not be negative, got {self.patience}"),
+            (self.seed >= 0, f"seed must not be negative, got {self.seed}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -45,7 +45,9 @@ def test_missing_config_file(tmp_path):
         read_config_file(tmp_path / "none.toml")
 
 
-@pytest.mark.parametrize("change", [{"lr": 0.0}, {"batch_size": -1}, {"momentum": 1.0}, {"val_split": 1.0}])
+@pytest.mark.parametrize(
+    "change", [{"lr": 0.0}, {"batch_size": -1}, {"momentum": 1.0}, {"val_split": 1.0}, {"seed": -1}, {"average": 2.0}]
+)
 def test_invalid_settings_are_refused(change):
     with pytest.raises(SoftmaxError):
         TrainConfig(**change)
