@@ -124,7 +124,13 @@ def _save(path, kind: _FileKind, arrays: dict[str, np.ndarray], document: dict) 
         kind.build(arrays, _parse_document(kind, members[kind.document]))
     except _Invalid as e:
         raise SoftmaxError(f"cannot save {kind.title} {path}: {_brief(e)}") from None
-    _write_atomically(path, kind, members)
+
+    def write_archive(temporary: Path) -> None:
+        # Through an open file, so that the name stays as given: np.savez appends .npz to a name without it.
+        with open(temporary, "wb") as file:
+            np.savez(file, allow_pickle=False, **members)
+
+    write_atomically(path, write_archive, f"save {kind.title}")
 
 
 def _plain_number(value):
@@ -134,32 +140,35 @@ def _plain_number(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _write_atomically(path, kind: _FileKind, members: dict[str, np.ndarray]) -> None:
-    """Write members as an .npz to a temporary file beside path, then rename it onto path.
+def write_atomically(
+    path, write: Callable[[Path], None], action: str, suffix: str = ".tmp", example_name: str = "model.npz"
+) -> None:
+    """Call write on a temporary file beside path, then rename it onto path; returns None.
 
-    A crash at any moment leaves either the old file or the new one at path, never half of one.
+    write(temporary) writes the whole content to the file of that name (its name ends in suffix). The file
+    is flushed to disk, given the permissions of any new file, and renamed onto path, and the folder is
+    flushed too: a failure or a crash at any moment leaves either the old file or the new one at path, never
+    half of one. Any problem, and a path that is a folder (example_name is the file name the message
+    suggests inside it) or lies in a missing folder, is one SoftmaxError line, "cannot {action} {path}: ...".
     """
     target = Path(path)
     folder = target.parent
     if target.is_dir():
-        raise SoftmaxError(
-            f"cannot save {kind.title} {path}: it is a folder; give a file name such as {target / 'model.npz'}"
-        )
+        raise SoftmaxError(f"cannot {action} {path}: it is a folder; give a file name such as {target / example_name}")
     if not folder.is_dir():
-        raise SoftmaxError(f"cannot save {kind.title} {path}: the folder {folder} does not exist; create it first")
+        raise SoftmaxError(f"cannot {action} {path}: the folder {folder} does not exist; create it first")
     temporary = None
     try:
-        handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-        # Writing through the open file keeps the user's name: np.savez appends .npz to a str path.
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, allow_pickle=False, **members)
-            file.flush()
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=suffix)
+        os.close(handle)  # write opens the file by name: Keras 3, for one, saves only to a name ending in .keras
+        write(Path(temporary))
+        with open(temporary, "rb+") as file:  # opened for writing: Windows cannot flush a read-only handle
             os.fsync(file.fileno())
         os.chmod(temporary, _new_file_mode())
         os.replace(temporary, target)
         _fsync_folder(folder)
     except OSError as e:
-        raise SoftmaxError(f"cannot save {kind.title} {path}: {e.strerror or e}") from None
+        raise SoftmaxError(f"cannot {action} {path}: {e.strerror or e}") from None
     finally:
         # Whatever stopped us (an error, Ctrl-C), never leave a half-written file behind; after the
         # rename the temporary name is already gone.
