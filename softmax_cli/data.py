@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import importlib
 import math
 import os
 import sys
@@ -23,6 +22,7 @@ import numpy as np
 
 from .config import DATASETS
 from .errors import SoftmaxError
+from .export import import_keras
 from .images import MNIST_BOX, MNIST_SIDE
 from .store import DAMAGED_FILE_ERRORS
 
@@ -40,6 +40,8 @@ IDX_MAGIC = {"x": 2051, "y": 2049}  # 0x0803: unsigned bytes in 3 dimensions; 0x
 EXPECTED_SOURCE = "a Keras .npz (x_train, y_train, x_test, y_test) or a folder with the four IDX files"
 CACHE_VERSION = b"softmax-cli data cache 1"
 MAX_LABEL = 2**31 - 1  # far more classes than any data set has names for
+MAX_IDX_BYTES = 2 * 2**30  # over 40 times MNIST's training images: an IDX header claiming more is damaged or a bomb
+READ_CHUNK = 2**20  # IDX data is read this many bytes at a time, so memory grows with the data, not the header's claim
 CONVENTION_SAMPLE = 1000  # training images measured to tell how a data set frames its objects
 # An object spanning more of the frame than midway between MNIST's box (20/28) and the whole frame fills it.
 FILLS_FRAME = (MNIST_BOX / MNIST_SIDE + 1) / 2
@@ -132,11 +134,8 @@ def _load_keras(name: str) -> Dataset:
     """Return MNIST or Fashion-MNIST through keras.datasets, which downloads it once into ~/.keras/datasets."""
     title = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}[name]
     advice = "pass --data PATH or set SOFTMAX_DATA to a local copy (a Keras .npz or a folder with the four IDX files)"
-    # TensorFlow is only the downloader here; its start-up log lines would bury the command's own messages.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     try:
-        keras_dataset = importlib.import_module(f"keras.datasets.{name}")
+        keras_dataset = getattr(import_keras().datasets, name)
     except ImportError as e:
         raise SoftmaxError(f"cannot download {title}: keras is not importable ({e}); {advice}") from None
     try:
@@ -277,26 +276,41 @@ def _read_idx_folder(files: dict[str, Path]) -> tuple[dict[str, np.ndarray], dic
 
 
 def _read_idx(path: Path, magic: int) -> np.ndarray:
-    """Return the uint8 array in one IDX file (gzipped if it ends in .gz), after checking its header and size."""
-    with _reading(path):
-        data = path.read_bytes()
-    if path.suffix == ".gz":
-        with _reading(path, "damaged gzip data"):
-            data = gzip.decompress(data)
+    """Return the uint8 array in one IDX file (gzipped if it ends in .gz), after checking its header and size.
+
+    The header is read first, and then no more than the bytes it gives (and one, to notice extra data) are read
+    or decompressed: a small .gz that expands to gigabytes is refused having cost no more than the header says.
+    """
     ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    found = int.from_bytes(data[:4], "big")
-    if len(data) < header or found != magic:
-        kind = "images" if ndim == 3 else "labels"
-        raise SoftmaxError(f"{path} is not an IDX {kind} file: magic number {found}, expected {magic}")
-    shape = tuple(int.from_bytes(data[i : i + 4], "big") for i in range(4, header, 4))
-    size = len(data) - header
-    if size != math.prod(shape):
-        problem = "truncated" if size < math.prod(shape) else "longer than its header says"
+    header_size = 4 + 4 * ndim
+    kind = "images" if ndim == 3 else "labels"
+    compressed = path.suffix == ".gz"
+    with _reading(path):
+        file = open(path, "rb")
+    with file, _reading(path, "damaged gzip data" if compressed else ""):
+        stream = gzip.GzipFile(fileobj=file) if compressed else file
+        header = stream.read(header_size)
+        found = int.from_bytes(header[:4], "big")
+        if found != magic:
+            raise SoftmaxError(f"{path} is not an IDX {kind} file: magic number {found}, expected {magic}")
+        if len(header) < header_size:
+            raise SoftmaxError(f"{path} is truncated: it ends inside its header")
+        shape = tuple(int.from_bytes(header[i : i + 4], "big") for i in range(4, header_size, 4))
+        expected = math.prod(shape)
+        if expected > MAX_IDX_BYTES:
+            raise SoftmaxError(
+                f"{path} is not a usable IDX {kind} file: its header gives shape {shape}, {expected:,} bytes, "
+                f"more than the {MAX_IDX_BYTES:,} allowed (is the file damaged?)"
+            )
+        data = bytearray()
+        while len(data) <= expected and (chunk := stream.read(min(READ_CHUNK, expected + 1 - len(data)))):
+            data += chunk
+    if len(data) != expected:
+        problem, held = ("truncated", len(data)) if len(data) < expected else ("longer than its header says", "more")
         raise SoftmaxError(
-            f"{path} is {problem}: its header gives shape {shape} ({math.prod(shape)} bytes) but it holds {size}"
+            f"{path} is {problem}: its header gives shape {shape} ({expected} bytes) but it holds {held}"
         )
-    return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
+    return np.frombuffer(data, np.uint8).reshape(shape)
 
 
 def _make_dataset(
@@ -416,7 +430,7 @@ def _cache_dir() -> Path:
 
 
 def _cache_file(files: list[Path]) -> Path | None:
-    """Return where the fast copy of these source files lives, named by their place, size, time and content."""
+    """Return where the fast copy of these files lives, named by their place, size, time and content (None: no home)."""
     key = hashlib.sha256(CACHE_VERSION)
     for file in files:
         stat = file.stat()
@@ -429,7 +443,11 @@ def _cache_file(files: list[Path]) -> Path | None:
 
 
 def _save_cache(dataset: Dataset, cache: Path) -> None:
-    """Write dataset to cache as an uncompressed .npz, atomically; a cache that cannot be written is skipped."""
+    """Write dataset to cache as an uncompressed .npz, atomically; a cache that cannot be written is skipped.
+
+    Not store.write_atomically: a copy needs neither its flushes to disk (a damaged copy is found and rebuilt)
+    nor its usual permissions (mkstemp's owner-only ones keep a copy of private data private).
+    """
     arrays = {key: getattr(dataset, key) for key in KEYS}
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -442,4 +460,8 @@ def _save_cache(dataset: Dataset, cache: Path) -> None:
             np.savez(file, **arrays, class_names=np.array(dataset.class_names))
         os.replace(temporary, cache)
     except OSError:
-        Path(temporary).unlink(missing_ok=True)
+        pass  # a copy that cannot be written only costs speed
+    finally:
+        # Whatever stopped the write (an error, Ctrl-C), leave no half-written copy; after the rename it is gone.
+        with contextlib.suppress(OSError):
+            Path(temporary).unlink(missing_ok=True)

@@ -2,10 +2,12 @@
 
 import gzip
 import json
+import math
 import os
 import shutil
 import subprocess
 import sys
+import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -204,11 +206,12 @@ def corrupt_idx(tmp_path, key: str, content: bytes) -> tuple[Path, Path]:
         ("x_train", idx_bytes(small_arrays()["x_train"], magic=2049), "magic number 2049, expected 2051"),
         ("y_test", idx_bytes(small_arrays()["x_test"]), "magic number 2051, expected 2049"),
         ("y_train", b"\x00\x00", "magic number 0, expected 2049"),
+        ("x_train", idx_bytes(small_arrays()["x_train"])[:10], "truncated: it ends inside its header"),
         ("x_train", idx_bytes(small_arrays()["x_train"])[:-5], "truncated: its header gives shape (12, 4, 4)"),
         ("x_test", idx_bytes(small_arrays()["x_test"]) + b"\x00", "longer than its header says"),
         ("y_train", idx_bytes(np.arange(12) % 3)[:-12], "truncated"),
     ],
-    ids=["images-magic", "labels-magic", "short-header", "truncated-images", "extra-bytes", "no-labels"],
+    ids=["images-magic", "labels-magic", "short-header", "cut-header", "truncated-images", "extra-bytes", "no-labels"],
 )
 def test_damaged_idx_file_is_named_with_its_problem(tmp_path, key, content, problem):
     folder, file = corrupt_idx(tmp_path, key, content)
@@ -225,6 +228,53 @@ def test_corrupt_or_cut_gzip_is_a_clean_error(tmp_path):
     assert f"cannot read {file} (damaged gzip data)" in load_error(folder)
     file.write_bytes(b"not gzip at all")
     assert f"cannot read {file} (damaged gzip data)" in load_error(folder)
+
+
+def idx_header(magic: int, *shape: int) -> bytes:
+    return magic.to_bytes(4, "big") + b"".join(size.to_bytes(4, "big") for size in shape)
+
+
+def gzip_bomb(header: bytes, zeros_mib: int) -> bytes:
+    """Return a gzip file of about zeros_mib KB that expands to header and then zeros_mib MiB of zeros."""
+    # Gzip members one after another are one stream to every reader: a member of 1 MiB of zeros takes 1 KB.
+    return gzip.compress(header) + gzip.compress(bytes(2**20)) * zeros_mib
+
+
+def refusal_and_peak_memory(folder) -> tuple[str, int]:
+    """Return the message of the error that loading folder raises, and the most memory allocated meanwhile."""
+    tracemalloc.start()  # sees every Python and NumPy allocation
+    try:
+        return load_error(folder), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("key, shape", [("x_train", (10**9, 28, 28)), ("y_train", (3 * 10**9,))],
+                         ids=["images", "labels"])
+def test_a_gzip_bomb_claiming_an_absurd_size_is_refused_from_its_header(tmp_path, key, shape):
+    folder, file = corrupt_idx(tmp_path, key, b"")
+    file.write_bytes(gzip_bomb(idx_header(data.IDX_MAGIC[key[0]], *shape), zeros_mib=1024))  # 1 MB: 1 GiB inside
+    message, peak = refusal_and_peak_memory(folder)
+    assert message.startswith(f"{file} is not a usable IDX {'images' if key == 'x_train' else 'labels'} file: ")
+    assert f"its header gives shape {shape}, {math.prod(shape):,} bytes, more than the 2,147,483,648 allowed" in message
+    assert peak < 16 * 2**20  # nothing past the header was decompressed
+
+
+def test_an_uncompressed_idx_file_claiming_an_absurd_size_is_refused(tmp_path):
+    folder = write_idx_folder(tmp_path / "idx", small_arrays(), gz=False)
+    file = folder / IDX_FILES["x_train"]
+    file.write_bytes(idx_header(2051, 10**9, 28, 28) + bytes(1000))
+    assert load_error(folder).startswith(f"{file} is not a usable IDX images file: its header gives shape")
+
+
+def test_a_gzip_bomb_behind_a_plausible_header_is_decompressed_only_as_far_as_the_header_says(tmp_path):
+    folder, file = corrupt_idx(tmp_path, "x_train", b"")
+    file.write_bytes(gzip_bomb(idx_header(2051, 1000, 28, 28), zeros_mib=1024))  # 784,000 bytes, then 1 GiB more
+    message, peak = refusal_and_peak_memory(folder)
+    assert message == (
+        f"{file} is longer than its header says: its header gives shape (1000, 28, 28) (784000 bytes) but it holds more"
+    )
+    assert peak < 16 * 2**20
 
 
 def test_a_damaged_label_that_makes_a_class_without_training_images_is_refused(tmp_path):
@@ -384,10 +434,10 @@ def test_compressed_source_is_read_once_then_from_the_cache(tmp_path, cache_dir,
     first = load_dataset(folder)
     assert len(list(cache_dir.glob("*.npz"))) == 1
 
-    def no_decompressing(_):
+    def no_decompressing(*args, **kwargs):
         raise AssertionError("the source was decompressed again")
 
-    monkeypatch.setattr(gzip, "decompress", no_decompressing)
+    monkeypatch.setattr(gzip, "GzipFile", no_decompressing)
     cached = load_dataset(folder)
     assert_same_arrays(cached, arrays)
     assert (cached.name, cached.source, cached.class_names) == (first.name, first.source, FASHION_CLASS_NAMES)
