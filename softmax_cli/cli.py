@@ -184,7 +184,7 @@ def train(config_file, dataset_name, data, model_path, checkpoint_path, history_
         raise click.BadParameter("the history file must end in .csv or .json", param_hint="--history")
     if checkpoint_path is not None:
         arrays, state = load_checkpoint(checkpoint_path)
-        trainer = Trainer.from_checkpoint(arrays, state)
+        trainer = Trainer.from_checkpoint(arrays, state, checkpoint_path)
         check_same_settings(trainer.config, make_config(config_file, **settings), settings, config_file)
         dataset_name = state.get("dataset", dataset_name)
     config = make_config(config_file, **settings) if checkpoint_path is None else trainer.config
@@ -249,7 +249,7 @@ def train(config_file, dataset_name, data, model_path, checkpoint_path, history_
 
 
 def check_same_settings(saved: TrainConfig, given: TrainConfig, flags: dict, config_file) -> None:
-    """Refuse to resume with settings other than the checkpoint's: the result would be neither run's."""
+    """Raise SoftmaxError if a setting asked for differs from the checkpoint's: the result would be neither run's."""
     asked = {name for name, value in flags.items() if value is not None}
     if config_file:
         asked |= set(read_config_file(config_file))
@@ -280,7 +280,7 @@ def write_history(history: list[dict], path: Path) -> None:
                 writer.writeheader()
                 writer.writerows(history)
     except OSError as e:
-        raise SoftmaxError(f"cannot write the history to {path}: {e.strerror}") from None
+        raise SoftmaxError(f"cannot write the history to {path}: {e.strerror or e}") from None
 
 
 class StopRequest:
@@ -398,6 +398,7 @@ def check_model_fits(saved, dataset) -> None:
 
 
 def format_matrix(matrix, names) -> str:
+    """Return the confusion matrix as text, one row per true class, every column as wide as the widest entry."""
     width = max(6, *(len(str(v)) + 1 for row in matrix for v in row), *(len(n) + 1 for n in names))
     lines = [" " * width + "".join(f"{n:>{width}}" for n in names)]
     lines += [f"{name:>{width}}" + "".join(f"{v:>{width}}" for v in row) for name, row in zip(names, matrix)]
@@ -798,5 +799,5 @@ def main(argv=None) -> None:
         code = e.exit_code
     except (KeyboardInterrupt, click.Abort):
         click.echo("softmax: interrupted", err=True)
-        code = 130
+        code = EXIT_INTERRUPTED
     sys.exit(code if isinstance(code, int) else 0)

@@ -66,11 +66,11 @@ def read_config_file(path: str | Path) -> dict:
         with open(path, "rb") as f:
             values = tomllib.load(f)
     except OSError as e:
-        raise SoftmaxError(f"cannot read config file {path}: {e.strerror}") from None
+        raise SoftmaxError(f"cannot read config file {path}: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise SoftmaxError(f"config file {path} is not valid TOML: {e}") from None
     values = {key.replace("-", "_"): value for key, value in values.items()}
-    known = {field.name: field.type for field in dataclasses.fields(TrainConfig)}
+    known = [field.name for field in dataclasses.fields(TrainConfig)]
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise SoftmaxError(

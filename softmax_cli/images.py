@@ -124,7 +124,7 @@ def _read_grayscale(path: str | os.PathLike) -> np.ndarray:
     try:
         file = open(path, "rb")
     except OSError as e:
-        raise SoftmaxError(f"cannot open image {path}: {e.strerror}") from None
+        raise SoftmaxError(f"cannot open image {path}: {e.strerror or e}") from None
     with file, warnings.catch_warnings():
         # Pillow's warnings would print below the CLI; a size it warns about is refused like one it rejects.
         warnings.simplefilter("ignore")

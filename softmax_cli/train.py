@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -149,6 +149,7 @@ class Trainer:
         return {"epoch": self.epoch, "loss": loss, "accuracy": accuracy}
 
     def is_finite(self) -> bool:
+        """Return whether the weights and the velocity are free of NaN and infinity."""
         return bool(np.isfinite(self.weights).all() and np.isfinite(self.velocity).all())
 
     def to_checkpoint(self) -> tuple[dict[str, np.ndarray], dict]:
@@ -168,8 +169,11 @@ class Trainer:
         return arrays, state
 
     @classmethod
-    def from_checkpoint(cls, arrays: dict[str, np.ndarray], state: dict) -> "Trainer":
-        """Return the run that to_checkpoint saved, ready to continue with its next epoch."""
+    def from_checkpoint(cls, arrays: dict[str, np.ndarray], state: dict, path) -> Trainer:
+        """Return the run that to_checkpoint saved, ready to continue with its next epoch.
+
+        arrays and state are as read from the checkpoint file at path, which an error names.
+        """
         try:
             trainer = cls(TrainConfig(**state["settings"]), arrays["weights"].shape[1] - 1,
                           arrays["weights"].shape[0], state["scale"])
@@ -184,7 +188,10 @@ class Trainer:
             trainer.epochs_since_best = state["epochs_since_best"]
             trainer._check_restored()
         except (LookupError, TypeError, ValueError, OverflowError) as e:
-            raise SoftmaxError(f"the checkpoint does not hold a training run this version can resume ({e})") from None
+            raise SoftmaxError(
+                f"the checkpoint {path} does not hold a training run this version can resume ({e}): "
+                "train without --resume to start again"
+            ) from None
         return trainer
 
     def _check_restored(self) -> None:
@@ -239,7 +246,10 @@ def fit(
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
-    """Train until the trainer's configured epochs are done, early stopping fires, or should_stop() says so."""
+    """Return the TrainResult of training until the configured epochs are done, early stopping fires or should_stop().
+
+    The trainer is advanced in place, so that after an interruption it can be saved with to_checkpoint.
+    """
     config = trainer.config
     X = X.reshape(len(X), -1)
     if X.shape[1] != trainer.n_features:

@@ -263,6 +263,19 @@ def test_a_checkpoint_edited_in_any_way_is_refused_in_one_line_or_resumes(capsys
         assert code in (0, 130) and "Traceback" not in err
 
 
+
+def test_a_checkpoint_that_cannot_resume_is_named_with_what_is_wrong(capsys, tmp_path, tiny_run):
+    dataset, arrays, state = tiny_run
+    checkpoint = tmp_path / "edited.ckpt.npz"
+    save_checkpoint(checkpoint, arrays, {**state, "step": -1})
+    code, _, err = run(capsys, "train", "--data", dataset, "--model", tmp_path / "model.npz", "--quiet",
+                       "--resume", checkpoint)
+    assert_one_line_error(
+        code, err, f"the checkpoint {checkpoint} does not hold a training run this version can resume (step is -1): "
+        "train without --resume to start again"
+    )
+    assert code == 1 and not (tmp_path / "model.npz").exists()
+
 # --- Divergence -----------------------------------------------------------------------------------------------
 
 

@@ -114,8 +114,9 @@ def test_a_resumed_run_ends_with_exactly_the_uninterrupted_weights(tmp_path):
     trainer = Trainer(config, 16, 3)
     stopped = fit(trainer, pixels, labels, should_stop=lambda: trainer.epoch == 2)
     assert stopped.interrupted and stopped.epochs_run == 2
-    save_checkpoint(tmp_path / "run.ckpt.npz", *trainer.to_checkpoint())
-    resumed = fit(Trainer.from_checkpoint(*load_checkpoint(tmp_path / "run.ckpt.npz")), pixels, labels)
+    checkpoint = tmp_path / "run.ckpt.npz"
+    save_checkpoint(checkpoint, *trainer.to_checkpoint())
+    resumed = fit(Trainer.from_checkpoint(*load_checkpoint(checkpoint), checkpoint), pixels, labels)
     assert np.array_equal(resumed.W, uninterrupted.W) and np.array_equal(resumed.b, uninterrupted.b)
     assert [s["loss"] for s in resumed.history] == [s["loss"] for s in uninterrupted.history]
 
@@ -123,8 +124,8 @@ def test_a_resumed_run_ends_with_exactly_the_uninterrupted_weights(tmp_path):
 def test_a_checkpoint_that_does_not_fit_is_refused():
     arrays, state = Trainer(TrainConfig(), 16, 3).to_checkpoint()
     del state["rng"]
-    with pytest.raises(SoftmaxError, match="checkpoint"):
-        Trainer.from_checkpoint(arrays, state)
+    with pytest.raises(SoftmaxError, match="the checkpoint run.ckpt.npz does not hold a training run .*'rng'"):
+        Trainer.from_checkpoint(arrays, state, "run.ckpt.npz")
 
 
 def test_divergence_stops_with_advice():
