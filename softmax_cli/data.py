@@ -107,22 +107,6 @@ def load_dataset(path: str | os.PathLike | None = None, name: str = "mnist") -> 
     raise SoftmaxError(f"unknown data set {name!r}: choose one of {', '.join(DATASETS)}, or pass --data PATH")
 
 
-def features(pixels: np.ndarray) -> np.ndarray:
-    """Return uint8 images of shape (n, h, w) or (n, d) as float32 rows of n_features values in [0, 1]."""
-    if pixels.dtype != np.uint8:
-        raise TypeError(f"features() takes uint8 pixels 0..255, got {pixels.dtype}")
-    # Dividing gives exactly pixel/255 (multiplying by 1/255 is one ulp off for some); dtype= makes it one pass.
-    return np.divide(pixels.reshape(len(pixels), -1), np.float32(255), dtype=np.float32)
-
-
-def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """Return float32 rows with a 1 in the column of each label and 0 elsewhere."""
-    labels = np.asarray(labels)
-    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
-        raise ValueError(f"labels must lie in 0..{n_classes - 1}, got {labels.min()}..{labels.max()}")
-    return np.eye(n_classes, dtype=np.float32)[labels]
-
-
 def _spanned_fraction(present: np.ndarray) -> np.ndarray:
     """Return, for each row of booleans (each with a True), the fraction of it from its first True to its last."""
     first = present.argmax(axis=1)

@@ -9,6 +9,14 @@ from __future__ import annotations
 import numpy as np
 
 
+def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Return float32 rows with a 1 in the column of each label and 0 elsewhere (scikit-learn's OneHotEncoder)."""
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"labels must lie in 0..{n_classes - 1}, got {labels.min()}..{labels.max()}")
+    return np.eye(n_classes, dtype=np.float32)[labels]
+
+
 def logits(W: np.ndarray, b: np.ndarray, X: np.ndarray) -> np.ndarray:
     """Return the class scores X @ W + b, one row per sample."""
     return X @ W + b
@@ -68,10 +76,8 @@ def mse_logit_grad(Z: np.ndarray, labels: np.ndarray) -> float:
 
     The squared error sums over the classes; training divides by the batch size like the cross-entropy.
     """
-    rows = np.arange(len(Z))
     P = softmax(Z)
-    residual = P.copy()
-    residual[rows, labels] -= 1                    # P - Y
+    residual = P - one_hot(labels, Z.shape[1])
     dP = 2 * residual
     Z[...] = P * (dP - (dP * P).sum(axis=1, keepdims=True))  # the softmax Jacobian applied to dP
     return float((residual * residual).sum())

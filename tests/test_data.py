@@ -1,4 +1,4 @@
-"""Tests for softmax_cli.data: every source (IDX, .npz, Keras, digits), every check, the cache, features, one_hot."""
+"""Tests for softmax_cli.data: every source (IDX, .npz, Keras, digits), every check, and the cache."""
 
 import gzip
 import json
@@ -15,10 +15,9 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sklearn.preprocessing import LabelBinarizer, OneHotEncoder
 
 from softmax_cli import data
-from softmax_cli.data import FASHION_CLASS_NAMES, IDX_FILES, Dataset, features, load_dataset, one_hot
+from softmax_cli.data import FASHION_CLASS_NAMES, IDX_FILES, Dataset, load_dataset
 from softmax_cli.errors import SoftmaxError
 from test_store import FUZZ, damaged, damaged_inside
 
@@ -502,7 +501,7 @@ def test_cache_lives_in_the_user_cache_folder_by_default(tmp_path, monkeypatch):
     assert len(list((tmp_path / "home" / ".cache" / "softmax-cli").glob("*.npz"))) == 1
 
 
-# --- Bundled digits, features, one_hot --------------------------------------------------------------------
+# --- Bundled digits --------------------------------------------------------------------
 
 
 def test_digits_are_8x8_uint8_split_75_25_by_class_the_same_every_time():
@@ -513,35 +512,6 @@ def test_digits_are_8x8_uint8_split_75_25_by_class_the_same_every_time():
     assert dataset.class_names == tuple("0123456789") and dataset.source == "sklearn.datasets.load_digits"
     assert np.bincount(dataset.y_test).tolist() == [45, 46, 44, 46, 45, 46, 45, 45, 43, 45]  # a quarter of each class
     np.testing.assert_array_equal(load_dataset(None, "digits").x_test, dataset.x_test)
-
-
-def test_features_are_pixels_over_255_as_float32_rows():
-    pixels = np.arange(256, dtype=np.uint8).reshape(4, 8, 8)
-    rows = features(pixels)
-    assert rows.shape == (4, 64) and rows.dtype == np.float32
-    np.testing.assert_array_equal(rows.ravel(), np.arange(256, dtype=np.float32) / np.float32(255))
-    assert rows.min() == 0.0 and rows.max() == 1.0
-    np.testing.assert_array_equal(features(pixels.reshape(4, 64)), rows)
-    with pytest.raises(TypeError, match="uint8"):
-        features(rows)
-
-
-@pytest.mark.parametrize("n_classes", [2, 3, 10])
-def test_one_hot_matches_scikit_learn(n_classes):
-    labels = np.random.default_rng(n_classes).integers(0, n_classes, 50)
-    expected = OneHotEncoder(categories=[list(range(n_classes))], sparse_output=False).fit_transform(labels[:, None])
-    result = one_hot(labels, n_classes)
-    assert result.dtype == np.float32
-    np.testing.assert_array_equal(result, expected)
-    if n_classes > 2:  # LabelBinarizer gives a single column for two classes
-        np.testing.assert_array_equal(result, LabelBinarizer().fit(range(n_classes)).transform(labels))
-
-
-def test_one_hot_rejects_labels_outside_the_classes():
-    with pytest.raises(ValueError, match="0..2"):
-        one_hot(np.array([0, 3]), 3)
-    with pytest.raises(ValueError):
-        one_hot(np.array([-1, 0]), 3)
 
 
 def test_importing_data_does_not_import_tensorflow():

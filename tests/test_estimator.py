@@ -15,7 +15,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from softmax_cli import SoftmaxRegression
 from softmax_cli.config import TrainConfig
-from softmax_cli.data import features, load_dataset
+from softmax_cli.data import load_dataset
+from softmax_cli.metrics import scaled_features
 from softmax_cli.model import loss_and_grad
 from softmax_cli.train import Trainer, fit
 
@@ -59,7 +60,7 @@ def test_the_same_model_as_softmax_train(capsys, tmp_path):
     code, _, err = run(capsys, "train", "--dataset", "digits", "--model", model, "--quiet")
     assert code == 0, err
     digits = load_dataset(name="digits")
-    estimator = SoftmaxRegression().fit(features(digits.x_train), digits.y_train)
+    estimator = SoftmaxRegression().fit(scaled_features(digits.x_train), digits.y_train)
     with np.load(model) as saved:
         assert_allclose(estimator.coef_, saved["W"].T, atol=1e-5)
         assert_allclose(estimator.intercept_, saved["b"], atol=1e-5)
@@ -190,5 +191,5 @@ def test_importing_the_package_does_not_import_scikit_learn():
 
 @pytest.mark.slow
 def test_real_mnist_scores_at_least_92_percent(mnist):
-    estimator = SoftmaxRegression().fit(features(mnist.x_train), mnist.y_train)
-    assert estimator.score(features(mnist.x_test), mnist.y_test) >= 0.92
+    estimator = SoftmaxRegression().fit(scaled_features(mnist.x_train), mnist.y_train)
+    assert estimator.score(scaled_features(mnist.x_test), mnist.y_test) >= 0.92

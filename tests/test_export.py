@@ -10,7 +10,7 @@ import pytest
 
 from softmax_cli import export
 from softmax_cli.cli import main
-from softmax_cli.data import features
+from softmax_cli.metrics import scaled_features
 from softmax_cli.errors import SoftmaxError
 from softmax_cli.export import ExportFormat, export_model
 from softmax_cli.model import predict_proba
@@ -56,7 +56,7 @@ def test_keras_model_gives_our_probabilities_for_raw_pixels(exported):
     saved, _, keras_model = exported
     pixels = np.random.default_rng(1).integers(0, 256, size=(500, 784), dtype=np.uint8)
     pixels[0], pixels[1] = 0, 255
-    ours = predict_proba(saved.W, saved.b, features(pixels))
+    ours = predict_proba(saved.W, saved.b, scaled_features(pixels))
     assert ours.max() > 0.99 and ours.min() < 0.001  # far from uniform: the comparison means something
     np.testing.assert_allclose(keras_model.predict(pixels, verbose=0), ours, rtol=0, atol=1e-5)
     np.testing.assert_array_equal(keras_model.get_layer("probabilities").get_weights()[0], saved.W)

@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 
 import redraw
 from softmax_cli import images, model
-from softmax_cli.data import features
+from softmax_cli.metrics import scaled_features
 from softmax_cli.errors import SoftmaxError
 from softmax_cli.images import expand_inputs, load_image, save_preprocessed, to_filled_frame, to_mnist
 from test_store import FUZZ, damaged
@@ -380,7 +380,7 @@ def test_mnist_digits_pass_nearly_unchanged(mnist, mnist_model):
     vectors = np.stack([to_mnist(digit / 255) for digit in digits])
     correlations = np.array([correlation(v, d) for v, d in zip(vectors, digits)])
     assert np.median(correlations) > 0.999 and (correlations > 0.95).mean() > 0.98
-    assert accuracy(mnist_model, vectors, labels) >= accuracy(mnist_model, features(digits), labels) - 0.01
+    assert accuracy(mnist_model, vectors, labels) >= accuracy(mnist_model, scaled_features(digits), labels) - 0.01
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 from sklearn.metrics import log_loss
-from sklearn.preprocessing import LabelBinarizer
+from sklearn.preprocessing import LabelBinarizer, OneHotEncoder
 
 from softmax_cli import model
 
@@ -117,3 +117,21 @@ def test_mse_gradient_matches_finite_differences():
     assert loss_sum / len(X) == pytest.approx(((model.predict_proba(W, b, X) - Y) ** 2).sum(axis=1).mean())
     assert relative_error(X.T @ Z / len(X), numerical_gradient(mse_loss, W)) < 1e-6
     assert relative_error(Z.sum(axis=0) / len(X), numerical_gradient(mse_loss, b)) < 1e-6
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 10])
+def test_one_hot_matches_scikit_learn(n_classes):
+    labels = np.random.default_rng(n_classes).integers(0, n_classes, 50)
+    expected = OneHotEncoder(categories=[list(range(n_classes))], sparse_output=False).fit_transform(labels[:, None])
+    result = model.one_hot(labels, n_classes)
+    assert result.dtype == np.float32
+    np.testing.assert_array_equal(result, expected)
+    if n_classes > 2:  # LabelBinarizer gives a single column for two classes
+        np.testing.assert_array_equal(result, LabelBinarizer().fit(range(n_classes)).transform(labels))
+
+
+def test_one_hot_rejects_labels_outside_the_classes():
+    with pytest.raises(ValueError, match="0..2"):
+        model.one_hot(np.array([0, 3]), 3)
+    with pytest.raises(ValueError):
+        model.one_hot(np.array([-1, 0]), 3)
