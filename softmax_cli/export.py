@@ -7,7 +7,9 @@ wrong file name fails at once rather than after seconds.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,9 +55,33 @@ def import_keras():
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    import keras
+    with native_stderr_silenced():
+        import keras
+        import tensorflow  # noqa: F401  (keras loads it lazily; its C++ start-up logs come with the import)
 
     return keras
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Send what C and C++ code write to file descriptor 2 to /dev/null while inside; Python's stderr is kept.
+
+    TensorFlow's native start-up lines (absl's InitializeLog warning, CUDA probing) ignore TF_CPP_MIN_LOG_LEVEL.
+    """
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all: nothing to keep quiet
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def keras_model(saved: SavedModel):

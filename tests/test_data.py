@@ -563,6 +563,8 @@ def test_real_fashion_folder_has_fashion_class_names(fashion_path):
 KERAS_SCRIPT = """
 import json, sys, urllib.error
 import numpy as np
+from softmax_cli.export import import_keras
+import_keras()  # first, as softmax train's download does: the patches below need Keras' modules
 import keras.src.datasets.mnist, keras.src.utils.file_utils
 from softmax_cli.data import load_dataset
 from softmax_cli.errors import SoftmaxError
@@ -601,7 +603,7 @@ def keras_results(mnist_path, fashion_path, tmp_path_factory) -> dict:
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    return json.loads(result.stdout)  # fails if Keras wrote its download messages to stdout
+    return {**json.loads(result.stdout), "stderr": result.stderr}  # fails if Keras wrote its messages to stdout
 
 
 @pytest.mark.slow
@@ -620,6 +622,13 @@ def test_keras_fashion_mnist_gives_the_real_set_with_its_class_names(keras_resul
     assert fashion["class_names"] == list(FASHION_CLASS_NAMES)
     assert fashion["train_counts"] == [6000] * 10 and fashion["test_counts"] == [1000] * 10
     assert fashion["source"] == "keras.datasets.fashion_mnist"
+
+
+@pytest.mark.slow
+def test_tensorflow_start_up_noise_stays_off_stderr(keras_results):
+    # absl's "All log messages before absl::InitializeLog()" and CUDA probing come from C++, ignoring TF_CPP_*
+    lines = keras_results["stderr"].splitlines()
+    assert all(line.startswith("Downloading data from") for line in lines), lines
 
 
 @pytest.mark.slow
