@@ -53,7 +53,7 @@ def import_keras():
 
     Everything that uses Keras (this module's exporters, data.py's downloads) imports it through here.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # 3: not even the "failed call to cuInit" of a CPU machine
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     with native_stderr_silenced():
         import keras
