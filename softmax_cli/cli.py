@@ -182,6 +182,8 @@ def train(config_file, dataset_name, data, model_path, checkpoint_path, history_
 
     if history_path is not None and history_path.suffix not in (".csv", ".json"):
         raise click.BadParameter("the history file must end in .csv or .json", param_hint="--history")
+    if history_path is not None and not history_path.parent.is_dir():  # found out now, not after saving the model
+        raise click.BadParameter(f"the folder {history_path.parent} does not exist", param_hint="--history")
     if checkpoint_path is not None:
         arrays, state = load_checkpoint(checkpoint_path)
         trainer = Trainer.from_checkpoint(arrays, state, checkpoint_path)

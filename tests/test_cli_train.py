@@ -344,6 +344,14 @@ def test_history_is_written_as_csv_or_json(capsys, tmp_path):
     assert epochs == load_model(tmp_path / "model.npz").metadata["history"]
 
 
+def test_history_in_a_missing_folder_is_refused_before_training(capsys, tmp_path):
+    model = tmp_path / "model.npz"
+    model.write_bytes(b"the user's earlier model")
+    code, _, err = train(capsys, model, "--history", tmp_path / "no" / "history.csv")
+    assert_one_line_error(code, err, "--history", "does not exist")
+    assert model.read_bytes() == b"the user's earlier model"
+
+
 def test_history_file_with_another_suffix_is_a_usage_error(capsys, tmp_path):
     code, _, err = train(capsys, tmp_path / "model.npz", "--history", tmp_path / "history.txt")
     assert_one_line_error(code, err, "--history", "must end in .csv or .json")
