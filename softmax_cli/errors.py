@@ -1,4 +1,8 @@
-"""The one exception type users see, and the exit codes the CLI turns it into."""
+"""The one exception type users see, and the exit codes the CLI turns it into.
+
+A library message that concerns a setting names it as "{setting}" and passes setting="lr": str(error) reads
+"lr" (what a Python user passes), and the command line shows its flag, "--lr", instead (see `in_terms_of`).
+"""
 
 EXIT_ERROR = 1          # a user mistake or bad input: one line on stderr says what to do
 EXIT_USAGE = 2          # Click's own code for a bad option or argument
@@ -9,6 +13,17 @@ EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM during training (128 + SIGINT, the s
 class SoftmaxError(Exception):
     """A problem the user can fix; its message is one line saying what was wrong and what to do."""
 
-    def __init__(self, message: str, exit_code: int = EXIT_ERROR):
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR, setting: str | None = None):
         super().__init__(message)
+        self.message = message
         self.exit_code = exit_code
+        self.setting = setting
+
+    def in_terms_of(self, name_of) -> str:
+        """Return the message with the setting it concerns called name_of(setting), e.g. its command-line flag."""
+        if self.setting is None:
+            return self.message
+        return self.message.replace("{setting}", name_of(self.setting))
+
+    def __str__(self) -> str:
+        return self.in_terms_of(str)

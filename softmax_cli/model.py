@@ -8,6 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
+PIXEL_SCALE = 1 / 255  # a model's features are its image's pixels (uint8, 0..255) times this: values in [0, 1]
+
+
+def features(pixels: np.ndarray) -> np.ndarray:
+    """Return the features a model takes for images (n, ...) of uint8 pixels: float32 rows of pixels / 255."""
+    rows = np.asarray(pixels).reshape(len(pixels), -1).astype(np.float32)
+    rows *= np.float32(PIXEL_SCALE)
+    return rows
+
 
 def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
     """Return float32 rows with a 1 in the column of each label and 0 elsewhere (scikit-learn's OneHotEncoder)."""
