@@ -1,0 +1,85 @@
+"""Deskewing: straighten each image's slant by its second moments, the classic step for a linear classifier.
+
+LeCun's MNIST table took the same linear classifier from 12.0 % to 8.4 % error with it. Each image is sheared
+horizontally about its centre of mass, by alpha = mu11 / mu02 (the covariance of row and column over the variance
+of the rows), so that its principal axis becomes vertical: output(r, c) = input(r, c + alpha * (r - r_mean)).
+
+The whole set is done at once in NumPy, a chunk of images at a time: within one row the shear is a single
+shift, so linear interpolation along the row is one whole-pixel shift (a copy of the row) and one blend of two
+neighbours with the same weight for every pixel of the row. No per-image Python loop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Part of the cache key of deskewed data sets: change it whenever deskew's output changes.
+DESKEW_VERSION = 1
+CHUNK = 4096  # images per chunk: a few tens of MB of scratch arrays however large the set
+
+
+def deskew(images: np.ndarray) -> np.ndarray:
+    """Return the images (n, height, width) or one image (height, width) with their slant straightened.
+
+    uint8 pixels come back as uint8 (rounded to the nearest level); float intensities (in [0, 1]) come back as
+    float32. Each image keeps its rows' masses and its centre of mass; after the shear its mu11 is 0 (up to the
+    rounding to uint8, and unless ink is sheared off the frame's edge). A blank image, or one whose ink lies in a
+    single row (nothing to straighten), comes back unchanged. The result depends on nothing but the images.
+    """
+    images = np.asarray(images)
+    if images.ndim == 2:
+        return deskew(images[np.newaxis])[0]
+    if images.ndim != 3:
+        raise ValueError(f"deskew takes images (n, height, width) or one image (height, width), got {images.shape}")
+    if images.dtype != np.uint8 and not np.issubdtype(images.dtype, np.floating):
+        raise ValueError(f"deskew takes uint8 pixels or float intensities, got {images.dtype}")
+    out = np.empty(images.shape, np.uint8 if images.dtype == np.uint8 else np.float32)
+    for start in range(0, len(images), CHUNK):
+        _deskew_chunk(images[start:start + CHUNK], out[start:start + CHUNK])
+    return out
+
+
+def _row_shifts(images: np.ndarray) -> np.ndarray:
+    """Return how far (in pixels, to the right) each row of each image (n, height, width) is to be read from."""
+    n, height, width = images.shape
+    rows = np.arange(height, dtype=np.float64)
+    columns = np.arange(width, dtype=np.float64)
+    # With whole-number coordinates and uint8 pixels every sum below is a whole number well under 2**53, so
+    # float64 holds it exactly: an upright symmetric image gets alpha exactly 0, in any order of summation.
+    pixels = images.astype(np.float64).reshape(n * height, width)
+    row_mass = pixels.sum(axis=1).reshape(n, height)
+    row_column_sum = (pixels @ columns).reshape(n, height)
+    mass = row_mass.sum(axis=1)
+    sum_r, sum_rr = row_mass @ rows, row_mass @ (rows * rows)
+    sum_c, sum_rc = row_column_sum.sum(axis=1), row_column_sum @ rows
+    # mass**2 * mu11 and mass**2 * mu02, without dividing first: exact for uint8 pixels
+    covariance = mass * sum_rc - sum_r * sum_c
+    row_variance = mass * sum_rr - sum_r * sum_r
+    alpha = np.divide(covariance, row_variance, out=np.zeros(n), where=row_variance > 0)
+    row_mean = np.divide(sum_r, mass, out=np.zeros(n), where=mass > 0)
+    return alpha[:, np.newaxis] * (rows - row_mean[:, np.newaxis])
+
+
+def _deskew_chunk(images: np.ndarray, out: np.ndarray) -> None:
+    """Write the deskewed images (n, height, width) into out (uint8 or float32, same shape)."""
+    n, height, width = images.shape
+    shifts = _row_shifts(images).reshape(n * height)
+    # output(c) = input(c + shift) = (1 - t) * input(c + k) + t * input(c + k + 1), with k = floor(shift)
+    whole = np.floor(shifts)
+    weight = (shifts - whole).astype(np.float32)[:, np.newaxis]
+    # A row shifted by a whole `width` or more is blank: beyond that only the clip changes, not the result.
+    whole = np.clip(whole, -width, width).astype(np.intp)
+    # Each row between `width` zeros on either side; window j of it is the row shifted by j - width.
+    padded = np.zeros((n * height, 3 * width), images.dtype)
+    padded[:, width:2 * width] = images.reshape(n * height, width)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, width, axis=1)
+    row_index = np.arange(n * height)
+    left = windows[row_index, whole + width].astype(np.float32)
+    right = windows[row_index, np.minimum(whole + 1, width) + width].astype(np.float32)
+    right -= left
+    right *= weight
+    left += right
+    if out.dtype == np.uint8:
+        np.rint(left, out=left)
+        np.clip(left, 0, 255, out=left)  # a blend of two levels stays within them, but float error could step out
+    out.reshape(n * height, width)[...] = left
