@@ -7,7 +7,9 @@ Data sets frame their images in one of two ways (CONVENTIONS), and an image must
 - "fill", Fashion-MNIST's recipe (Zalando) and that of scikit-learn's 8x8 digits: the object is trimmed to its
   bounding box, resized so that its longer side fills the frame, and centred by its bounding box.
   `to_filled_frame` repeats that.
-`load_image` reads the file first. Both conventions invert dark ink on light paper: the models see light on black.
+`load_image` reads the file (or the bytes of one) first. Both conventions invert dark ink on light paper: the models
+see light on black. An image with nothing that looks like ink is refused (NoDigit) rather than guessed at, and a dark
+band along a photo's edge (a shadow, the table beside the sheet) is not taken for ink when there is ink inside.
 
 Pillow is imported inside the functions that need it, so that importing this module stays cheap.
 """
@@ -15,6 +17,7 @@ Pillow is imported inside the functions that need it, so that importing this mod
 from __future__ import annotations
 
 import glob
+import io
 import os
 import warnings
 from collections.abc import Iterable
@@ -25,6 +28,9 @@ import numpy as np
 from .errors import SoftmaxError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+# The formats the README promises, recognised by content whatever the file is called: Pillow never hands a file to
+# another decoder (EPS would run Ghostscript). A phone's multi-picture JPEG (MPO) is opened by the JPEG plugin.
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
 MAX_PIXELS = 40_000_000       # larger images are refused from their header, before decoding (decompression bombs)
 DRAFT_SIDE = 1024              # a JPEG larger than twice this on both sides is decoded at a reduced scale
 MNIST_SIDE, MNIST_BOX = 28, 20  # MNIST fits each digit into a 20x20 box inside its 28x28 field
@@ -34,20 +40,41 @@ NOISE_MARGIN = 5.0            # ink must stand this many noise standard deviatio
 FAINTEST_INK = 0.05           # and at least this fraction of the contrast, so that JPEG ringing is not ink
 STRAY_INK = 0.002             # the digit's bounding box leaves out this fraction of the ink mass on each side
 FILL_DETAIL = 4               # "fill" frames the object on a grid this many times finer, then averages each block
+SHADOW_CONTACT = 0.1          # ink along this fraction of the image's outermost pixels may be a shadow, not a digit
+SHADOW_GRID = 256             # what touches the edge is traced on a grid of at most this many cells a side
+
+
+class NoDigit(SoftmaxError):
+    """The image holds nothing that looks like ink: a plain or nearly uniform page."""
+
+    def __init__(self, name: str = "the image"):
+        super().__init__(
+            f"{name} holds no digit: nothing in it stands out from the paper (it is plain or nearly uniform); "
+            "draw or photograph a digit, dark on light or light on dark"
+        )
 
 
 def load_image(
-    path: str | os.PathLike, shape: tuple[int, int] = (MNIST_SIDE, MNIST_SIDE), convention: str = "mnist"
+    source: str | os.PathLike | bytes,
+    shape: tuple[int, int] = (MNIST_SIDE, MNIST_SIDE),
+    convention: str = "mnist",
+    name: str | None = None,
 ) -> np.ndarray:
-    """Return the image file's object as a float32 vector of h*w pixels in [0, 1], light on black, framed by convention.
+    """Return the image's object as a float32 vector of h*w pixels in [0, 1], light on black, framed by convention.
 
-    convention is a key of CONVENTIONS: "mnist" (to_mnist) or "fill" (to_filled_frame).
-    Any size and colour mode is accepted; an animated image gives its first frame. An image with no ink
-    at all (one flat colour) gives an all-zero vector. Raises SoftmaxError naming the file when it is missing,
-    unreadable, empty, not an image, damaged or truncated, or larger than MAX_PIXELS.
+    source is an image file's path or its bytes (what a web page uploads); name is what messages call it (the path,
+    or "the image"). convention is a key of CONVENTIONS: "mnist" (to_mnist) or "fill" (to_filled_frame).
+    Any size and colour mode of IMAGE_FORMATS is accepted; an animated image gives its first frame.
+    Raises SoftmaxError naming the image when it is missing, not a regular file, unreadable, empty, not in one of
+    IMAGE_FORMATS, damaged or truncated, or larger than MAX_PIXELS; NoDigit when it holds nothing like ink.
     """
+    if name is None:
+        name = "the image" if isinstance(source, (bytes, bytearray, memoryview)) else str(source)
     frame = CONVENTIONS[convention]
-    return frame(_read_grayscale(path), shape)
+    try:
+        return frame(_read_grayscale(source, name), shape)
+    except NoDigit:
+        raise NoDigit(name) from None
 
 
 def to_mnist(gray: np.ndarray, shape: tuple[int, int] = (MNIST_SIDE, MNIST_SIDE)) -> np.ndarray:
@@ -55,7 +82,7 @@ def to_mnist(gray: np.ndarray, shape: tuple[int, int] = (MNIST_SIDE, MNIST_SIDE)
 
     Dark ink on light paper is inverted, the paper and its noise become 0, the digit's bounding box is scaled
     to fit a box of 20/28 of `shape` keeping its aspect ratio, and its centre of mass is put at the centre.
-    A blank image (no ink at all) gives all zeros.
+    Raises NoDigit for an image with no ink (plain or nearly uniform).
     """
     box = [max(1, round(side * MNIST_BOX / MNIST_SIDE)) for side in shape]
     return _framed(gray, shape, box, _centre_of_mass_at_centre)
@@ -106,33 +133,51 @@ def expand_inputs(inputs: Iterable[str]) -> list[Path]:
     return paths
 
 
-def save_preprocessed(vector: np.ndarray, shape: tuple[int, int], path: str | os.PathLike) -> None:
-    """Write the vector as the grayscale PNG image that the model sees (white digit on black)."""
+def save_preprocessed(
+    vector: np.ndarray, shape: tuple[int, int], path: str | os.PathLike, reads: Iterable = ()
+) -> None:
+    """Write the vector as the grayscale PNG image that the model sees (white digit on black); returns None.
+
+    Written atomically, and never onto one of the files in reads (the images being predicted) nor onto an existing
+    file that is not a PNG image: SoftmaxError instead.
+    """
     from PIL import Image
 
+    from .safe_io import check_destination, write_atomically
+
+    check_destination(path, "preprocessed image", reads=reads, is_kind=_is_png)
     pixels = np.round(np.clip(vector, 0, 1).reshape(shape) * 255).astype(np.uint8)
-    try:
-        Image.fromarray(pixels).save(path, format="PNG")
-    except OSError as e:
-        raise SoftmaxError(f"cannot write the preprocessed image {path}: {e.strerror or e}") from None
+    write_atomically(
+        path, lambda temporary: Image.fromarray(pixels).save(temporary, format="PNG"),
+        "write the preprocessed image", "seen.png",
+    )
 
 
-def _read_grayscale(path: str | os.PathLike) -> np.ndarray:
-    """Return the image file's first frame as float32 grayscale in [0, 1], transparency made into background."""
+def _is_png(path: Path) -> bool:
+    """Return whether the file at path begins as a PNG image does."""
+    with open(path, "rb") as file:
+        return file.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def _read_grayscale(source: str | os.PathLike | bytes, name: str) -> np.ndarray:
+    """Return the image's first frame as float32 grayscale in [0, 1], transparency made into background."""
     from PIL import Image, ImageOps
 
-    try:
-        file = open(path, "rb")
-    except OSError as e:
-        raise SoftmaxError(f"cannot open image {path}: {e.strerror or e}") from None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        file = io.BytesIO(source)
+    else:
+        from .safe_io import open_regular
+
+        file = open_regular(source, "image")  # a regular file only: a FIFO or a device would hang or never end
     with file, warnings.catch_warnings():
         # Pillow's warnings would print below the CLI; a size it warns about is refused like one it rejects.
         warnings.simplefilter("ignore")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        if os.fstat(file.fileno()).st_size == 0:
-            raise SoftmaxError(f"image file {path} is empty (0 bytes)")
+        if file.seek(0, io.SEEK_END) == 0:
+            raise SoftmaxError(f"image {name} is empty (0 bytes)")
+        file.seek(0)
         try:
-            image = Image.open(file)
+            image = Image.open(file, formats=IMAGE_FORMATS)
             width, height = image.size
             if width * height > MAX_PIXELS:
                 raise Image.DecompressionBombError  # our limit is lower than Pillow's; refused the same way
@@ -141,13 +186,13 @@ def _read_grayscale(path: str | os.PathLike) -> np.ndarray:
             return _grayscale_pixels(image)
         except Image.UnidentifiedImageError:
             raise SoftmaxError(
-                f"{path} is not an image file that can be read (use PNG, JPEG, BMP, GIF, TIFF or WebP)"
+                f"{name} is not an image file that can be read (use PNG, JPEG, BMP, GIF, TIFF or WebP)"
             ) from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise SoftmaxError(f"image {path} has more than {MAX_PIXELS:,} pixels: scale it down first") from None
+            raise SoftmaxError(f"image {name} has more than {MAX_PIXELS:,} pixels: scale it down first") from None
         except Exception as e:  # Pillow's decoders raise OSError, SyntaxError, struct.error, ... on damaged files
             raise SoftmaxError(
-                f"cannot decode image {path} ({_one_line(e)}): is the file damaged or truncated?"
+                f"cannot decode image {name} ({_one_line(e)}): is the file damaged or truncated?"
             ) from None
 
 
@@ -204,7 +249,45 @@ def _ink_on_black(gray: np.ndarray) -> np.ndarray | None:
     floor = min(0.5, max(FAINTEST_INK, NOISE_MARGIN * noise / contrast))
     ink = np.clip(ink / contrast, 0, 1)
     # Cut, rather than subtract, the floor: the strokes keep their width and grey edges, as in MNIST.
-    return np.where(ink < floor, np.float32(0), ink)
+    ink = np.where(ink < floor, np.float32(0), ink)
+    shadow = _edge_shadow(ink > 0)
+    return ink if shadow is None else np.where(shadow, np.float32(0), ink)
+
+
+def _edge_shadow(present: np.ndarray) -> np.ndarray | None:
+    """Return the ink connected to the image's edge when it looks like a shadow there, not part of a digit; else None.
+
+    A shadow or a dark band runs along the edge: ink on at least SHADOW_CONTACT of the outermost pixels. A digit
+    that was cropped tightly touches the edge too, so the ink there is only taken for a shadow when, besides it,
+    there is ink inside (more than SPECKS pixels) that does not touch the edge.
+    """
+    outermost = np.concatenate([present[0], present[-1], present[1:-1, 0], present[1:-1, -1]])
+    if outermost.mean() < SHADOW_CONTACT:
+        return None
+    # Trace what is connected to the edge on a coarse grid (a cell holds ink when any of its pixels does), by
+    # growing from the edge through ink cells until nothing changes: cheap at any image size.
+    height, width = present.shape
+    cell = -(-max(height, width) // SHADOW_GRID)
+    rows, columns = -(-height // cell), -(-width // cell)
+    padded = np.zeros((rows * cell, columns * cell), dtype=bool)
+    padded[:height, :width] = present
+    coarse = padded.reshape(rows, cell, columns, cell).any(axis=(1, 3))
+    reached = np.zeros_like(coarse)
+    for edge in (np.s_[0, :], np.s_[-1, :], np.s_[:, 0], np.s_[:, -1]):
+        reached[edge] = coarse[edge]
+    while True:
+        grown = reached.copy()
+        grown[1:] |= reached[:-1]
+        grown[:-1] |= reached[1:]
+        grown[:, 1:] |= reached[:, :-1]
+        grown[:, :-1] |= reached[:, 1:]
+        grown &= coarse
+        if np.array_equal(grown, reached):
+            break
+        reached = grown
+    shadow = np.repeat(np.repeat(reached, cell, axis=0), cell, axis=1)[:height, :width] & present
+    inside = np.count_nonzero(present) - np.count_nonzero(shadow)
+    return shadow if inside > SPECKS else None
 
 
 def _bounding_box(ink: np.ndarray) -> tuple[slice, slice]:
@@ -224,11 +307,11 @@ def _span(mass: np.ndarray) -> slice:
 def _framed(gray: np.ndarray, shape: tuple[int, int], box, place) -> np.ndarray:
     """Return the ink of gray cropped to its bounding box, fitted into box and placed in a field of shape, as a vector.
 
-    place(digit, shape) puts the fitted ink in the field. A blank image (no ink at all) gives all zeros.
+    place(digit, shape) puts the fitted ink in the field. Raises NoDigit when gray holds no ink.
     """
     ink = _ink_on_black(np.asarray(gray, dtype=np.float32))
     if ink is None:
-        return np.zeros(shape[0] * shape[1], dtype=np.float32)
+        raise NoDigit
     rows, columns = _bounding_box(ink)
     return place(_fit_into_box(ink[rows, columns], box), shape).ravel()
 
