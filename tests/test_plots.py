@@ -12,7 +12,6 @@ from PIL import Image
 from softmax_cli import plots
 from softmax_cli.errors import SoftmaxError
 from softmax_cli.store import SavedModel
-from test_cli import run
 
 HISTORY = [{"epoch": e, "loss": 1 / e, "accuracy": 1 - 0.1 / e, "seconds": 0.1 * e} for e in range(1, 5)]
 HISTORY_WITH_VALIDATION = [{**epoch, "val_loss": 1.2 / epoch["epoch"], "val_accuracy": 0.97} for epoch in HISTORY]
@@ -94,9 +93,22 @@ def test_confident_mistakes_grid(tmp_path, n_mistakes):
     png_pixels(plots.plot_confident_mistakes(pixels, labels, probabilities, ["a", "b", "c"], tmp_path / "m.png"))
 
 
-def three_class_model() -> SavedModel:
-    metadata = {"class_names": ["a", "b", "c"], "image_shape": [8, 8], "history": HISTORY_WITH_VALIDATION}
-    return SavedModel(np.random.default_rng(1).normal(size=(64, 3)).astype(np.float32), np.zeros(3), metadata)
+def three_class_model(class_names=("a", "b", "c"), preprocess="none", seed=1) -> SavedModel:
+    metadata = {"class_names": list(class_names), "image_shape": [8, 8], "history": HISTORY_WITH_VALIDATION,
+                "preprocess": preprocess}
+    return SavedModel(np.random.default_rng(seed).normal(size=(64, 3)).astype(np.float32), np.zeros(3), metadata)
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """Return the list that every figure a plot function saves is appended to (it is still written)."""
+    figures, save = [], plots._save
+    monkeypatch.setattr(plots, "_save", lambda figure, path: figures.append(figure) or save(figure, path))
+    return figures
+
+
+def titles(figure) -> list[str]:
+    return [axes.get_title() for axes in figure.axes if axes.get_title()]
 
 
 def test_write_evaluation_figures_into_a_new_folder(tmp_path):
@@ -116,6 +128,8 @@ def test_figures_cannot_go_into_a_file(tmp_path):
 
 
 def test_evaluate_plots_must_be_a_folder(capsys, tmp_path):
+    from test_cli import run
+
     model = tmp_path / "model.npz"
     model.write_text("")
     code, _, err = run(capsys, "evaluate", "--model", model, "--plots", model)
@@ -124,6 +138,8 @@ def test_evaluate_plots_must_be_a_folder(capsys, tmp_path):
 
 @pytest.mark.slow
 def test_evaluate_writes_figures(capsys, tmp_path, mnist_path):
+    from test_cli import run
+
     model = tmp_path / "model.npz"
     code, _, err = run(capsys, "train", "--epochs", "1", "--data", mnist_path, "--model", model, "--quiet")
     assert code == 0, err
@@ -140,3 +156,103 @@ def test_evaluate_writes_figures(capsys, tmp_path, mnist_path):
     assert code == 0, err
     assert "confusion matrix" in out
     assert [line.removeprefix("figure written: ") for line in out.splitlines() if "figure written" in line] == figures
+
+
+@pytest.mark.parametrize("p, text", [
+    (0.99987, "0.99987"), (0.8, "0.80"), (0.95, "0.950"), (0.999, "0.9990"), (0.9999999, ">0.999999"),
+    (0.0012, "0.0012"), (3.14e-7, "3.1e-07"), (0.5, "0.50"),
+])
+def test_probabilities_are_written_with_the_digits_that_tell_them_from_one(p, text):
+    assert plots.probability_text(p) == text
+
+
+def test_each_confident_mistake_shows_its_probability_and_the_runner_up(tmp_path, drawn):
+    pixels, labels, _ = three_class_test_set(0)
+    probabilities = np.eye(3)[labels] * 0.9 + 0.05  # every one right
+    probabilities[0] = [0.00003, 0.99987, 0.0001]   # true a: predicted b, then c
+    probabilities[1] = [0.7, 0.1, 0.2]              # true b: predicted a, then c
+    png_pixels(plots.plot_confident_mistakes(pixels, labels, probabilities, ["a", "b", "c"], tmp_path / "m.png"))
+    shown = titles(drawn[0])
+    assert shown[:2] == ["true a\npredicted b (p=0.99987)\nnext c (p=0.0001)",
+                         "true b\npredicted a (p=0.70)\nnext c (p=0.20)"]
+    assert len(shown) == 2
+
+
+def test_weight_templates_are_scaled_to_the_bulk_of_the_weights_not_a_few_border_pixels(tmp_path):
+    W = np.zeros((64, 3), np.float32)
+    W[18:22, 0] = W[26:30, 0] = 1.0    # each template a small block of ordinary weights
+    W[34:38, 1] = W[42:46, 1] = -1.0
+    W[0, 2] = 50.0                     # and one corner pixel far larger, as the border of MNIST gives
+    assert plots.weight_limit(W) == pytest.approx(1.0)
+    pixels = png_pixels(plots.plot_weight_templates(W, (8, 8), ["up", "down", "corner"], tmp_path / "w.png"))
+    # At full strength: scaled to 50, the blocks would be drawn in a pale pink and a pale blue.
+    for end in (0.0, 1.0):
+        colour = np.array(colormaps["RdBu_r"](end)[:3]) * 255
+        assert (np.abs(pixels - colour).max(axis=-1) < 8).sum() > 8 * 500
+
+
+@pytest.mark.parametrize("W, limit", [(np.zeros((4, 2)), 1.0), (np.full((4, 2), np.nan), 1.0),
+                                      (np.array([[0.0, 0.0], [0.0, 3.0]]), 3.0)])
+def test_weight_limit_of_degenerate_weights(W, limit):
+    assert plots.weight_limit(W) == limit
+
+
+MATH_NAMES = ["$\\foo$", "a$b$c", "$x^2$"]
+
+
+def test_class_names_are_drawn_as_written_never_as_mathtext(tmp_path, drawn):
+    from matplotlib import cbook
+
+    model = three_class_model(MATH_NAMES)
+    pixels, labels, probabilities = three_class_test_set(10)
+    paths = plots.write_evaluation_figures(tmp_path, model, pixels, labels, probabilities)
+    for path in paths:
+        png_pixels(path)
+    weight_titles = titles(drawn[1])
+    assert weight_titles == [plots.literal(name) for name in MATH_NAMES]
+    for title in weight_titles:
+        assert not cbook.is_math_text(title)
+        assert title.replace("\\$", "$") in MATH_NAMES  # what matplotlib draws for text that is not math
+    png_pixels(plots.plot_loss_comparison({"$\\foo$": HISTORY}, tmp_path / "compare.png"))
+
+
+@pytest.mark.parametrize("history", [
+    [{"epoch": 1, "loss": 1e308, "accuracy": 0.1}, {"epoch": 2, "loss": 0.5, "accuracy": 0.9}],
+    [{"epoch": 1, "loss": 1.7e308, "accuracy": 0.1}, {"epoch": 2, "loss": 1.7e308, "accuracy": 0.1}],
+    [{"epoch": 1, "loss": 1e308, "val_loss": -1e308, "accuracy": 0.5}, {"epoch": 2, "loss": 0.0, "accuracy": 1}],
+    [{"epoch": 1, "loss": "high", "accuracy": None}, {"epoch": 2, "loss": [1], "accuracy": {"a": 1}},
+     {"loss": 0.3, "accuracy": 0.9}, {"epoch": 3, "loss": float("nan"), "accuracy": float("inf")},
+     {"epoch": 4, "loss": 0.2, "accuracy": 0.95}],
+    [{"epoch": 1, "loss": "high"}],
+])
+def test_learning_curves_of_huge_or_unusable_values_draw_without_error(tmp_path, history, recwarn):
+    png_pixels(plots.plot_learning_curves(history, tmp_path / "curves.png"))
+    assert not recwarn.list
+
+
+def test_weight_templates_of_two_models_side_by_side(tmp_path, drawn):
+    raw, deskewed = three_class_model(seed=1), three_class_model(preprocess="deskew", seed=2)
+    path = plots.plot_weight_templates_compared(
+        {"raw": (raw.W, (8, 8), raw.class_names), "deskew": (deskewed.W, (8, 8), deskewed.class_names)},
+        tmp_path / "compared.png",
+    )
+    png_pixels(path)
+    images = [axes for axes in drawn[0].axes if axes.images]
+    assert len(images) == 6 and titles(drawn[0])[:3] == ["a", "b", "c"]
+    labels = [axes.get_ylabel() for axes in drawn[0].axes if not axes.images]  # the two colour bars
+    assert labels == ["raw", "deskew"]
+
+
+def test_models_of_other_classes_are_not_compared(tmp_path):
+    a, b = three_class_model(), three_class_model(["x", "y", "z"])
+    with pytest.raises(SoftmaxError, match="cannot compare the weights of other: its classes are not"):
+        plots.plot_weight_templates_compared(
+            {"first": (a.W, (8, 8), a.class_names), "other": (b.W, (8, 8), b.class_names)}, tmp_path / "c.png")
+
+
+def test_evaluation_figures_compare_with_other_models(tmp_path):
+    paths = plots.write_evaluation_figures(tmp_path, three_class_model(preprocess="deskew"), *three_class_test_set(5),
+                                           compare_with={"raw.npz": three_class_model(seed=3)})
+    assert [path.name for path in paths] == [f"{name}.png" for name in
+                                             (*plots.FIGURE_NAMES, plots.COMPARED_FIGURE_NAME)]
+    png_pixels(paths[-1])
