@@ -27,6 +27,10 @@ class ExportFormat:
 
     suffix: str                                     # what the file name must end in
     write: Callable[[SavedModel, Path], None]       # writes the model to a path ending in suffix
+    # The preprocessing (SavedModel.preprocess) the format can carry exactly, and why it cannot carry the others:
+    # an export must never give probabilities that differ from ours.
+    carries: tuple[str, ...] = ("none",)
+    why_not: str = ""
 
 
 def export_model(saved: SavedModel, path, format_name: str = "keras") -> None:
@@ -34,6 +38,9 @@ def export_model(saved: SavedModel, path, format_name: str = "keras") -> None:
     if format_name not in FORMATS:
         raise SoftmaxError(f"unknown export format {format_name!r}: choose one of {', '.join(FORMATS)}")
     export_format = FORMATS[format_name]
+    if saved.preprocess not in export_format.carries:
+        raise SoftmaxError(f"cannot export a model with preprocess {saved.preprocess} to {format_name}: "
+                           f"{export_format.why_not}")
     target = Path(path)
     if not target.name.endswith(export_format.suffix):
         raise SoftmaxError(
@@ -85,18 +92,17 @@ def native_stderr_silenced():
 
 
 def keras_model(saved: SavedModel):
-    """Return a Keras model whose probabilities for raw pixels 0..255 are softmax-cli's for pixels / 255.
+    """Return a Keras model whose probabilities are softmax-cli's, taking the same input as the model file's W.
 
-    Its input is one row of height * width pixel values per image, the image flattened row by row
-    (`pixels.reshape(len(pixels), -1)`); a Rescaling(1/255) layer comes first, so it takes images as
-    they are stored, then a Dense softmax layer holding W and b.
+    Its input is what every form of the model takes (model.features): one row per image of its pixels / 255,
+    flattened row by row, `pixels.reshape(len(pixels), -1) / 255`, the Keras tutorials' habit; then one Dense
+    softmax layer holding W and b.
     """
     keras = import_keras()
     n_features, n_classes = saved.W.shape
     model = keras.Sequential(
         [
-            keras.Input(shape=(n_features,), name="pixels"),
-            keras.layers.Rescaling(1 / 255, name="pixels_0_to_1"),
+            keras.Input(shape=(n_features,), name="pixels_0_to_1"),
             keras.layers.Dense(n_classes, activation="softmax", name="probabilities"),
         ],
         name="softmax_regression",
@@ -109,5 +115,9 @@ def _write_keras(saved: SavedModel, path: Path) -> None:
     keras_model(saved).save(path)
 
 
-FORMATS = {"keras": ExportFormat(suffix=".keras", write=_write_keras)}
+FORMATS = {"keras": ExportFormat(
+    suffix=".keras", write=_write_keras,
+    why_not="deskewing shears each image by its own moments, which no standard Keras layer does; "
+            "export a model trained with preprocess none, or deskew the images before the Keras model sees them",
+)}
 

@@ -9,13 +9,10 @@ import numpy as np
 import pytest
 
 from softmax_cli import export
-from softmax_cli.cli import main
-from softmax_cli.metrics import scaled_features
 from softmax_cli.errors import SoftmaxError
 from softmax_cli.export import ExportFormat, export_model
-from softmax_cli.model import predict_proba
+from softmax_cli.model import features, predict_proba
 from softmax_cli.store import load_model, save_model
-from test_cli import assert_one_line_error, run
 from test_store import metadata
 
 DIGITS = [str(digit) for digit in range(10)]
@@ -23,12 +20,14 @@ DIGITS = [str(digit) for digit in range(10)]
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
 
 
-def write_model(path):
+def write_model(path, **changes):
     """Save a model of random weights for 28x28 images and 10 classes at path; return it as loaded."""
     rng = np.random.default_rng(0)
     # This spread puts logits several units apart, so probabilities range from near 0 to near 1.
     W, b = rng.normal(scale=0.3, size=(784, 10)), rng.normal(size=10)
-    save_model(path, W, b, metadata(image_shape=[28, 28], class_names=DIGITS))
+    fields = {"framing": "mnist", "preprocess": "none", "training_data": None, "test_loss": None,
+              "stopped_early": False, "best_epoch": None, **changes}
+    save_model(path, W, b, metadata(image_shape=[28, 28], class_names=DIGITS, **fields))
     return load_model(path)
 
 
@@ -39,27 +38,28 @@ def saved(tmp_path):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """Return the model, its export by `softmax export`, and that export as keras.models.load_model reads it."""
+    """Return the model, its export by export_model (what `softmax export` calls), and that export as
+    keras.models.load_model reads it."""
     folder = tmp_path_factory.mktemp("export")
     saved = write_model(folder / "model.npz")
     out = folder / "model.keras"
-    with pytest.raises(SystemExit) as exit_info:
-        main(["export", "--model", str(folder / "model.npz"), "--format", "keras", str(out)])
-    assert exit_info.value.code == 0
+    export_model(saved, out, "keras")
     import keras
 
     return saved, out, keras.models.load_model(out)
 
 
 @pytest.mark.slow
-def test_keras_model_gives_our_probabilities_for_raw_pixels(exported):
+def test_keras_model_gives_our_probabilities_for_pixels_over_255(exported):
+    """The input every form of the model takes: a Keras user who feeds x / 255, as the tutorials do, gets ours."""
     saved, _, keras_model = exported
-    pixels = np.random.default_rng(1).integers(0, 256, size=(500, 784), dtype=np.uint8)
+    pixels = np.random.default_rng(1).integers(0, 256, size=(500, 28, 28), dtype=np.uint8)
     pixels[0], pixels[1] = 0, 255
-    ours = predict_proba(saved.W, saved.b, scaled_features(pixels))
+    ours = predict_proba(saved.W, saved.b, features(pixels))
     assert ours.max() > 0.99 and ours.min() < 0.001  # far from uniform: the comparison means something
-    np.testing.assert_allclose(keras_model.predict(pixels, verbose=0), ours, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(keras_model.predict(pixels.reshape(500, -1) / 255, verbose=0), ours, rtol=0, atol=1e-5)
     np.testing.assert_array_equal(keras_model.get_layer("probabilities").get_weights()[0], saved.W)
+    assert [type(layer).__name__ for layer in keras_model.layers] == ["Dense"]  # no Rescaling in front
 
 
 @pytest.mark.slow
@@ -124,7 +124,22 @@ def test_an_unknown_format_names_the_known_ones(saved, tmp_path):
         export_model(saved, tmp_path / "model.onnx", "onnx")
 
 
+def test_a_deskewing_model_is_refused_in_one_line_before_tensorflow_loads(tmp_path, monkeypatch):
+    """Deskewing is per-image moments and a shear, not a standard Keras layer: no export rather than a wrong one."""
+    saved = write_model(tmp_path / "deskew.npz", preprocess="deskew", framing="mnist")
+    monkeypatch.setattr(export, "import_keras", lambda: pytest.fail("TensorFlow was loaded for a refused model"))
+    out = tmp_path / "deskew.keras"
+    with pytest.raises(SoftmaxError) as refused:
+        export_model(saved, out)
+    message = str(refused.value)
+    assert message.startswith("cannot export a model with preprocess deskew to keras: deskewing shears each image")
+    assert "\n" not in message and "no standard Keras layer" in message
+    assert not out.exists()
+
+
 def test_the_command_says_what_is_wrong_in_one_line(capsys, saved, tmp_path):
+    from test_cli import assert_one_line_error, run
+
     code, out, err = run(capsys, "export", "--model", tmp_path / "model.npz", tmp_path / "model.h5")
     assert code == 1 and out == ""
     assert_one_line_error(code, err, "model.h5", ".keras")
