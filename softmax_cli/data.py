@@ -15,6 +15,7 @@ import os
 import sys
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from .config import DATASETS
 from .errors import SoftmaxError
 from .export import import_keras
 from .images import MNIST_BOX, MNIST_SIDE
-from .store import DAMAGED_FILE_ERRORS
+DAMAGED_FILE_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, LookupError, TypeError,
+                       RuntimeError, SyntaxError, OverflowError, MemoryError)
 
 FASHION_CLASS_NAMES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",

@@ -16,6 +16,7 @@ import os
 import stat
 import struct
 import tempfile
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Callable, Collection, Iterable
@@ -28,6 +29,11 @@ from .errors import SoftmaxError
 
 READ_CHUNK = 2**20  # compressed bytes read, and decompressed bytes made, at a time
 NPY_DTYPE_KINDS = "biufU"  # booleans, integers, floats, complex numbers and text: never objects, never pickles
+_NOT_A_ZIP = (zipfile.BadZipFile, ValueError, struct.error, EOFError, OverflowError)  # what zipfile raises on junk
+# What numpy's .npy header readers raise on junk: headers that are not Python literals (SyntaxError, or TokenError
+# from its Python 2 fallback), nest too deeply (RecursionError) or describe nonsense (ValueError, TypeError, ...).
+_NOT_AN_NPY_HEADER = (ValueError, SyntaxError, tokenize.TokenError, TypeError, LookupError, RecursionError,
+                      MemoryError, OverflowError, EOFError)
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # a zip member's local header: signature ... name length, extra length
 
 
@@ -106,7 +112,7 @@ class NpzArchive:
             entries = zipfile.ZipFile(file).infolist()  # the central directory only: no member is read
         except OSError as e:
             raise SoftmaxError(f"cannot read {what} {path}: {e.strerror or e}") from None
-        except (zipfile.BadZipFile, ValueError, struct.error, EOFError, OverflowError) as e:
+        except _NOT_A_ZIP as e:
             raise self._damaged(f"not an .npz archive: {_one_line(e)}") from None
         self.members = {entry.filename.removesuffix(".npy"): entry for entry in entries}
         if len(self.members) != len(entries):
@@ -204,7 +210,7 @@ class NpzArchive:
                 shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(stream)
             else:
                 raise self._damaged(f"unsupported .npy version {version}")
-        except (ValueError, SyntaxError, TypeError, LookupError, RecursionError, MemoryError, OverflowError) as e:
+        except _NOT_AN_NPY_HEADER as e:
             raise self._damaged(f"{name} is not a valid .npy array: {_one_line(e)}") from None
         if dtype.hasobject or dtype.kind not in NPY_DTYPE_KINDS:
             raise self._damaged(
@@ -243,6 +249,15 @@ def read_npz(path, what: str, *, max_member_bytes: int, max_total_bytes: int,
     """
     with open_npz(path, what, max_member_bytes=max_member_bytes, max_total_bytes=max_total_bytes) as archive:
         return {name: archive.read(name) for name in archive.names if names is None or name in names}
+
+
+def zip_member_names(path) -> list[str] | None:
+    """Return the member names of the zip archive at path, or None if it is not a regular file holding one."""
+    try:
+        with open_regular(path, "the file") as file:
+            return zipfile.ZipFile(file).namelist()
+    except (SoftmaxError, OSError, *_NOT_A_ZIP):
+        return None
 
 
 def _one_line(reason: Exception) -> str:

@@ -2,21 +2,14 @@
 
 Both are plain .npz archives that anyone can open with `np.load(path, allow_pickle=False)`: numeric
 arrays plus one 0-d unicode string member holding JSON (`metadata` in a model file, `state` in a
-checkpoint). Files may come from anywhere, so loading never unpickles, checks every member's size
-before reading it, validates everything, and turns every problem into one SoftmaxError line.
+checkpoint). Files may come from anywhere, so they are read only through safe_io's bounded .npz reader,
+everything is validated against one schema (METADATA_FIELDS), and every problem is one SoftmaxError line.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
-import os
-import struct
-import tempfile
-import tokenize
-import zipfile
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,22 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, safe_io
+from .config import PREPROCESSING
 from .errors import SoftmaxError
+from .safe_io import write_atomically
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: framing and preprocess are separate fields (1 called the framing preprocess)
+MAX_CLASSES = 1000
 MAX_MEMBER_BYTES = 64 * 2**20     # MNIST's W is 31 KB; anything near this is a zip bomb, not a model
 MAX_TOTAL_BYTES = 4 * MAX_MEMBER_BYTES  # a checkpoint holds a few weight-sized arrays
-
-# What a damaged archive makes zipfile, gzip and numpy's .npy reader raise: bad offsets, CRC and zlib errors,
-# short reads, "encrypted" flags (RuntimeError), unknown compression (NotImplementedError), headers
-# that are not Python literals (SyntaxError, or TokenError from numpy's Python 2 header fallback) or
-# are nested too deeply (RecursionError), or that claim more memory than there is (MemoryError).
-# data.py reads the user's data files with the same readers and catches the same errors.
-DAMAGED_FILE_ERRORS = (
-    zipfile.BadZipFile, zlib.error, struct.error, EOFError, OSError, ValueError, LookupError,
-    TypeError, RuntimeError, SyntaxError, tokenize.TokenError, OverflowError, MemoryError,
-)
+MAX_JSON_INT = 2**128  # the largest whole number a file holds: a random generator's 128-bit state
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing numpy arrays with == has no single truth value
@@ -58,6 +45,20 @@ class SavedModel:
     def image_shape(self) -> tuple[int, int]:
         height, width = self.metadata["image_shape"]
         return height, width
+
+    @property
+    def framing(self) -> str:
+        """How predict frames a person's image for this model: "mnist" or "fill" (images.CONVENTIONS)."""
+        return self.metadata["framing"]
+
+    @property
+    def preprocess(self) -> str:
+        """What is done to each framed image before it becomes features: "none" or "deskew" (preprocess.py)."""
+        return self.metadata["preprocess"]
+
+    @property
+    def dataset(self) -> str:
+        return self.metadata["dataset"]
 
 
 class _Invalid(Exception):
@@ -120,7 +121,8 @@ def _save(path, kind: _FileKind, arrays: dict[str, np.ndarray], document: dict) 
         raise SoftmaxError(f"cannot save {kind.title} {path}: its {kind.document} is not plain JSON ({e})") from None
     members = {**arrays, kind.document: np.array(text)}
     try:
-        _check_members(kind, [(name, array.nbytes) for name, array in members.items()])
+        _check_members(kind, list(members))
+        _check_sizes(members)
         kind.build(arrays, _parse_document(kind, members[kind.document]))
     except _Invalid as e:
         raise SoftmaxError(f"cannot save {kind.title} {path}: {_brief(e)}") from None
@@ -140,74 +142,23 @@ def _plain_number(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def write_atomically(
-    path, write: Callable[[Path], None], action: str, suffix: str = ".tmp", example_name: str = "model.npz"
-) -> None:
-    """Call write on a temporary file beside path, then rename it onto path; returns None.
-
-    write(temporary) writes the whole content to the file of that name (its name ends in suffix). The file
-    is flushed to disk, given the permissions of any new file, and renamed onto path, and the folder is
-    flushed too: a failure or a crash at any moment leaves either the old file or the new one at path, never
-    half of one. Any problem, and a path that is a folder (example_name is the file name the message
-    suggests inside it) or lies in a missing folder, is one SoftmaxError line, "cannot {action} {path}: ...".
-    """
-    target = Path(path)
-    folder = target.parent
-    if target.is_dir():
-        raise SoftmaxError(f"cannot {action} {path}: it is a folder; give a file name such as {target / example_name}")
-    if not folder.is_dir():
-        raise SoftmaxError(f"cannot {action} {path}: the folder {folder} does not exist; create it first")
-    temporary = None
-    try:
-        handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=suffix)
-        os.close(handle)  # write opens the file by name: Keras 3, for one, saves only to a name ending in .keras
-        write(Path(temporary))
-        with open(temporary, "rb+") as file:  # opened for writing: Windows cannot flush a read-only handle
-            os.fsync(file.fileno())
-        os.chmod(temporary, _new_file_mode())
-        os.replace(temporary, target)
-        _fsync_folder(folder)
-    except OSError as e:
-        raise SoftmaxError(f"cannot {action} {path}: {e.strerror or e}") from None
-    finally:
-        # Whatever stopped us (an error, Ctrl-C), never leave a half-written file behind; after the
-        # rename the temporary name is already gone.
-        if temporary is not None:
-            Path(temporary).unlink(missing_ok=True)
-
-
-def _new_file_mode() -> int:
-    """Return the permissions open() gives a new file (0o666 less the umask); mkstemp's 0o600 would hide the model."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Flush the folder's entry for the renamed file to disk, so the rename survives a power cut."""
-    if os.name != "posix":  # Windows cannot open a folder; NTFS journals the rename itself
-        return
-    handle = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
-
-
 def _load(path, kind: _FileKind):
     """Return kind.build of the validated contents of the file at path."""
     try:
         members = _read_members(path, kind)
         document = _parse_document(kind, members.pop(kind.document))
         return kind.build(members, document)
+    except safe_io.NotFound:
+        raise SoftmaxError(f"{kind.title} {path} does not exist: {kind.missing.format(path=path)}") from None
+    except safe_io.DamagedFile as e:
+        raise SoftmaxError(f"{path} is not a valid {kind.title} ({e.reason}): {kind.remedy}") from None
     except _NewerFormat as e:
         raise SoftmaxError(
             f"{path} was written by a newer softmax-cli (format version {_brief(e)}; this one reads "
             f"up to {FORMAT_VERSION}): upgrade softmax-cli"
         ) from None
     except _Invalid as e:
-        remedy = kind.remedy.format(path=path)
-        raise SoftmaxError(f"{path} is not a valid {kind.title} ({_brief(e)}): {remedy}") from None
+        raise SoftmaxError(f"{path} is not a valid {kind.title} ({_brief(e)}): {kind.remedy}") from None
 
 
 def _brief(reason: Exception, limit: int = 200) -> str:
@@ -217,35 +168,18 @@ def _brief(reason: Exception, limit: int = 200) -> str:
 
 
 def _read_members(path, kind: _FileKind) -> dict[str, np.ndarray]:
-    """Return every array in the .npz at path by name, after checking names and sizes and before trusting any."""
-    try:
-        archive = zipfile.ZipFile(path)
-    except FileNotFoundError:
-        raise SoftmaxError(f"{path} does not exist: {kind.missing.format(path=path)}") from None
-    except IsADirectoryError:
-        raise SoftmaxError(f"{path} is a folder, not a {kind.title}: give the path of the .npz file") from None
-    except OSError as e:
-        raise SoftmaxError(f"cannot read {path}: {e.strerror or e}") from None
-    except DAMAGED_FILE_ERRORS as e:
-        raise _Invalid(f"not an .npz archive: {e}") from None
-    with archive:
-        try:
-            entries = archive.infolist()
-            names = [entry.filename.removesuffix(".npy") for entry in entries]
-            other = CHECKPOINT if kind is MODEL else MODEL
-            if other.document in names and kind.document not in names:
-                raise SoftmaxError(f"{path} is a {other.title}, not a {kind.title}: {kind.instead}")
-            _check_members(kind, [(name, entry.file_size) for name, entry in zip(names, entries)])
-            if any(not entry.filename.endswith(".npy") for entry in entries):
-                raise _Invalid("it holds members that are not .npy arrays")
-            return {name: _parse_npy(archive.read(entry)) for name, entry in zip(names, entries)}
-        except DAMAGED_FILE_ERRORS as e:
-            raise _Invalid(f"damaged archive: {e}") from None
+    """Return every array in the .npz at path by name, once its names are those of a file of this kind."""
+    with safe_io.open_npz(path, kind.title, max_member_bytes=MAX_MEMBER_BYTES,
+                          max_total_bytes=MAX_TOTAL_BYTES) as archive:
+        other = CHECKPOINT if kind is MODEL else MODEL
+        if other.document in archive.names and kind.document not in archive.names:
+            raise SoftmaxError(f"{path} is a {other.title}, not a {kind.title}: {kind.instead}")
+        _check_members(kind, archive.names)
+        return {name: archive.read(name) for name in archive.names}
 
 
-def _check_members(kind: _FileKind, sizes: list[tuple[str, int]]) -> None:
-    """Raise _Invalid unless the member names and their sizes are what a file of this kind holds."""
-    names = [name for name, _ in sizes]
+def _check_members(kind: _FileKind, names: list[str]) -> None:
+    """Raise _Invalid unless the member names are those of a file of this kind."""
     if kind.document not in names:
         raise _Invalid(f"it holds {', '.join(names) or 'nothing'} but no {kind.document}")
     if len(set(names)) != len(names):
@@ -253,31 +187,29 @@ def _check_members(kind: _FileKind, sizes: list[tuple[str, int]]) -> None:
     if kind.arrays is not None and set(names) != kind.arrays | {kind.document}:
         expected = ", ".join(sorted(kind.arrays | {kind.document}))
         raise _Invalid(f"it holds {', '.join(names)}; expected exactly {expected}")
-    for name, size in sizes:
+    for name in names:
         if not name.isidentifier():
             raise _Invalid(f"member name {name!r} is not a plain identifier")
-        if size > MAX_MEMBER_BYTES:
-            raise _Invalid(f"{name} would take {size} bytes, more than the {MAX_MEMBER_BYTES} allowed")
-    if sum(size for _, size in sizes) > MAX_TOTAL_BYTES:
+
+
+def _check_sizes(members: dict[str, np.ndarray]) -> None:
+    """Raise _Invalid if what is about to be saved is larger than loading it again would allow."""
+    for name, array in members.items():
+        if array.nbytes > MAX_MEMBER_BYTES:
+            raise _Invalid(f"{name} would take {array.nbytes} bytes, more than the {MAX_MEMBER_BYTES} allowed")
+    if sum(array.nbytes for array in members.values()) > MAX_TOTAL_BYTES:
         raise _Invalid(f"its members would take more than the {MAX_TOTAL_BYTES} bytes allowed")
 
 
-def _parse_npy(data: bytes) -> np.ndarray:
-    """Return the array in one .npy member, refusing pickled objects and headers that disagree with the data."""
-    stream = io.BytesIO(data)
-    version = np.lib.format.read_magic(stream)
-    if version == (1, 0):
-        shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream)
-    elif version == (2, 0):
-        shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(stream)
-    else:
-        raise _Invalid(f"unsupported .npy version {version}")
-    if dtype.hasobject or dtype.kind not in "biufU":
-        raise _Invalid(f"it holds an array of {dtype} (only numbers and text are read, never pickled objects)")
-    if any(n < 0 for n in shape) or math.prod(shape) * dtype.itemsize != len(data) - stream.tell():
-        raise _Invalid(f"an array's data does not match its header (shape {shape}, {dtype})")
-    stream.seek(0)
-    return np.lib.format.read_array(stream, allow_pickle=False)
+def is_model_file(path) -> bool:
+    """Return whether path is a regular file holding a model file's members (so a model may replace it); cheap."""
+    return set(safe_io.zip_member_names(path) or ()) == {f"{name}.npy" for name in MODEL.arrays | {MODEL.document}}
+
+
+def is_checkpoint_file(path) -> bool:
+    """Return whether path is a regular file holding a checkpoint's members (so a checkpoint may replace it); cheap."""
+    names = safe_io.zip_member_names(path) or []
+    return f"{CHECKPOINT.document}.npy" in names and all(name.endswith(".npy") for name in names)
 
 
 def _parse_document(kind: _FileKind, array: np.ndarray) -> dict:
@@ -285,7 +217,7 @@ def _parse_document(kind: _FileKind, array: np.ndarray) -> dict:
     if array.dtype.kind != "U" or array.ndim != 0:
         raise _Invalid(f"{kind.document} is a {array.dtype} array of shape {array.shape}, not a JSON string")
     try:
-        document = json.loads(str(array[()]), parse_constant=_refuse_constant)
+        document = json.loads(str(array[()]), parse_constant=_refuse_constant, parse_int=_bounded_int)
     except (ValueError, RecursionError) as e:
         raise _Invalid(f"{kind.document} is not JSON: {e}") from None
     if not isinstance(document, dict):
@@ -304,6 +236,14 @@ def _refuse_constant(name: str):
     raise ValueError(f"{name} is not allowed")
 
 
+def _bounded_int(text: str) -> int:
+    """Return a JSON whole number, refusing one beyond MAX_JSON_INT, which no count or state in a file reaches."""
+    number = int(text)
+    if abs(number) > MAX_JSON_INT:
+        raise _Invalid(f"it holds a whole number of {len(text.lstrip('-'))} digits, too large to mean anything")
+    return number
+
+
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -312,20 +252,108 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-# The metadata every model file carries, with what each must be.
-_METADATA_FIELDS = {
-    "settings": (lambda v: isinstance(v, dict), "an object"),
-    "class_names": (lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v), "a list of strings"),
+# The model file's metadata: every field, what it must be, and what a file of format version 1 (which lacked the
+# field) means by it. The one schema: train builds metadata with model_metadata, every load checks it here.
+_HISTORY_KEYS = {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"}
+
+
+def _is_text(value, longest: int = 200) -> bool:
+    """Return whether value is a string that prints: UTF-8 (no lone surrogates), one line, not too long."""
+    if not isinstance(value, str) or len(value) > longest or not value.isprintable():
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def is_class_name(value) -> bool:
+    """Return whether value may name a class: printable UTF-8 text of 1 to 200 characters, without "$".
+
+    "$" is refused because matplotlib reads text between two of them as mathematics, so a plot would show
+    another name, or fail on a name such as "$\\foo$". data/ checks a data set's class names with this too.
+    """
+    return _is_text(value) and 0 < len(value) and "$" not in value
+
+
+def _is_finite(value, low: float = -math.inf, high: float = math.inf) -> bool:
+    return _is_number(value) and math.isfinite(value) and low <= value <= high
+
+
+def _is_epoch(stats) -> bool:
+    """Return whether stats is one epoch of training history: its number and finite figures, nothing else."""
+    return (isinstance(stats, dict) and _is_int(stats.get("epoch")) and stats["epoch"] >= 1
+            and set(stats) <= _HISTORY_KEYS
+            and all(_is_finite(value) for key, value in stats.items() if key != "epoch"))
+
+
+def _is_settings(value) -> bool:
+    return isinstance(value, dict) and all(_is_text(key, 40) for key in value) and all(
+        isinstance(v, (str, int, float)) and (not isinstance(v, float) or math.isfinite(v)) for v in value.values())
+
+
+def _framings() -> tuple[str, ...]:
+    from .images import CONVENTIONS  # the framings a person's image can be given: images.py is their one home
+
+    return tuple(CONVENTIONS)
+
+
+_REQUIRED = object()  # a field every format-1 file has too
+
+METADATA_FIELDS = {
+    # name: (is valid, what it must be, its meaning in a format-1 file that lacks it)
+    "settings": (_is_settings, "an object of settings", _REQUIRED),
+    "class_names": (lambda v: isinstance(v, list) and 2 <= len(v) <= MAX_CLASSES and all(map(is_class_name, v)),
+                    f"a list of 2 to {MAX_CLASSES} printable strings without $", _REQUIRED),
     "image_shape": (lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(n) and n > 0 for n in v),
-                    "[height, width] in pixels"),
-    "dataset": (lambda v: isinstance(v, str), "a string"),
-    "test_accuracy": (lambda v: v is None or (_is_number(v) and 0 <= v <= 1), "a number from 0 to 1, or null"),
-    "train_seconds": (lambda v: _is_number(v) and v >= 0, "a number of seconds"),
-    "history": (lambda v: isinstance(v, list) and all(isinstance(epoch, dict) for epoch in v),
-                "a list of per-epoch objects"),
-    "created": (lambda v: isinstance(v, str), "a string"),
-    "softmax_cli_version": (lambda v: isinstance(v, str), "a string"),
+                    "[height, width] in pixels", _REQUIRED),
+    "dataset": (lambda v: _is_text(v, 100), "a data set's name", _REQUIRED),
+    "framing": (lambda v: v in _framings(), "how predict frames an image (mnist or fill)", "mnist"),
+    "preprocess": (lambda v: v in PREPROCESSING, f"one of {', '.join(PREPROCESSING)}", "none"),
+    "training_data": (lambda v: v is None or _is_text(v, 64), "a fingerprint of the training set, or null", None),
+    "test_accuracy": (lambda v: v is None or _is_finite(v, 0, 1), "a number from 0 to 1, or null", None),
+    "test_loss": (lambda v: v is None or _is_finite(v, 0), "a number of at least 0, or null", None),
+    "train_seconds": (lambda v: _is_finite(v, 0), "a number of seconds", _REQUIRED),
+    "stopped_early": (lambda v: isinstance(v, bool), "true or false", False),
+    "best_epoch": (lambda v: v is None or (_is_int(v) and v >= 1), "an epoch number, or null", None),
+    "history": (lambda v: isinstance(v, list) and all(map(_is_epoch, v)),
+                "a list of epochs, each its number and finite loss and accuracy figures", _REQUIRED),
+    "created": (lambda v: _is_text(v, 40), "a date", _REQUIRED),
+    "softmax_cli_version": (lambda v: _is_text(v, 40), "a version", _REQUIRED),
 }
+
+
+def model_metadata(config, dataset, result, test_loss: float, test_accuracy: float) -> dict:
+    """Return the metadata of a model trained with config (a TrainConfig) on dataset, with its TrainResult and scores."""
+    return {
+        "settings": config.to_dict(),
+        "class_names": list(dataset.class_names),
+        "image_shape": list(dataset.image_shape),
+        "dataset": dataset.name,
+        "framing": dataset.image_convention(),  # how predict frames a person's image for this model
+        "preprocess": config.preprocess,        # what predict, evaluate and the estimator do to an image first
+        "training_data": dataset.fingerprint(),
+        "test_accuracy": test_accuracy,
+        "test_loss": test_loss,
+        "train_seconds": result.train_seconds,
+        "stopped_early": result.stopped_early,
+        "best_epoch": getattr(result, "best_epoch", None),
+        "history": result.history,
+    }
+
+
+def _upgraded(metadata: dict) -> dict:
+    """Return format-1 metadata in today's terms: its "preprocess" was the framing, and newer fields take defaults."""
+    if metadata.get("format_version") != 1:
+        return metadata
+    metadata = dict(metadata)
+    if metadata.get("preprocess") in _framings():
+        metadata["framing"] = metadata.pop("preprocess")
+    for key, (_, _, old_meaning) in METADATA_FIELDS.items():
+        if key not in metadata and old_meaning is not _REQUIRED:
+            metadata[key] = old_meaning
+    return metadata
 
 
 def _saved_model(arrays: dict[str, np.ndarray], metadata: dict) -> SavedModel:
@@ -341,16 +369,19 @@ def _saved_model(arrays: dict[str, np.ndarray], metadata: dict) -> SavedModel:
     with np.errstate(over="ignore"):  # float64 values beyond float32's range become infinite, refused next
         W, b = W.astype(np.float32), b.astype(np.float32)
     _check_finite({"W": W, "b": b})
-    missing = [key for key in _METADATA_FIELDS if key not in metadata]
+    metadata = _upgraded(metadata)
+    missing = [key for key in METADATA_FIELDS if key not in metadata]
     if missing:
         raise _Invalid(f"metadata lacks {', '.join(missing)}")
-    for key, (is_valid, expected) in _METADATA_FIELDS.items():
+    for key, (is_valid, expected, _) in METADATA_FIELDS.items():
         if not is_valid(metadata[key]):
-            raise _Invalid(f"metadata {key} must be {expected}, got {metadata[key]!r}")
+            raise _Invalid(f"metadata {key} must be {expected}, got {_brief(repr(metadata[key]), 80)}")
     if len(metadata["class_names"]) != W.shape[1]:
         raise _Invalid(f"metadata names {len(metadata['class_names'])} classes but W has {W.shape[1]}")
     if math.prod(metadata["image_shape"]) != W.shape[0]:
         raise _Invalid(f"metadata image_shape {metadata['image_shape']} does not give W's {W.shape[0]} features")
+    if metadata["preprocess"] == "deskew" and metadata["framing"] != "mnist":
+        raise _Invalid("metadata asks to deskew images that are not framed as MNIST's")
     return SavedModel(W, b, metadata)
 
 
@@ -376,7 +407,7 @@ MODEL = _FileKind(
     document="metadata",
     arrays=frozenset({"W", "b"}),
     build=_saved_model,
-    remedy="train one with `softmax train --model {path}`",
+    remedy="give a model file `softmax train` saved, or train one with `softmax train --model` and a new file name",
     missing="train one with `softmax train --model {path}`",
     instead="give the model file `softmax train` saves when it finishes; a checkpoint only resumes training",
 )

@@ -38,8 +38,14 @@ def metadata(**changes):
         "class_names": CLASS_NAMES,
         "image_shape": IMAGE_SHAPE,
         "dataset": "tiny",
+        "framing": "mnist",
+        "preprocess": "none",
+        "training_data": "0123abcd",
         "test_accuracy": 0.75,
+        "test_loss": 0.5,
         "train_seconds": 0.5,
+        "stopped_early": False,
+        "best_epoch": None,
         "history": [{"epoch": 1, "loss": 0.9, "accuracy": 0.6}, {"epoch": 2, "loss": 0.7, "accuracy": 0.7}],
         "created": "2024-01-02T03:04:05+00:00",
         "softmax_cli_version": "0.1.0",
@@ -312,7 +318,8 @@ from softmax_cli.store import save_model
 
 path, how = sys.argv[1:]
 metadata = {"settings": {}, "class_names": list("0123456789"), "image_shape": [1000, 100], "dataset": "big",
-            "test_accuracy": None, "train_seconds": 0, "history": []}
+            "framing": "fill", "preprocess": "none", "training_data": None, "test_accuracy": None, "test_loss": None,
+            "train_seconds": 0, "stopped_early": False, "best_epoch": None, "history": []}
 if how == "die-at-rename":
     os.replace = lambda source, target: os.kill(os.getpid(), signal.SIGKILL)
 value = 1
@@ -370,12 +377,12 @@ def test_kills_in_the_middle_of_saving_leave_a_whole_model(model_path):
 
 def test_missing_file(tmp_path):
     path = tmp_path / "model.npz"
-    assert_refused(load_model, path, "does not exist: train one with `softmax train --model")
+    assert_refused(load_model, path, "softmax-cli model file", "does not exist: train one with `softmax train --model")
     assert_refused(load_checkpoint, path, "does not exist")
 
 
 def test_folder(tmp_path):
-    assert_refused(load_model, tmp_path, "is a folder, not a softmax-cli model file")
+    assert_refused(load_model, tmp_path, f"softmax-cli model file {tmp_path} is a folder: give the path of a file")
 
 
 def test_unreadable_file(model_path, monkeypatch):
@@ -384,7 +391,7 @@ def test_unreadable_file(model_path, monkeypatch):
 
     monkeypatch.setattr(zipfile, "ZipFile", refuse)  # chmod does not stop root, which CI may be
     message = assert_refused(load_model, model_path, "cannot read", "Permission denied")
-    assert message == f"cannot read {model_path}: Permission denied"
+    assert message == f"cannot read softmax-cli model file {model_path}: Permission denied"
 
 
 @pytest.mark.parametrize("content", [b"", b"hello, I am a text file\n", b"PK\x03\x04" + bytes(100)])
@@ -392,7 +399,7 @@ def test_not_an_archive(tmp_path, content):
     path = tmp_path / "model.npz"
     path.write_bytes(content)
     assert_refused(load_model, path, "is not a valid softmax-cli model file (not an .npz archive",
-                   "train one with `softmax train --model")
+                   "train one with `softmax train --model` and a new file name")
     assert_refused(load_checkpoint, path, "is not a valid softmax-cli training checkpoint (not an .npz archive")
 
 
@@ -436,7 +443,7 @@ def test_unexpected_member_in_a_model_file(tmp_path, member, fragment):
 def test_member_that_is_not_an_npy_file(tmp_path):
     W, b = weights()
     path = write_zip(tmp_path / "model.npz", {"W": npy(W), "b.npy": npy(b), "metadata.npy": npy(metadata_json())})
-    assert_refused(load_model, path, "it holds members that are not .npy arrays")
+    assert_refused(load_model, path, "member W is not a .npy array")
 
 
 def test_missing_member(tmp_path):
@@ -580,7 +587,7 @@ W0, B0 = weights()
         ({"metadata": metadata_json(kind="checkpoint")}, "metadata says kind 'checkpoint', expected 'model'"),
         ({"metadata": metadata_json(drop=["kind"])}, "metadata says kind None"),
         ({"metadata": metadata_json(drop=["class_names", "history"])}, "metadata lacks class_names, history"),
-        ({"metadata": metadata_json(class_names=[1, 2, 3])}, "metadata class_names must be a list of strings"),
+        ({"metadata": metadata_json(class_names=[1, 2, 3])}, "metadata class_names must be a list of 2 to 1000"),
         ({"metadata": metadata_json(class_names=["a", "b"])}, "metadata names 2 classes but W has 3"),
         ({"metadata": metadata_json(image_shape=[3, 3])}, "image_shape [3, 3] does not give W's 6 features"),
         ({"metadata": metadata_json(image_shape=[1, 2, 3])}, "image_shape must be [height, width]"),
@@ -589,25 +596,43 @@ W0, B0 = weights()
         ({"metadata": metadata_json(test_accuracy="high")}, "test_accuracy must be a number from 0 to 1"),
         ({"metadata": metadata_json(test_accuracy=1.5)}, "test_accuracy must be a number from 0 to 1"),
         ({"metadata": metadata_json(train_seconds=-1)}, "train_seconds must be a number of seconds"),
-        ({"metadata": metadata_json(history=[1, 2])}, "history must be a list of per-epoch objects"),
-        ({"metadata": metadata_json(dataset=None)}, "metadata dataset must be a string"),
+        ({"metadata": metadata_json(history=[1, 2])}, "history must be a list of epochs"),
+        ({"metadata": metadata_json(dataset=None)}, "metadata dataset must be a data set's name"),
+        ({"metadata": metadata_json(history=[{"epoch": 1, "loss": "0.5"}])}, "history must be a list of epochs"),
+        ({"metadata": metadata_json(history=[{"epoch": 1, "loss": None}])}, "history must be a list of epochs"),
+        ({"metadata": metadata_json(history=[{"epoch": 1, "loss": [0.5]}])}, "history must be a list of epochs"),
+        ({"metadata": metadata_json(history=[{"epoch": 1, "loss": {"a": 1}}])}, "history must be a list of epochs"),
+        ({"metadata": metadata_json(history=[{"epoch": 1, "loss": True}])}, "history must be a list of epochs"),
+        ({"metadata": metadata_json(history=[{"epoch": 1, "loss": 1e999}])}, "Infinity is not allowed"),
+        ({"metadata": metadata_json(history=[{"loss": 0.5}])}, "history must be a list of epochs"),
+        ({"metadata": metadata_json(history=[{"epoch": 1, "notes": 0.5}])}, "history must be a list of epochs"),
+        ({"metadata": metadata_json(class_names=["a", "$\\foo$", "c"])}, "printable strings without $"),
+        ({"metadata": metadata_json(class_names=["a", "\udc80", "c"])}, "printable strings without $"),
+        ({"metadata": metadata_json(class_names=["a", "two\nlines", "c"])}, "printable strings without $"),
+        ({"metadata": metadata_json(class_names=["a", "", "c"])}, "printable strings without $"),
+        ({"metadata": metadata_json(best_epoch=10**400)}, "a whole number of 401 digits, too large"),
+        ({"metadata": metadata_json(framing="sideways")}, "metadata framing must be how predict frames"),
+        ({"metadata": metadata_json(preprocess="blur")}, "metadata preprocess must be one of none, deskew"),
     ],
 )
 def test_invalid_model_contents(tmp_path, replaced, fragment):
     path = write_model_members(tmp_path / "model.npz", **replaced)
-    assert_refused(load_model, path, "is not a valid softmax-cli model file (", fragment,
-                   "): train one with `softmax train --model")
+    message = assert_refused(load_model, path, "is not a valid softmax-cli model file (", fragment,
+                             "): give a model file `softmax train` saved, or train one with `softmax train --model` "
+                             "and a new file name")
+    assert message.count(str(path)) == 1  # the advice never names the file: following it must not replace it
 
 
 def test_a_huge_value_in_the_message_is_cut_short(tmp_path):
     path = write_model_members(tmp_path / "model.npz", metadata=metadata_json(dataset=["x" * 10_000]))
-    message = assert_refused(load_model, path, "metadata dataset must be a string", "xxx…)")
+    message = assert_refused(load_model, path, "metadata dataset must be a data set's name", "xxx…)")
     assert len(message.replace(str(path), "")) < 300
 
 
 def test_newer_format_says_upgrade(tmp_path):
     path = write_model_members(tmp_path / "model.npz", metadata=metadata_json(format_version=FORMAT_VERSION + 1))
-    assert_refused(load_model, path, "written by a newer softmax-cli (format version 2", "upgrade softmax-cli")
+    assert_refused(load_model, path, f"written by a newer softmax-cli (format version {FORMAT_VERSION + 1};",
+                   "upgrade softmax-cli")
 
 
 def test_null_test_accuracy_is_allowed(tmp_path):
@@ -753,3 +778,76 @@ def test_file_with_damaged_members_is_refused_or_valid(tmp_path, saved_files, ki
     loaded = load_or_refuse(load, tmp_path / "damaged.npz", data.draw(damaged_inside(saved_files[kind])))
     if loaded is not None:
         assert_valid(loaded)
+
+
+# --- the guarded door: bombs, FIFOs, huge numbers, strict JSON, and telling a model file from other files ---
+
+
+def test_a_small_bzip2_model_that_would_inflate_to_gigabytes_is_refused_at_once(tmp_path):
+    W, b = weights()
+    path = tmp_path / "model.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("W.npy", npy(W), compress_type=zipfile.ZIP_BZIP2)
+        archive.writestr("b.npy", npy(b))
+        archive.writestr("metadata.npy", npy(metadata_json()))
+    started = time.perf_counter()
+    assert_refused(load_model, path, "W.npy is compressed with method 12; only stored and deflated members are read")
+    assert time.perf_counter() - started < 1
+
+
+def test_a_fifo_given_as_a_model_or_checkpoint_is_refused_without_waiting(tmp_path):
+    fifo = tmp_path / "model.npz"
+    os.mkfifo(fifo)
+    assert_refused(load_model, fifo, "is not a regular file (a FIFO)")
+    assert_refused(load_checkpoint, fifo, "is not a regular file (a FIFO)")
+
+
+@pytest.mark.parametrize("counter", ["epoch", "step"])
+def test_checkpoint_counters_too_large_to_mean_anything_are_refused(tmp_path, counter):
+    state = json.dumps({**checkpoint_state(), "kind": "checkpoint", "format_version": FORMAT_VERSION})
+    state = state.replace('"epoch": 2', f'"{counter}": {10**400}', 1)
+    path = write_zip(tmp_path / "model.ckpt.npz", {"W.npy": npy(np.zeros(2)), "state.npy": npy(np.array(state))})
+    assert_refused(load_checkpoint, path, "a whole number of 401 digits, too large to mean anything",
+                   "delete it to train from the start")
+
+
+def test_a_generators_128_bit_state_still_loads(tmp_path):
+    path = tmp_path / "model.ckpt.npz"
+    state = {**checkpoint_state(), "rng": {"state": {"state": 2**128 - 1, "inc": 2**127}}}
+    save_checkpoint(path, checkpoint_arrays(), state)
+    assert load_checkpoint(path)[1]["rng"]["state"]["state"] == 2**128 - 1
+
+
+@pytest.mark.parametrize("history", [[{"epoch": 1, "loss": float("inf")}], [{"epoch": 1, "loss": np.float32("nan")}]])
+def test_saving_refuses_non_finite_figures_as_strict_json_would(tmp_path, history):
+    W, b = weights()
+    with pytest.raises(SoftmaxError, match="cannot save softmax-cli model file .*its metadata is not plain JSON"):
+        save_model(tmp_path / "model.npz", W, b, metadata(history=history))
+    assert os.listdir(tmp_path) == []
+
+
+def test_model_and_checkpoint_files_are_told_from_other_files_cheaply(tmp_path, model_path):
+    checkpoint = tmp_path / "model.ckpt.npz"
+    save_checkpoint(checkpoint, checkpoint_arrays(), checkpoint_state())
+    data = tmp_path / "data.npz"
+    np.savez(data, x_train=np.zeros(3), y_train=np.zeros(3))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    others = [data, notes, fifo, tmp_path, tmp_path / "missing.npz", "/dev/zero"]
+    assert store.is_model_file(model_path) and not store.is_checkpoint_file(model_path)
+    assert store.is_checkpoint_file(checkpoint) and not store.is_model_file(checkpoint)
+    assert not any(store.is_model_file(path) or store.is_checkpoint_file(path) for path in others)
+
+
+def test_a_model_can_only_replace_a_model_file_and_never_an_input(tmp_path, model_path):
+    from softmax_cli.safe_io import check_destination
+
+    check_destination(model_path, "model file", is_kind=store.is_model_file)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    with pytest.raises(SoftmaxError, match="notes.txt exists and is not a model file: choose another name"):
+        check_destination(notes, "model file", is_kind=store.is_model_file)
+    with pytest.raises(SoftmaxError, match="which this command reads"):
+        check_destination(model_path, "model file", is_kind=store.is_model_file, reads=[model_path])
