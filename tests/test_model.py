@@ -76,22 +76,24 @@ def test_gradient_matches_central_finite_differences():
     np.testing.assert_allclose(grad_b, (P - Y).mean(axis=0))
 
 
-def fused_gradient(W, b, X, labels):
-    """Return (mean loss, dW, db) computed through the training loop's fused path."""
+def kernel_gradient(kernel, W, b, X, labels):
+    """Return (mean loss, dW, db) computed through one of the training loop's fused kernels."""
     Z = model.logits(W, b, X)
     m, k = Z.shape
-    row_max, denominators = np.empty((m, 1), Z.dtype), np.empty((m, 1), Z.dtype)
-    true_logits = np.empty(m, Z.dtype)
-    model.fused_cross_entropy_grad(Z, np.arange(m) * k + labels, row_max, true_logits, denominators)
-    loss = (np.log(denominators).sum() - true_logits.sum()) / m
-    return loss, X.T @ Z / m, Z.sum(axis=0) / m
+    loss_sum = kernel(Z, np.arange(m) * k + labels)  # Z becomes d loss / d Z
+    return loss_sum / m, X.T @ Z / m, Z.sum(axis=0) / m
+
+
+def mse_loss(W, b, X, Y):
+    """The squared error of the probabilities, summed over the classes and averaged over the samples."""
+    return ((model.predict_proba(W, b, X) - Y) ** 2).sum(axis=1).mean()
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_fused_cross_entropy_gradient_equals_the_reference(dtype):
     W, b, X, labels, Y = random_problem(dtype=dtype)
     loss, grad_W, grad_b = model.loss_and_grad(W, b, X, Y)
-    fused_loss, fused_W, fused_b = fused_gradient(W, b, X, labels)
+    fused_loss, fused_W, fused_b = kernel_gradient(model.fused_cross_entropy_grad, W, b, X, labels)
     tolerance = 1e-12 if dtype == np.float64 else 1e-5
     assert fused_loss == pytest.approx(loss, rel=tolerance)
     np.testing.assert_allclose(fused_W, grad_W, rtol=tolerance, atol=tolerance)
@@ -101,22 +103,33 @@ def test_fused_cross_entropy_gradient_equals_the_reference(dtype):
 def test_fused_cross_entropy_is_finite_for_huge_logits():
     W = np.array([[1e4, -1e4], [-1e4, 1e4]], dtype=np.float32)
     X = np.eye(2, dtype=np.float32)
-    loss, grad_W, grad_b = fused_gradient(W, np.zeros(2, np.float32), X, np.array([1, 1]))
+    loss, grad_W, grad_b = kernel_gradient(model.fused_cross_entropy_grad, W, np.zeros(2, np.float32), X,
+                                           np.array([1, 1]))
     assert loss == pytest.approx(1e4)
     assert np.isfinite(grad_W).all() and np.isfinite(grad_b).all()
 
 
-def test_mse_gradient_matches_finite_differences():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_mse_gradient_matches_finite_differences(dtype):
     W, b, X, labels, Y = random_problem(n=20, d=5, k=3)
+    loss, grad_W, grad_b = kernel_gradient(model.mse_logit_grad, *(a.astype(dtype) for a in (W, b, X)), labels)
+    tolerance = 1e-6 if dtype == np.float64 else 1e-4
+    assert loss == pytest.approx(mse_loss(W, b, X, Y), rel=tolerance)
+    assert relative_error(grad_W, numerical_gradient(lambda: mse_loss(W, b, X, Y), W)) < tolerance
+    assert relative_error(grad_b, numerical_gradient(lambda: mse_loss(W, b, X, Y), b)) < tolerance
 
-    def mse_loss():
-        return model.mse_logit_grad(model.logits(W, b, X), labels) / len(X)
 
-    Z = model.logits(W, b, X)
-    loss_sum = model.mse_logit_grad(Z, labels)
-    assert loss_sum / len(X) == pytest.approx(((model.predict_proba(W, b, X) - Y) ** 2).sum(axis=1).mean())
-    assert relative_error(X.T @ Z / len(X), numerical_gradient(mse_loss, W)) < 1e-6
-    assert relative_error(Z.sum(axis=0) / len(X), numerical_gradient(mse_loss, b)) < 1e-6
+@pytest.mark.parametrize("kernel, summed_loss", [
+    (model.fused_cross_entropy_grad, lambda Z, Y: -(Y * model.log_softmax(Z)).sum()),
+    (model.mse_logit_grad, lambda Z, Y: ((model.softmax(Z) - Y) ** 2).sum()),
+])
+def test_both_kernels_share_one_contract_the_loss_sum_and_its_gradient_in_the_logits(kernel, summed_loss):
+    W, b, X, labels, Y = random_problem(k=4)
+    logits = model.logits(W, b, X)
+    Z = logits.copy()
+    returned = kernel(Z, np.arange(len(X)) * 4 + labels)
+    assert isinstance(returned, float) and returned == pytest.approx(summed_loss(logits, Y), rel=1e-12)
+    assert relative_error(Z, numerical_gradient(lambda: summed_loss(logits, Y), logits)) < 1e-6
 
 
 @pytest.mark.parametrize("n_classes", [2, 3, 10])
@@ -135,3 +148,20 @@ def test_one_hot_rejects_labels_outside_the_classes():
         model.one_hot(np.array([0, 3]), 3)
     with pytest.raises(ValueError):
         model.one_hot(np.array([-1, 0]), 3)
+
+
+def test_features_are_float32_rows_of_pixels_over_255():
+    pixels = np.arange(256, dtype=np.uint8).reshape(4, 8, 8)
+    rows = model.features(pixels)
+    assert rows.shape == (4, 64) and rows.dtype == np.float32
+    np.testing.assert_allclose(rows.ravel(), np.arange(256) / 255, rtol=1e-6)
+    assert rows.min() == 0.0 and rows.max() == pytest.approx(1.0)
+    np.testing.assert_array_equal(model.features(pixels.reshape(4, 64)), rows)
+
+
+def test_float_images_are_already_features():
+    """A person's framed photo arrives as intensities in [0, 1]: it is not divided by 255 a second time."""
+    intensities = np.linspace(0, 1, 4 * 64, dtype=np.float32).reshape(4, 8, 8)
+    np.testing.assert_array_equal(model.features(intensities), intensities.reshape(4, 64))
+    np.testing.assert_allclose(model.features(intensities), model.features((intensities * 255).round().astype(np.uint8)),
+                               atol=0.5 / 255 + 1e-7)

@@ -1,13 +1,12 @@
-import math
-
 import numpy as np
 import pytest
 
 from softmax_cli import model
 from softmax_cli.config import TrainConfig
 from softmax_cli.errors import SoftmaxError
+from softmax_cli.metrics import loss_and_accuracy
 from softmax_cli.store import load_checkpoint, save_checkpoint
-from softmax_cli.train import Trainer, fit, lr_factor, split_validation
+from softmax_cli.train import Trainer, fit, reference_fit, split_validation
 
 
 def blobs(n=600, d=16, k=3, seed=0):
@@ -35,67 +34,51 @@ def test_learns_separable_classes():
     assert result.epochs_run == 5
 
 
-def reference_sgd(pixels, labels, k, config):
-    """Plain float64 mini-batch SGD built on model.loss_and_grad: what the fast loop must equal."""
-    X, Y = pixels / 255.0, np.eye(k)[labels]
-    n, d = X.shape
-    batch_size = config.batch_size or n
-    rng = np.random.default_rng(config.seed)
-    W, b = np.zeros((d, k)), np.zeros(k)
-    velocity_W, velocity_b = np.zeros_like(W), np.zeros_like(b)
-    sum_W, sum_b, n_averaged, step = 0, 0, 0, 0
-    total = config.epochs * math.ceil(n / batch_size)
-    history = []
-    for _ in range(config.epochs):
-        order = rng.permutation(n)
-        loss_sum = correct = 0
-        for start in range(0, n, batch_size):
-            i = order[start:start + batch_size]
-            correct += (model.logits(W, b, X[i]).argmax(axis=1) == labels[i]).sum()
-            loss, grad_W, grad_b = model.loss_and_grad(W, b, X[i], Y[i])
-            loss_sum += loss * len(i)
-            grad_W = grad_W + config.l2 * W
-            lr = config.lr * lr_factor(config.schedule, step / total)
-            velocity_W = config.momentum * velocity_W + grad_W
-            velocity_b = config.momentum * velocity_b + grad_b
-            W, b = W - lr * velocity_W, b - lr * velocity_b
-            step += 1
-            if step > total - int(config.average * total):
-                sum_W, sum_b, n_averaged = sum_W + W, sum_b + b, n_averaged + 1
-        history.append((loss_sum / n, correct / n))
-    return (sum_W / n_averaged, sum_b / n_averaged, history) if n_averaged else (W, b, history)
-
-
 @pytest.mark.parametrize(
     "settings",
     [
         dict(momentum=0, schedule="constant", average=0),
         dict(),  # the defaults: momentum, linear decay, averaging
         dict(schedule="cosine", average=0.3, l2=0.01),
-        dict(batch_size=0, momentum=0.5, epochs=4),
+        dict(batch_size="full", momentum=0.5, epochs=4),
         dict(batch_size=64, momentum=0, l2=0.05, schedule="constant"),
+        dict(loss="mse", lr=2.0),
+        dict(loss="mse", lr=1.0, l2=0.02, batch_size="full", schedule="cosine"),
     ],
 )
-def test_fast_loop_equals_the_reference_sgd(settings):
+def test_fast_loop_equals_the_float64_reference_loop(settings):
     pixels, labels = blobs(n=530)  # not a multiple of the batch size: a short last batch
     config = TrainConfig(**{"epochs": 3, "lr": 0.3, **settings})
     result = fit(Trainer(config, 16, 3), pixels, labels)
-    W, b, history = reference_sgd(pixels, labels, 3, config)
+    W, b, history = reference_fit(config, pixels, labels, 3)
     np.testing.assert_allclose(result.W, W, atol=2e-5 * max(1, np.abs(W).max()))
     np.testing.assert_allclose(result.b, b, atol=2e-5 * max(1, np.abs(b).max()))
-    for stats, (loss, correct) in zip(result.history, history):
-        assert stats["loss"] == pytest.approx(loss, rel=1e-5)
-        assert stats["accuracy"] == pytest.approx(correct, abs=2 / 530)
+    for stats, expected in zip(result.history, history, strict=True):
+        assert stats["epoch"] == expected["epoch"]
+        assert stats["loss"] == pytest.approx(expected["loss"], rel=1e-5)
+        assert stats["accuracy"] == pytest.approx(expected["accuracy"], abs=2 / 530)
+
+
+def test_the_reference_loop_learns_on_its_own():
+    pixels, labels = blobs()
+    W, b, history = reference_fit(TrainConfig(epochs=5, batch_size=32), pixels, labels, 3)
+    assert (model.logits(W, b, pixels / 255).argmax(axis=1) == labels).mean() > 0.98
+    assert [stats["epoch"] for stats in history] == [1, 2, 3, 4, 5]
 
 
 def test_one_full_batch_epoch_is_one_reference_gradient_step():
     pixels, labels = blobs()
-    result = train(pixels, labels, epochs=1, lr=0.3, batch_size=0, momentum=0, schedule="constant", average=0)
+    result = train(pixels, labels, epochs=1, lr=0.3, batch_size="full", momentum=0, schedule="constant", average=0)
     X = pixels.astype(np.float64) / 255
     loss, grad_W, grad_b = model.loss_and_grad(np.zeros((16, 3)), np.zeros(3), X, np.eye(3)[labels])
     np.testing.assert_allclose(result.W, -0.3 * grad_W, atol=1e-6)
     np.testing.assert_allclose(result.b, -0.3 * grad_b, atol=1e-6)
     assert result.history[0]["loss"] == pytest.approx(loss, rel=1e-6)
+
+
+def test_a_batch_size_of_zero_is_no_longer_the_whole_set():
+    with pytest.raises(SoftmaxError, match="batch_size must be"):
+        TrainConfig(batch_size=0)
 
 
 def test_same_seed_same_weights_other_seed_other_weights():
@@ -128,23 +111,136 @@ def test_a_checkpoint_that_does_not_fit_is_refused():
         Trainer.from_checkpoint(arrays, state, "run.ckpt.npz")
 
 
-def test_divergence_stops_with_advice():
+def trained_checkpoint():
     pixels, labels = blobs()
-    with pytest.raises(SoftmaxError, match=r"diverged in epoch \d+.*smaller --lr"):
-        train(pixels, labels, epochs=50, lr=1e38, batch_size=10, momentum=0, schedule="constant")
+    trainer = Trainer(TrainConfig(epochs=5, batch_size=64), 16, 3)
+    fit(trainer, pixels, labels, should_stop=lambda: trainer.epoch == 2)
+    return trainer.to_checkpoint()
 
 
-def test_early_stopping_on_validation_loss():
+@pytest.mark.parametrize(
+    "name, value",
+    [("epoch", 10**400), ("step", 10**400), ("n_averaged", 10**400), ("epochs_since_best", 10**400),
+     ("epoch", -1), ("step", -1), ("epoch", True), ("step", 2.0), ("epochs_since_best", 3),
+     ("best_epoch", 0), ("scale", 0.5), ("scale", 1), ("best_val_loss", "0.3"), ("best_val_loss", float("nan"))],
+)
+def test_a_checkpoint_counter_of_the_wrong_type_or_range_is_refused(name, value):
+    arrays, state = trained_checkpoint()
+    state[name] = value
+    with pytest.raises(SoftmaxError, match=f"the checkpoint c.npz does not hold a training run .*{name}"):
+        Trainer.from_checkpoint(arrays, state, "c.npz")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [lambda h: h[0].update(extra=1.0), lambda h: h[0].update(loss="0.3"), lambda h: h[0].update(loss=None),
+     lambda h: h[0].update(loss=float("inf")), lambda h: h[0].update(accuracy=[1]), lambda h: h[0].pop("seconds"),
+     lambda h: h[0].pop("epoch"), lambda h: h[0].update(epoch=True), lambda h: h.reverse(), lambda h: h.pop(),
+     lambda h: h.append("epoch")],
+)
+def test_a_checkpoint_history_that_training_did_not_record_is_refused(change):
+    arrays, state = trained_checkpoint()
+    change(state["history"])
+    with pytest.raises(SoftmaxError, match="the checkpoint c.npz does not hold a training run .*history"):
+        Trainer.from_checkpoint(arrays, state, "c.npz")
+
+
+def test_checkpoint_settings_are_checked_by_the_settings_table():
+    arrays, state = trained_checkpoint()
+    state["settings"]["lr"] = -1.0
+    with pytest.raises(SoftmaxError, match="the checkpoint c.npz: lr must be a number greater than 0") as caught:
+        Trainer.from_checkpoint(arrays, state, "c.npz")
+    assert caught.value.setting == "lr"
+    state["settings"] = {"lr": 0.3, "speed": 2}
+    with pytest.raises(SoftmaxError, match="the checkpoint c.npz has unknown setting.* speed"):
+        Trainer.from_checkpoint(arrays, state, "c.npz")
+    state["settings"] = ["lr"]
+    with pytest.raises(SoftmaxError, match="does not hold a training run .*settings"):
+        Trainer.from_checkpoint(arrays, state, "c.npz")
+
+
+def test_divergence_stops_with_advice_naming_the_setting():
+    pixels, labels = blobs()
+    with pytest.raises(SoftmaxError, match=r"diverged in epoch \d+.*smaller lr than 1e\+06") as caught:
+        train(pixels, labels, epochs=50, lr=1e6, batch_size=10, momentum=0, schedule="constant")
+    assert caught.value.setting == "lr"
+    assert "smaller {setting} than" in caught.value.message
+    assert "smaller --lr than" in caught.value.in_terms_of(lambda name: f"--{name}")
+
+
+@pytest.mark.parametrize("loss", ["cross-entropy", "mse"])
+def test_a_finite_blow_up_is_divergence_too(loss):
+    # the weights stay finite (MSE's loss even stays bounded) while the model becomes nonsense
+    pixels, labels = blobs()
+    trainer = Trainer(TrainConfig(epochs=3, lr=1e5, loss=loss), 16, 3)
+    with pytest.raises(SoftmaxError, match="diverged in epoch 1 .*(far above the untrained|logits grew)"):
+        fit(trainer, pixels, labels)
+    assert np.isfinite(trainer.weights).all()
+
+
+def test_the_cross_entropy_far_above_its_first_epoch_is_divergence():
+    pixels, labels = blobs()
+    trainer = Trainer(TrainConfig(epochs=5, lr=0.3), 16, 3)
+    fit(trainer, pixels, labels, should_stop=lambda: True)
+    first = trainer.history[0]["loss"]
+    assert trainer.divergence({"loss": first * 5}, pixels) is None
+    assert "far above" in trainer.divergence({"loss": max(first, np.log(3)) * 11}, pixels)
+
+
+@pytest.mark.parametrize("settings", [dict(), dict(lr=3.0), dict(loss="mse"), dict(loss="mse", lr=3.0)])
+def test_sane_runs_never_look_diverged(settings):
+    pixels, labels = blobs()
+    assert train(pixels, labels, epochs=10, **settings).epochs_run == 10
+
+
+def random_labels_split():
     # random labels: whatever the model learns is noise, so the validation loss soon rises
     pixels = np.random.default_rng(0).integers(0, 256, size=(300, 50), dtype=np.uint8)
     labels = np.random.default_rng(1).integers(0, 3, size=300)
-    train_pixels, train_labels, val_pixels, val_labels = split_validation(pixels, labels, 0.2, seed=0)
+    return split_validation(pixels, labels, 0.2, seed=0)
+
+
+def test_early_stopping_on_validation_loss():
+    train_pixels, train_labels, val_pixels, val_labels = random_labels_split()
     assert len(val_labels) == 60 and len(train_labels) == 240
     assert not set(map(bytes, val_pixels)) & set(map(bytes, train_pixels))
-    config = TrainConfig(epochs=500, lr=0.5, batch_size=16, patience=2, schedule="constant", average=0)
+    config = TrainConfig(epochs=500, lr=0.5, batch_size=16, patience=2, val_split=0.2, schedule="constant", average=0)
     result = fit(Trainer(config, 50, 3), train_pixels, train_labels, validation=(val_pixels, val_labels))
     assert result.stopped_early and result.epochs_run < 500
     assert {"val_loss", "val_accuracy"} <= set(result.history[-1])
+
+
+@pytest.mark.parametrize("average", [0.0, 0.5])
+def test_early_stopping_keeps_the_best_epochs_weights(average):
+    train_pixels, train_labels, *validation = random_labels_split()
+    config = TrainConfig(epochs=500, lr=0.5, batch_size=16, patience=3, val_split=0.2, average=average)
+    result = fit(Trainer(config, 50, 3), train_pixels, train_labels, validation=validation)
+    val_losses = [stats["val_loss"] for stats in result.history]
+    assert result.stopped_early and result.best_epoch == 1 + int(np.argmin(val_losses))
+    assert result.best_epoch == result.epochs_run - 3
+    assert loss_and_accuracy(result.W, result.b, model.features(validation[0]), validation[1]) == pytest.approx(
+        (min(val_losses), result.history[result.best_epoch - 1]["val_accuracy"]), rel=1e-6)
+
+
+def test_without_patience_there_is_no_best_epoch():
+    train_pixels, train_labels, *validation = random_labels_split()
+    config = TrainConfig(epochs=3, val_split=0.2)
+    assert fit(Trainer(config, 50, 3), train_pixels, train_labels, validation=validation).best_epoch is None
+
+
+def test_a_resumed_early_stopping_run_keeps_the_same_best_weights(tmp_path):
+    train_pixels, train_labels, *validation = random_labels_split()
+    config = TrainConfig(epochs=500, lr=0.5, batch_size=16, patience=3, val_split=0.2)
+    uninterrupted = fit(Trainer(config, 50, 3), train_pixels, train_labels, validation=validation)
+    trainer = Trainer(config, 50, 3)
+    stopped = uninterrupted.best_epoch + 1  # after the best epoch, before the stop: the best is in the checkpoint
+    fit(trainer, train_pixels, train_labels, validation=validation, should_stop=lambda: trainer.epoch == stopped)
+    checkpoint = tmp_path / "run.ckpt.npz"
+    save_checkpoint(checkpoint, *trainer.to_checkpoint())
+    resumed = Trainer.from_checkpoint(*load_checkpoint(checkpoint), checkpoint)
+    result = fit(resumed, train_pixels, train_labels, validation=validation)
+    assert result.best_epoch == uninterrupted.best_epoch and result.epochs_run == uninterrupted.epochs_run
+    assert np.array_equal(result.W, uninterrupted.W) and np.array_equal(result.b, uninterrupted.b)
 
 
 def test_on_epoch_sees_every_epoch():
@@ -161,10 +257,26 @@ def test_mse_loss_also_learns():
     assert result.history[-1]["loss"] < result.history[0]["loss"]
 
 
-def test_float_features_with_their_own_scale():
+def test_the_scale_follows_from_the_data_uint8_pixels_or_float_features():
     pixels, labels = blobs()
-    features = pixels / 255.0
     config = TrainConfig(epochs=3)
-    on_pixels = fit(Trainer(config, 16, 3), pixels, labels)
-    on_features = fit(Trainer(config, 16, 3, scale=1.0), features, labels)
-    np.testing.assert_allclose(on_features.W, on_pixels.W, atol=1e-4)
+    on_pixels, on_features = Trainer(config, 16, 3), Trainer(config, 16, 3)
+    pixel_result = fit(on_pixels, pixels, labels)
+    feature_result = fit(on_features, model.features(pixels), labels)
+    assert (on_pixels.scale, on_features.scale) == (model.PIXEL_SCALE, 1.0)
+    np.testing.assert_allclose(feature_result.W, pixel_result.W, atol=1e-4)
+    on_pixels.config = config.replace(epochs=4)
+    with pytest.raises(SoftmaxError, match="trained on uint8 pixels and cannot go on with float features"):
+        fit(on_pixels, model.features(pixels), labels)
+
+
+@pytest.mark.slow
+def test_on_mnist_early_stopping_ends_as_well_as_the_defaults(mnist):
+    config = TrainConfig(val_split=0.1, patience=3, epochs=50)
+    pixels, labels, *validation = split_validation(mnist.x_train, mnist.y_train, config.val_split, config.seed)
+    result = fit(Trainer(config, 784, 10), pixels, labels, validation=validation)
+    test_features = model.features(mnist.x_test)
+    _, accuracy = loss_and_accuracy(result.W, result.b, test_features, mnist.y_test)
+    assert result.best_epoch is not None and accuracy >= 0.925  # the defaults: 0.9262; last-epoch weights: 0.9097
+    for settings in (dict(lr=3.0), dict(loss="mse")):   # sane runs on real data are never called diverged
+        assert fit(Trainer(TrainConfig(**settings), 784, 10), mnist.x_train, mnist.y_train).epochs_run == 6
