@@ -1,0 +1,230 @@
+import io
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from PIL import Image
+from starlette.testclient import TestClient
+
+from softmax_cli.predict import predict_image
+from softmax_cli.serve.app import MAX_BODY_BYTES, create_app
+from test_images import png_claiming
+from test_predict import mnist_model_file, saved  # noqa: F401  (fixtures)
+
+
+def png(pixels: np.ndarray) -> bytes:
+    """Return the PNG file of uint8 pixels."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def drawing(digit: np.ndarray) -> bytes:
+    """Return an MNIST digit as the page sends a drawing: a 280x280 PNG, white strokes on black."""
+    return png(np.asarray(Image.fromarray(digit).resize((280, 280), Image.Resampling.BILINEAR)))
+
+
+@pytest.fixture(scope="module")
+def client(saved):  # noqa: F811
+    with TestClient(create_app(saved, model_name="model.npz")) as client:
+        yield client
+
+
+def test_the_page_and_its_files_are_served_from_the_package(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<canvas id="pad"' in page.text
+    for name, kind in [("app.js", "javascript"), ("style.css", "text/css")]:
+        answer = client.get(f"/static/{name}")
+        assert answer.status_code == 200 and kind in answer.headers["content-type"]
+    assert "http" not in client.get("/static/app.js").text.replace("/api/", "")  # nothing from the internet
+    assert "http" not in page.text.lower().replace("http-equiv", "")
+
+
+def test_the_model_is_described(client, saved):  # noqa: F811
+    description = client.get("/api/model").json()
+    assert description["dataset"] == "mnist" and description["preprocess"] == "none"
+    assert description["framing"] == "mnist" and description["test_accuracy"] == 0.92
+    assert description["class_names"] == list("0123456789") and description["image_shape"] == [28, 28]
+    np.testing.assert_array_equal(np.array(description["W"], np.float32), saved.W.T)
+    assert description["model"] == "model.npz"
+
+
+def test_a_prediction_is_what_predict_json_prints_plus_the_input(client, mnist, saved):  # noqa: F811
+    body = drawing(mnist.x_test[0])
+    answer = client.post("/api/predict?top_k=3", content=body, headers={"Content-Type": "image/png"})
+    assert answer.status_code == 200
+    expected = predict_image(saved, body, top_k=3)
+    result = answer.json()
+    input_, framed = np.array(result.pop("input")), np.array(result.pop("framed"))
+    assert result == expected.as_json("-")
+    np.testing.assert_allclose(input_, expected.input, atol=1e-4)
+    np.testing.assert_allclose(framed, expected.framed, atol=1e-4)
+    assert result["label"] == str(mnist.y_test[0]) and len(result["top"]) == 3
+
+
+def test_a_jpeg_is_predicted_too(client, mnist, saved):  # noqa: F811
+    buffer = io.BytesIO()
+    Image.fromarray(255 - mnist.x_test[1]).resize((140, 140)).save(buffer, format="JPEG", quality=90)
+    answer = client.post("/api/predict", content=buffer.getvalue(), headers={"Content-Type": "image/jpeg"})
+    assert answer.status_code == 200
+    assert answer.json()["probabilities"] == predict_image(saved, buffer.getvalue()).probabilities.tolist()
+
+
+def truncated(body: bytes) -> bytes:
+    return body[: len(body) // 2]
+
+
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\nshowpage\n"
+
+
+@pytest.mark.parametrize(
+    "content, content_type, status, message",
+    [
+        ("big", "image/png", 413, "larger than 5 MB"),
+        (b"", "image/png", 400, "empty"),
+        (b"hello, world", "image/png", 415, "not a PNG image"),
+        ("png", "image/jpeg", 415, "not a JPEG image"),
+        ("png", "text/plain", 415, "Content-Type image/png or image/jpeg, not text/plain"),
+        ("png", "application/json", 415, "not application/json"),
+        ("png", None, 415, "no Content-Type"),
+        (b'{"image": [1, 2', "application/json", 415, "image/png or image/jpeg"),   # malformed JSON
+        ("truncated", "image/png", 422, "damaged or truncated"),
+        (png_claiming(20000, 20000), "image/png", 422, "more than 40,000,000 pixels"),  # a decompression bomb
+        (b"\x89PNG\r\n\x1a\n" + EPS, "image/png", 422, "not an image file that can be read"),
+        ("blank", "image/png", 422, "holds no digit"),
+    ],
+)
+def test_bad_input_is_a_4xx_with_one_line_of_json_and_the_server_keeps_serving(
+    client, mnist, content, content_type, status, message
+):
+    body = {
+        "big": png(np.random.default_rng(0).integers(0, 256, (1400, 1400, 3), dtype=np.uint8)),
+        "png": drawing(mnist.x_test[0]),
+        "truncated": truncated(drawing(mnist.x_test[0])),
+        "blank": png(np.zeros((280, 280), np.uint8)),
+    }.get(content, content) if isinstance(content, str) else content
+    if content == "big":
+        assert len(body) > MAX_BODY_BYTES
+    headers = {"Content-Type": content_type} if content_type else {}
+    answer = client.post("/api/predict", content=body, headers=headers)
+    assert answer.status_code == status
+    assert answer.headers["content-type"] == "application/json"
+    assert list(answer.json()) == ["error"] and message in answer.json()["error"]
+    assert "\n" not in answer.text
+    good = client.post("/api/predict", content=drawing(mnist.x_test[0]), headers={"Content-Type": "image/png"})
+    assert good.status_code == 200
+
+
+def test_a_body_larger_than_it_says_is_cut_off(client):
+    def chunks():  # no Content-Length: the server counts what arrives
+        for _ in range(6):
+            yield b"\x89PNG\r\n\x1a\n" + bytes(2**20)
+
+    answer = client.post("/api/predict", content=chunks(), headers={"Content-Type": "image/png"})
+    assert answer.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "method, path, query, status",
+    [("GET", "/api/predict", "", 405), ("GET", "/nowhere", "", 404), ("POST", "/api/predict", "?top_k=0", 400),
+     ("POST", "/api/predict", "?top_k=11", 400), ("POST", "/api/predict", "?top_k=x", 400)],
+)
+def test_wrong_paths_methods_and_parameters_are_json_errors(client, mnist, method, path, query, status):
+    answer = client.request(method, path + query, content=drawing(mnist.x_test[0]),
+                            headers={"Content-Type": "image/png"})
+    assert answer.status_code == status and list(answer.json()) == ["error"]
+
+
+def test_200_concurrent_predictions_are_all_answered_correctly(client, mnist, saved):  # noqa: F811
+    bodies = [drawing(digit) for digit in mnist.x_test[:20]]
+    expected = [predict_image(saved, body).probabilities.tolist() for body in bodies]
+
+    def ask(i):
+        answer = client.post("/api/predict", content=bodies[i % 20], headers={"Content-Type": "image/png"})
+        return answer.status_code, answer.json()["probabilities"]
+
+    with ThreadPoolExecutor(max_workers=200) as pool:
+        answers = list(pool.map(ask, range(200)))
+    assert [status for status, _ in answers] == [200] * 200
+    assert all(probabilities == expected[i % 20] for i, (_, probabilities) in enumerate(answers))
+
+
+# --- the command ----------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_serve(*args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "softmax_cli", "serve", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def first_line(process, timeout=30.0) -> str:
+    """Return the first line the process prints, waiting at most timeout seconds."""
+    lines = []
+    reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    assert lines, "softmax serve printed nothing"
+    return lines[0]
+
+
+def test_serve_says_where_it_listens_answers_and_stops_on_ctrl_c(mnist_model_file, mnist):  # noqa: F811
+    import httpx
+
+    process = start_serve("--model", str(mnist_model_file), "--port", "0")
+    try:
+        line = first_line(process)
+        url = line.split(" at ")[-1].strip()
+        assert url.startswith("http://127.0.0.1:") and "mnist" in line
+        for _ in range(100):
+            try:
+                answer = httpx.post(url + "api/predict", content=drawing(mnist.x_test[0]),
+                                    headers={"Content-Type": "image/png"}, trust_env=False)
+                break
+            except httpx.ConnectError:
+                time.sleep(0.05)
+        assert answer.json()["label"] == str(mnist.y_test[0])
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    assert "Only this computer can connect (127.0.0.1)" in out
+    assert process.returncode in (0, 130) and "Traceback" not in err
+    assert err.strip() in ("", "softmax: interrupted")
+
+
+def test_a_port_in_use_is_one_line(mnist_model_file):  # noqa: F811
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = start_serve("--model", str(mnist_model_file), "--port", str(port))
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert err.strip().startswith(f"softmax: error: cannot listen on 127.0.0.1 port {port}") and "--port 0" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_missing_model_is_one_line(tmp_path):
+    process = start_serve("--model", str(tmp_path / "none.npz"), "--port", str(free_port()))
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 1 and "there is no model file" in err and "Traceback" not in err
+
+
+def test_help_does_not_load_the_server():
+    code = ("import sys; from softmax_cli.cli import cli\n"
+            "try:\n    cli.main(['serve', '--help'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn', 'anyio')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "--port" in result.stdout and result.stdout.strip().endswith("[]"), result.stdout + result.stderr
