@@ -1,21 +1,23 @@
 """SoftmaxRegression: the model `softmax train` learns, as a scikit-learn classifier for any features and classes.
 
-It trains with the CLI's own loop (softmax_cli.train) and predicts with its own math (softmax_cli.model); this
-module only translates between scikit-learn's conventions and theirs: any class labels <-> indices 0..k-1,
-coef_ (classes, features) <-> W (features, classes). Features are used as given (the CLI's 1/255 pixel scale
-is 1 here): pass pixels / 255, or put a StandardScaler in front.
+It trains through the same pipeline as `softmax train` (run.learn: the validation split, then the training loop)
+and predicts with its own math (softmax_cli.model); this module only translates between scikit-learn's
+conventions and theirs: any class labels <-> indices 0..k-1, coef_ (classes, features) <-> W (features, classes),
+a bad hyperparameter <-> ValueError. Features are used as given: for images, pass pixels / 255 (floats in [0, 1],
+the input every form of the model takes), or put a StandardScaler in front.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import model, train
+from . import model, run, train
 from .config import TrainConfig
 from .errors import SoftmaxError
 
@@ -25,9 +27,12 @@ FEATURE_TYPES = [np.float64, np.float32]  # float32 stays float32; anything else
 class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     """Multinomial logistic (softmax) regression trained by mini-batch gradient descent, as `softmax train` does.
 
-    The parameters are the settings of `softmax train` (softmax_cli.config.TrainConfig), with its defaults.
-    val_split and patience give early stopping: that fraction of the training set is held out and training stops
-    after `patience` epochs without a better validation loss (the last weights are kept, as in the CLI).
+    The parameters are the settings of `softmax train` (softmax_cli.config.SETTINGS), with its defaults, stored
+    as given and checked by fit; batch_size="full" takes the whole training set in every step. val_split and
+    patience give early stopping: that fraction of the training set is held out, training stops after
+    `patience` epochs without a better validation loss, and the best epoch's weights are kept, as in the CLI.
+    preprocess="deskew" straightens each sample's slant first, in fit and in every prediction: each row of X must
+    then be a square image, flattened row by row (MNIST's 784 = 28 x 28 pixels / 255).
 
     partial_fit trains one epoch over the samples it is given, at the constant rate lr, without averaging and
     without a validation split (the schedule, the averaging and early stopping need to know how long training
@@ -35,8 +40,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     from fit's coefficients.
 
     Attributes: coef_ (classes, features), intercept_ (classes,), classes_, n_features_in_ (and feature_names_in_
-    when X has column names), n_iter_ (epochs run; for partial_fit, since the first call), history_ (the
-    per-epoch training loss and accuracy, and validation loss and accuracy with val_split).
+    when X has column names), n_iter_ (epochs run; for partial_fit, since the first call), best_epoch_ (the epoch
+    whose weights were kept by early stopping, else None), history_ (the per-epoch training loss and accuracy,
+    and validation loss and accuracy with val_split).
     """
 
     def __init__(
@@ -49,6 +55,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         average=TrainConfig.average,
         l2=TrainConfig.l2,
         loss=TrainConfig.loss,
+        preprocess=TrainConfig.preprocess,
         seed=TrainConfig.seed,
         val_split=TrainConfig.val_split,
         patience=TrainConfig.patience,
@@ -61,6 +68,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         self.average = average
         self.l2 = l2
         self.loss = loss
+        self.preprocess = preprocess
         self.seed = seed
         self.val_split = val_split
         self.patience = patience
@@ -69,14 +77,12 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         """Return self, trained on features X (n_samples, n_features) and class labels y (n_samples,)."""
         X, y = validate_data(self, X, y, dtype=FEATURE_TYPES)
         check_classification_targets(y)
+        config = self._config()
         self.classes_, labels = np.unique(y, return_inverse=True)
+        self._preprocess = config.preprocess  # what predictions do to X, whatever set_params does before a refit
         with value_errors():
-            config = TrainConfig(**self.get_params())
-            validation = None
-            if config.val_split:
-                X, labels, *validation = train.split_validation(X, labels, config.val_split, config.seed)
-            trainer = train.Trainer(config, self.n_features_in_, len(self.classes_), scale=1.0)
-            self._learned(train.fit(trainer, X, labels, validation=validation))
+            _, result = run.learn(config, self._features(X), labels, len(self.classes_))
+        self._learned(result)
         self._partial_run = None  # a later partial_fit starts from these coefficients
         return self
 
@@ -94,29 +100,47 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         if unknown.size:
             raise ValueError(f"y holds labels {unknown!r} that are not among the classes {known!r}")
         trainer = getattr(self, "_partial_run", None)
+        if trainer is None:
+            config = self._config(schedule="constant", average=0.0, val_split=0.0, patience=0)
+            self._preprocess = config.preprocess
+            trainer = train.Trainer(config, self.n_features_in_, len(known))
+            if not first_call:  # after fit; float features have scale 1: the trainer's weights are (coef_ | intercept_)
+                trainer.weights[:] = np.column_stack([self.coef_, self.intercept_])
+        trainer.config = trainer.config.replace(epochs=trainer.epoch + 1)
         with value_errors():
-            if trainer is None:
-                config = TrainConfig(**self.get_params()).replace(schedule="constant", average=0.0)
-                trainer = train.Trainer(config, self.n_features_in_, len(known), scale=1.0)
-                if not first_call:  # after fit; with scale 1 the trainer's weights are (coef_ | intercept_)
-                    trainer.weights[:] = np.column_stack([self.coef_, self.intercept_])
-            trainer.config = trainer.config.replace(epochs=trainer.epoch + 1)
-            self._learned(train.fit(trainer, X, np.searchsorted(known, y)))
+            _, result = run.learn(trainer.config, self._features(X), np.searchsorted(known, y), len(known), trainer)
+        self._learned(result)
         self.classes_, self._partial_run = known, trainer
         return self
+
+    def _config(self, **changes) -> TrainConfig:
+        """Return the hyperparameters as a TrainConfig, checked by the settings table; a bad one is a ValueError."""
+        with value_errors():
+            return TrainConfig(**self.get_params()).replace(**changes)
+
+    def _features(self, X: np.ndarray) -> np.ndarray:
+        """Return the features the weights apply to: X itself, or X's rows deskewed as square images."""
+        if self._preprocess == "none":
+            return X
+        side = math.isqrt(X.shape[1])
+        if side * side != X.shape[1]:
+            raise ValueError(f"preprocess={self._preprocess!r} takes square images flattened row by row; "
+                             f"X's {X.shape[1]} features are not the pixels of one")
+        return model.features(X.reshape(len(X), side, side), self._preprocess)
 
     def _learned(self, result) -> None:
         """Keep what a training run learned, in scikit-learn's names."""
         self.coef_ = result.W.T
         self.intercept_ = result.b
         self.n_iter_ = result.epochs_run
+        self.best_epoch_ = result.best_epoch
         self.history_ = list(result.history)
 
     def _logits(self, X) -> np.ndarray:
         """Return the class scores X @ coef_.T + intercept_, one row per sample."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=FEATURE_TYPES, reset=False)
-        return model.logits(self.coef_.T, self.intercept_, X)
+        return model.logits(self.coef_.T, self.intercept_, self._features(X))
 
     def decision_function(self, X) -> np.ndarray:
         """Return the class scores (n_samples, n_classes); with two classes, the margin of classes_[1] (n_samples,)."""
@@ -139,7 +163,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
 @contextlib.contextmanager
 def value_errors():
-    """Raise the library's errors (a bad setting, too little data, divergence) as ValueError, as scikit-learn does."""
+    """Raise the library's errors (a bad setting, too little data, divergence) as ValueError, as scikit-learn does.
+
+    The message names a setting as the Python user passes it: "lr", never the command line's "--lr".
+    """
     try:
         yield
     except SoftmaxError as e:
