@@ -1,0 +1,127 @@
+"""How far an epoch of the default recipe is from its floor, measured in one run.
+
+The floor is the two matrix products of every step alone (logits x @ W.T and gradient G.T @ x, float32, one BLAS
+thread, the recipe's batch size), on batches already cast: no training loop can do less. Beside it, an epoch's
+breakdown by phase, each phase timed alone over the epoch's 500 steps: gather and cast, products, softmax (the
+fused kernel), update (momentum, learning rate, averaging), and the overhead (the rest: Python, slicing, argmax).
+
+    python bench/floor.py [--repeats 5]
+
+Each figure is the best of the repeats (the least disturbed by other work on the machine); the load is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from softmax_cli import model
+from softmax_cli.config import TrainConfig
+from softmax_cli.train import Trainer, steps_per_epoch
+
+N, D, K = 60_000, 784, 10
+
+
+def best_of(repeats: int, run) -> float:
+    """Return the fewest seconds run() took in repeats calls."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def measure(repeats: int) -> dict:
+    """Return the seconds of an epoch, of its floor and of each phase, and the ratio epoch / floor."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(N, D), dtype=np.uint8)
+    labels = rng.integers(0, K, size=N)
+    config = TrainConfig(epochs=10 * repeats)  # the schedule never reaches 0 while we measure
+    batch_size, n_steps = steps_per_epoch(config, N)
+    trainer = Trainer(config, D, K)
+    trainer.train_epoch(pixels, labels)  # warm up: first-touch pages, BLAS set-up
+
+    x = np.empty((batch_size, D + 1), np.float32)
+    x[:, D] = 255.0
+    raw = np.empty((batch_size, D), np.uint8)
+    Z = np.empty((batch_size, K), np.float32)
+    gradient = np.empty((K, D + 1), np.float32)
+    weights = (rng.normal(size=(K, D + 1)) * 1e-3).astype(np.float32)
+    order = rng.permutation(N)
+    true_index = np.arange(batch_size) * K + labels[:batch_size]
+    velocity, update, weight_sum = np.zeros_like(weights), np.empty_like(weights), np.zeros(weights.shape)
+
+    def gather_and_cast():
+        for start in range(0, N, batch_size):
+            np.take(pixels, order[start:start + batch_size], axis=0, out=raw)
+            np.copyto(x[:, :D], raw)
+
+    def products():
+        for _ in range(n_steps):
+            np.matmul(x, weights.T, out=Z)
+            np.matmul(Z.T, x, out=gradient)
+
+    gather_and_cast()  # real pixels in x for the products
+    logits = x @ weights.T
+
+    def softmax():
+        for _ in range(n_steps):
+            np.copyto(Z, logits)
+            model.fused_cross_entropy_grad(Z, true_index)
+
+    def copies():  # what softmax() spends on resetting Z, taken off its figure
+        for _ in range(n_steps):
+            np.copyto(Z, logits)
+
+    def updates():
+        for step in range(n_steps):
+            np.multiply(gradient, 1e-9, out=gradient)
+            np.multiply(velocity, 0.9, out=velocity)
+            np.add(velocity, gradient, out=velocity)
+            np.multiply(velocity, 1e-9, out=update)
+            np.subtract(weights, update, out=weights)
+            if step >= n_steps // 2:
+                np.add(weight_sum, weights, out=weight_sum)
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        figures = {
+            "epoch": best_of(repeats, lambda: trainer.train_epoch(pixels, labels)),
+            "floor": best_of(repeats, products),
+            "gather_and_cast": best_of(repeats, gather_and_cast),
+            "softmax": best_of(repeats, softmax) - best_of(repeats, copies),
+            "update": best_of(repeats, updates),
+        }
+    figures["products"] = figures["floor"]
+    figures["overhead"] = figures["epoch"] - sum(figures[name] for name in
+                                                 ("gather_and_cast", "products", "softmax", "update"))
+    figures["ratio"] = figures["epoch"] / figures["floor"]
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    args = parser.parse_args()
+    figures = measure(args.repeats)
+    figures["load"] = os.getloadavg()[0]
+    if args.json:
+        print(json.dumps(figures))
+        return
+    print(f"load {figures['load']:.2f}; best of {args.repeats}; batch 120, {math.ceil(N / 120)} steps, {N}x{D} uint8")
+    print(f"{'epoch':<16}{figures['epoch'] * 1e3:8.1f} ms   {figures['ratio']:.2f}x the floor")
+    print(f"{'floor':<16}{figures['floor'] * 1e3:8.1f} ms   (the two matrix products of every step)")
+    for name in ("gather_and_cast", "products", "softmax", "update", "overhead"):
+        share = figures[name] / figures["epoch"]
+        print(f"  {name.replace('_', ' '):<14}{figures[name] * 1e3:8.1f} ms   {share:5.0%}")
+
+
+if __name__ == "__main__":
+    main()
