@@ -2,9 +2,11 @@
 out of the training set, rank them, and write the best as a config file for `softmax train --config`.
 
 Only the training set is ever seen here: the caller hands in training pixels and labels, so the test set stays
-an unbiased estimate of the chosen model. Settings are ranked by validation loss (the mean cross-entropy on the
-held-out images), lowest first: it moves smoothly with the weights, where accuracy moves in steps of one image
-and ties between close settings.
+an unbiased estimate of the chosen model. Each trial is a run of the same pipeline as `softmax train --val-split`
+(run.learn: the seeded split, then the training loop), so every trial holds out the same images. Settings are
+ranked by validation loss (the mean cross-entropy on the held-out images) of the weights the run keeps (the best
+epoch's with patience), lowest first: it moves smoothly with the weights, where accuracy moves in steps of one
+image and ties between close settings.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from . import model, run
 from .config import TrainConfig
 from .errors import SoftmaxError
-from .train import Trainer, fit, split_validation
+from .train import split_validation
 
 GRID_SETTINGS = ("lr", "batch_size", "l2")  # what the search varies; every other setting comes from the base
 
@@ -63,20 +66,24 @@ def expand_grid(base: TrainConfig, lr, batch_size, l2) -> list[TrainConfig]:
     return [base.replace(lr=a, batch_size=b, l2=c) for a, b, c in itertools.product(lr, batch_size, l2)]
 
 
-def run_trial(config: TrainConfig, pixels, labels, n_classes: int, validation,
+def run_trial(config: TrainConfig, pixels, labels, n_classes: int, val_split: float,
               on_epoch: Callable[[dict], None] | None = None) -> Trial:
-    """Return the validation scores of the weights that training with config gives on (pixels, labels)."""
-    trainer = Trainer(config, int(np.prod(pixels.shape[1:])), n_classes)
+    """Return the validation scores of the weights that training with config on (pixels, labels) keeps.
+
+    The run holds out val_split of the images as `softmax train --val-split` does; config's own val_split (what
+    the chosen settings will train with) is not used for the search.
+    """
     started = time.perf_counter()
     try:
-        result = fit(trainer, pixels, labels, on_epoch=on_epoch, validation=validation)
+        _, result = run.learn(config.replace(val_split=val_split), pixels, labels, n_classes, on_epoch=on_epoch)
     except SoftmaxError as e:  # a learning rate too large for the others diverges; the rest of the grid goes on
         return Trial(config, None, None, time.perf_counter() - started, problem=str(e))
-    seconds, last = time.perf_counter() - started, result.history[-1]
-    if not math.isfinite(last["val_loss"]):  # finite training steps can still average to weights that overflow
-        problem = f"training diverged: the validation loss is {last['val_loss']}"
+    seconds = time.perf_counter() - started
+    kept = result.history[result.best_epoch - 1] if result.best_epoch else result.history[-1]
+    if not math.isfinite(kept["val_loss"]):  # finite training steps can still average to weights that overflow
+        problem = f"training diverged: the validation loss is {kept['val_loss']}"
         return Trial(config, None, None, seconds, problem=problem)
-    return Trial(config, last["val_loss"], last["val_accuracy"], seconds)
+    return Trial(config, kept["val_loss"], kept["val_accuracy"], seconds)
 
 
 def rank(trials: list[Trial]) -> list[Trial]:
@@ -97,17 +104,23 @@ def search(
 ) -> TuneResult:
     """Return the ranked trials of every grid combination, trained on the training images minus a validation split.
 
-    pixels and labels are the training set only. The split is seeded by base.seed, so each combination sees
-    the same images; on_epoch is called after every epoch of every trial. Raises SoftmaxError when no
-    combination trained without diverging, so the best trial always has scores.
+    pixels and labels are the training set only, uint8 images before base.preprocess (done once here, for every
+    trial). The split is seeded by base.seed, so each combination sees the same images; on_epoch is called after
+    every epoch of every trial. Raises SoftmaxError when no combination trained without diverging, so the best
+    trial always has scores.
     """
-    pixels, labels, *validation = split_validation(pixels, labels, val_split, base.seed)
+    # The split of the indices, to refuse a split that leaves no images on one side before any training, and to
+    # count each side: the same function, seed and sizes as the split of the images each run makes.
+    indices = np.arange(len(labels))
+    n_train, n_validation = (len(part) for part in split_validation(indices, indices, val_split, base.seed)[1::2])
     started = time.perf_counter()
-    trials = [run_trial(config, pixels, labels, n_classes, validation, on_epoch)
+    pixels = model.preprocessed(pixels, base.preprocess)
+    trials = [run_trial(config, pixels, labels, n_classes, val_split, on_epoch)
               for config in expand_grid(base, lr, batch_size, l2)]
     if all(trial.problem for trial in trials):
-        raise SoftmaxError(f"training diverged with every one of the {len(trials)} settings: try smaller --lr values")
-    return TuneResult(rank(trials), len(labels), len(validation[1]), val_split, time.perf_counter() - started)
+        raise SoftmaxError(f"training diverged with every one of the {len(trials)} settings: try smaller {{setting}} "
+                           "values", setting="lr")
+    return TuneResult(rank(trials), n_train, n_validation, val_split, time.perf_counter() - started)
 
 
 def best_config_text(result: TuneResult, dataset_name: str, path: str | Path) -> str:

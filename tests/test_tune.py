@@ -5,9 +5,8 @@ import json
 import click
 import numpy as np
 import pytest
-from test_cli import assert_one_line_error, run
 
-from softmax_cli.cli import BatchSize, NumberList
+from softmax_cli import model, run
 from softmax_cli.config import TrainConfig, make_config
 from softmax_cli.data import Dataset
 from softmax_cli.errors import SoftmaxError
@@ -34,21 +33,30 @@ def blob_data(tmp_path):
     return path
 
 
-POSITIVE = click.FloatRange(min=0, min_open=True)
+def positive():
+    return click.FloatRange(min=0, min_open=True)
+
+
+def batch_size():
+    from softmax_cli.cli import BatchSize
+
+    return BatchSize()
 
 
 @pytest.mark.parametrize(
     "item_type, text, expected",
     [
-        (POSITIVE, "0.1,0.3,1", (0.1, 0.3, 1.0)),
-        (POSITIVE, " 0.3 , 1e-1 ", (0.3, 0.1)),
-        (POSITIVE, "0.3,0.3,1", (0.3, 1.0)),
-        (BatchSize(), "50,full", (50, 0)),
-        (click.FloatRange(min=0), "0,1e-4", (0.0, 1e-4)),
+        (positive, "0.1,0.3,1", (0.1, 0.3, 1.0)),
+        (positive, " 0.3 , 1e-1 ", (0.3, 0.1)),
+        (positive, "0.3,0.3,1", (0.3, 1.0)),
+        (batch_size, "50,full", (50, "full")),
+        (lambda: click.FloatRange(min=0), "0,1e-4", (0.0, 1e-4)),
     ],
 )
 def test_number_list_reads_comma_separated_values(item_type, text, expected):
-    assert NumberList(item_type).convert(text, None, None) == expected
+    from softmax_cli.cli import NumberList
+
+    assert NumberList(item_type()).convert(text, None, None) == expected
 
 
 @pytest.mark.parametrize(
@@ -67,6 +75,8 @@ def test_number_list_reads_comma_separated_values(item_type, text, expected):
     ],
 )
 def test_bad_lists_are_one_line_usage_errors(capsys, option, value):
+    from test_cli import assert_one_line_error, run
+
     code, out, err = run(capsys, "tune", option, value)
     assert code == 2
     assert out == ""
@@ -74,6 +84,8 @@ def test_bad_lists_are_one_line_usage_errors(capsys, option, value):
 
 
 def test_an_out_file_in_a_missing_folder_is_refused_before_training(capsys, monkeypatch, tmp_path):
+    from test_cli import assert_one_line_error, run
+
     monkeypatch.setattr("softmax_cli.data.load_dataset", lambda *args, **kwargs: pytest.fail("data loaded first"))
     code, out, err = run(capsys, "tune", "--out", tmp_path / "no" / "best.toml")
     assert code == 2 and out == ""
@@ -99,7 +111,7 @@ def test_ranking_is_by_validation_loss_then_accuracy_with_diverged_last():
 
 
 def test_the_config_file_written_reads_back_as_the_best_settings(tmp_path):
-    best = TrainConfig(lr=0.123456789, batch_size=0, l2=1e-05, loss="mse", schedule="cosine", epochs=3, seed=4)
+    best = TrainConfig(lr=0.123456789, batch_size="full", l2=1e-05, loss="mse", schedule="cosine", epochs=3, seed=4)
     result = TuneResult([Trial(best, 0.25, 0.9312, 1.0), trial(0.3, 0.5, 0.8)], 50000, 10000, 1 / 6, 2.0)
     path = write_best_config(tmp_path / "best.toml", result, "mnist")
     assert make_config(path) == best
@@ -120,7 +132,7 @@ def test_writing_to_a_missing_folder_is_a_one_line_error(tmp_path):
 
 def test_search_scores_every_setting_on_the_held_out_part():
     pixels, labels = blobs(400)
-    result = search(TrainConfig(epochs=2), pixels, labels, 3, 0.25, lr=(0.1, 1.0), batch_size=(20, 0), l2=(0.0,))
+    result = search(TrainConfig(epochs=2), pixels, labels, 3, 0.25, lr=(0.1, 1.0), batch_size=(20, "full"), l2=(0.0,))
     assert (result.n_train, result.n_validation) == (300, 100)
     assert len(result.trials) == 4
     assert result.trials == rank(result.trials)
@@ -129,9 +141,9 @@ def test_search_scores_every_setting_on_the_held_out_part():
 
 def test_diverging_settings_are_ranked_last_and_the_others_go_on():
     pixels, labels = blobs(200)
-    # lr 1e38 overflows float32: in a step with batches of 20; with full batches, in the averaged weights' logits
-    result = search(TrainConfig(epochs=2), pixels, labels, 3, 0.25, lr=(1e38, 0.3), batch_size=(20, 0), l2=(0.0,))
-    assert [(t.config.lr, t.config.batch_size) for t in result.trials[2:]] == [(1e38, 20), (1e38, 0)]
+    # lr 1e5, the largest allowed, blows the loss up far above the untrained model's
+    result = search(TrainConfig(epochs=2), pixels, labels, 3, 0.25, lr=(1e5, 0.3), batch_size=(20, "full"), l2=(0.0,))
+    assert [(t.config.lr, t.config.batch_size) for t in result.trials[2:]] == [(1e5, 20), (1e5, "full")]
     assert all(t.config.lr == 0.3 and t.problem is None for t in result.trials[:2])
     for diverged in result.trials[2:]:
         assert "diverged" in diverged.problem and diverged.val_loss is None and diverged.val_accuracy is None
@@ -139,14 +151,35 @@ def test_diverging_settings_are_ranked_last_and_the_others_go_on():
 
 def test_when_every_setting_diverges_the_search_says_so():
     pixels, labels = blobs(200)
-    with pytest.raises(SoftmaxError, match="diverged with every one of the 1 settings"):
-        search(TrainConfig(epochs=2), pixels, labels, 3, 0.25, lr=(1e38,), batch_size=(20,), l2=(0.0,))
+    with pytest.raises(SoftmaxError, match="^training diverged with every one of the 1 settings: try smaller lr values$"):
+        search(TrainConfig(epochs=2), pixels, labels, 3, 0.25, lr=(1e5,), batch_size=(20,), l2=(0.0,))
 
 
 def test_a_split_that_leaves_no_validation_images_is_refused():
     pixels, labels = blobs(10)
     with pytest.raises(SoftmaxError, match="leaves 10 for training and 0 for validation"):
         search(TrainConfig(), pixels, labels, 3, 0.01, lr=(0.3,), batch_size=(5,), l2=(0.0,))
+
+
+@pytest.mark.parametrize("base", [
+    TrainConfig(epochs=2, seed=3),
+    TrainConfig(epochs=2, preprocess="deskew"),
+    TrainConfig(epochs=40, val_split=0.5, patience=1, schedule="constant", average=0.0),
+])
+def test_each_trial_is_the_run_softmax_train_makes_with_that_validation_split(base):
+    """The same split, preprocessing and fit as train (run.learn); scored by the weights the run keeps."""
+    pixels, labels = blobs(400)
+    noise = np.random.default_rng(5).integers(0, 201, pixels.shape)
+    pixels = np.clip(pixels // 3 + noise, 0, 255).astype(np.uint8)  # classes that overlap: val loss turns up
+    assert not np.array_equal(model.preprocessed(pixels, "deskew"), pixels)
+    result = search(base, pixels, labels, 3, 0.25, lr=(1.0,), batch_size=(20,), l2=(0.0,))
+    trial_config = base.replace(val_split=0.25, lr=1.0, batch_size=20)
+    _, fitted = run.learn(trial_config, model.preprocessed(pixels, base.preprocess), labels, 3)
+    kept = fitted.history[fitted.best_epoch - 1] if fitted.best_epoch else fitted.history[-1]
+    assert (result.best.val_loss, result.best.val_accuracy) == (kept["val_loss"], kept["val_accuracy"])
+    assert result.best.config == base.replace(lr=1.0, batch_size=20)  # what the chosen settings train with
+    if base.patience:
+        assert fitted.best_epoch < fitted.epochs_run and kept["val_loss"] < fitted.history[-1]["val_loss"]
 
 
 class Untouchable:
@@ -159,6 +192,8 @@ class Untouchable:
 
 
 def test_tune_never_touches_the_test_set(capsys, monkeypatch, tmp_path):
+    from test_cli import run
+
     pixels, labels = blobs(300)
     dataset = Dataset("blobs", pixels, labels, Untouchable(), Untouchable(), ("0", "1", "2"), "memory")
     monkeypatch.setattr("softmax_cli.data.load_dataset", lambda path, name: dataset)
@@ -170,6 +205,8 @@ def test_tune_never_touches_the_test_set(capsys, monkeypatch, tmp_path):
 
 
 def test_tune_end_to_end_json_and_config(capsys, blob_data, tmp_path):
+    from test_cli import run
+
     out_path = tmp_path / "best.toml"
     code, out, err = run(capsys, "tune", "--data", blob_data, "--lr", "0.1,1", "--batch-size", "20,full",
                          "--l2", "0,0.01", "--epochs", "3", "--val-split", "0.25", "--seed", "2", "--json",
@@ -192,6 +229,8 @@ def test_tune_end_to_end_json_and_config(capsys, blob_data, tmp_path):
 
 
 def test_tune_prints_a_ranked_table_then_the_best(capsys, blob_data):
+    from test_cli import run
+
     code, out, err = run(capsys, "tune", "--data", blob_data, "--lr", "0.1,1e38", "--batch-size", "full",
                          "--l2", "0", "--epochs", "2", "--quiet")
     assert code == 0, err
@@ -214,6 +253,8 @@ def test_tune_prints_a_ranked_table_then_the_best(capsys, blob_data):
 
 @pytest.mark.slow
 def test_tune_defaults_on_2000_real_mnist_images(capsys, mnist, tmp_path):
+    from test_cli import run
+
     small = tmp_path / "mnist-2000.npz"
     np.savez(small, x_train=mnist.x_train[:2000], y_train=mnist.y_train[:2000],
              x_test=mnist.x_test[:10], y_test=mnist.y_test[:10])
