@@ -88,7 +88,8 @@ function predictSoon() {
   const version = drawn;
   pad.toBlob(async (blob) => {
     try {
-      const response = await fetch("/api/predict", { method: "POST", headers: { "Content-Type": "image/png" }, body: blob });
+      const body = await blob.arrayBuffer();  // bytes, not the Blob: the browser's tools then show what was sent
+      const response = await fetch("/api/predict", { method: "POST", headers: { "Content-Type": "image/png" }, body });
       const answer = await response.json();
       if (version === drawn) {  // an answer to an older drawing would show what is no longer there
         if (response.ok) show(answer);
@@ -183,9 +184,12 @@ function showEvidence() {
   paint("template", weights, diverging(weights));
   document.getElementById("evidence-class").textContent = name;
   document.getElementById("template-class").textContent = name;
-  const total = evidence.reduce((a, v) => a + v, 0);
+  const score = (c) => x.reduce((a, v, j) => a + v * model.W[c][j], model.b[c]);
+  const total = evidence.reduce((a, v) => a + v, 0), top = model.class_names.indexOf(result.label);
   document.getElementById("evidence-sum").textContent =
-    `score of ${name}: evidence ${total.toFixed(2)} + bias ${model.b[k].toFixed(2)} = ${(total + model.b[k]).toFixed(2)}`;
+    `score of ${name}: evidence ${total.toFixed(2)} + bias ${model.b[k].toFixed(2)} = ${(total + model.b[k]).toFixed(2)}` +
+    (k === top ? " (the highest: softmax turns the scores into the probabilities)"
+      : `; of ${result.label}, the prediction: ${score(top).toFixed(2)}`);
   for (const [i, bar] of [...document.getElementById("bars").children].entries()) {
     bar.classList.toggle("chosen", chosenClass === i);
   }

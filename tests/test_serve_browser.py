@@ -1,0 +1,167 @@
+"""The drawing page in a real browser: headless Chromium (the system's, driven by Playwright) against a real server."""
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from softmax_cli.data import check_model_fits, load_dataset
+from softmax_cli.predict import predict_image
+from softmax_cli.serve.app import create_app
+from test_predict import mnist_model_file, saved  # noqa: F401  (fixtures)
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Where to keep the screenshot for the README (docs/serve.png): SOFTMAX_SCREENSHOT=docs/serve.png pytest ...
+SCREENSHOT = os.environ.get("SOFTMAX_SCREENSHOT")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        message = f"no Chromium at {CHROMIUM} (Debian's chromium package)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"], headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def url(saved):  # noqa: F811
+    """The address of a real uvicorn server for the model, on a free port, running in a thread."""
+    import uvicorn
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(saved, model_name="model.npz"), log_level="warning",
+                                           lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def page(browser, url):
+    page = browser.new_page(viewport={"width": 1100, "height": 780}, accept_downloads=True)
+    sent = []
+    page.on("request", lambda request: sent.append(request.post_data_buffer)
+            if request.url.endswith("/api/predict") else None)
+    page.sent = sent
+    page.goto(url)
+    page.wait_for_selector("body[data-ready=true]")
+    yield page
+    page.close()
+
+
+def trace(page, digit: np.ndarray) -> None:
+    """Draw the digit on the page's pad with the mouse: one stroke along each run of inked pixels in each row."""
+    box = page.locator("#pad").bounding_box()
+    cell = box["width"] / digit.shape[1]
+    for row, pixels in enumerate(digit >= 128):
+        columns = np.flatnonzero(pixels)
+        for run in np.split(columns, np.flatnonzero(np.diff(columns) > 1) + 1) if len(columns) else []:
+            y = box["y"] + (row + 0.5) * cell
+            page.mouse.move(box["x"] + (run[0] + 0.5) * cell, y)
+            page.mouse.down()
+            page.mouse.move(box["x"] + (run[-1] + 0.5) * cell, y, steps=max(2, len(run)))
+            page.mouse.up()
+
+
+def settled(page) -> None:
+    """Wait until the page has the answer for its drawing as it is now."""
+    page.wait_for_function("!inFlight && !pending && (result !== null || strokes.length === 0)")
+
+
+def shown_probabilities(page) -> np.ndarray:
+    return np.array(page.eval_on_selector_all("#bars li", "bars => bars.map(b => Number(b.dataset.probability))"))
+
+
+def seen_pixels(page) -> np.ndarray:
+    """Return the page's view of the model's input as gray levels 0..255."""
+    rgba = page.evaluate("""() => {
+        const canvas = document.getElementById("seen");
+        return Array.from(canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data);
+    }""")
+    return np.array(rgba).reshape(28, 28, 4)[..., 0]
+
+
+def test_a_traced_mnist_digit_is_predicted_as_the_library_predicts_the_image_the_page_sent(
+    page, mnist, saved, tmp_path  # noqa: F811
+):
+    digit, label = mnist.x_test[0], str(mnist.y_test[0])
+    trace(page, digit)
+    settled(page)
+    expected = predict_image(saved, page.sent[-1])  # the last drawing the page sent, as `softmax predict` sees it
+    assert expected.label == label  # the tracing is the digit
+    assert page.text_content("#predicted") == label
+    np.testing.assert_allclose(shown_probabilities(page), expected.probabilities, rtol=1e-6, atol=1e-9)
+    top = page.locator("#bars li.top")
+    assert top.get_attribute("data-class") == label
+    assert float(top.locator(".fill").evaluate("e => parseFloat(e.style.width)")) == pytest.approx(
+        100 * expected.probability, rel=1e-4)
+    assert page.text_content("#entropy") == f"entropy {expected.entropy_bits:.2f} bits"
+    np.testing.assert_allclose(seen_pixels(page), np.round(expected.input * 255), atol=1)
+    assert page.text_content("#evidence-class") == label
+    assert "mnist" in page.text_content("#model-info") and "92.00 %" in page.text_content("#model-info")
+
+    page.click("#bars li[data-class='3']")  # a learner asks: why not a 3?
+    assert page.text_content("#evidence-class") == "3" and page.text_content("#template-class") == "3"
+    screenshot = page.screenshot(path=SCREENSHOT)
+    assert screenshot.startswith(b"\x89PNG")
+
+    page.select_option("#label", label)
+    page.click("#add")
+    with page.expect_download() as download:
+        page.click("#download")
+    download.value.save_as(tmp_path / "drawings.npz")
+    drawings = load_dataset(tmp_path / "drawings.npz", name=None)  # the user's own data, as evaluate reads it
+    check_model_fits(saved, drawings)
+    np.testing.assert_array_equal(drawings.x_test[0], np.round(expected.framed * 255))
+    assert drawings.y_test.tolist() == [int(label)] and drawings.class_names == saved.class_names
+    np.testing.assert_array_equal(drawings.x_train, drawings.x_test)
+
+
+def test_undo_and_clear(page, mnist):
+    trace(page, mnist.x_test[1])
+    settled(page)
+    strokes = page.evaluate("strokes.length")
+    page.click("#undo")
+    settled(page)
+    assert page.evaluate("strokes.length") == strokes - 1 and page.text_content("#predicted") != "?"
+    page.click("#clear")
+    settled(page)
+    assert page.text_content("#predicted") == "?" and np.isnan(shown_probabilities(page)).all()
+
+
+def test_a_finger_draws_too(browser, url, saved):  # noqa: F811
+    """Touch input (a finger on a tablet or a classroom's touch screen) draws like the mouse."""
+    page = browser.new_page(viewport={"width": 1180, "height": 760}, has_touch=True)
+    sent = []
+    page.on("request", lambda request: sent.append(request.post_data_buffer)
+            if request.url.endswith("/api/predict") else None)
+    page.goto(url)
+    page.wait_for_selector("body[data-ready=true]")
+    box = page.locator("#pad").bounding_box()
+    touch = page.context.new_cdp_session(page)
+    x = box["x"] + 140
+    for i, kind in enumerate(["touchStart", *["touchMove"] * 19, "touchEnd"]):
+        points = [] if kind == "touchEnd" else [{"x": x, "y": box["y"] + 40 + 10 * i}]
+        touch.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+    settled(page)
+    assert page.evaluate("strokes.length") == 1
+    assert page.text_content("#predicted") == predict_image(saved, sent[-1]).label == "1"
+    page.close()
