@@ -1,95 +1,204 @@
-"""The training settings: one dataclass with every default, read from a TOML file and then overridden by flags."""
+"""The training settings: each one's type, range, meaning and default, declared once and checked once.
+
+SETTINGS is the table (in the spirit of scikit-learn's `_parameter_constraints`). Every source of a value, a
+command-line flag, a TOML file, an argument of SoftmaxRegression or a checkpoint, goes through `check_setting`,
+so they all accept the same values, spell them the same way ("full" for the whole training set) and refuse the
+same ones with the same message. Messages name the setting as "{setting}" (see errors.py): "lr" in Python,
+"--lr" on the command line.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SoftmaxError
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 DATASETS = ("mnist", "fashion_mnist", "digits")
 LOSSES = ("cross-entropy", "mse")
 SCHEDULES = ("linear", "cosine", "constant")
+PREPROCESSING = ("none", "deskew")  # what is done to each image before it becomes features (preprocess.py)
+FULL_BATCH = "full"                  # the batch size that takes the whole training set in every step
+MAX_CONFIG_BYTES = 64 * 1024         # a settings file is a few hundred bytes; a larger one is not a settings file
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One training setting: its type, its allowed values, its default and what it means."""
+
+    name: str
+    kind: type                   # float, int or str
+    default: object
+    meaning: str                 # one line, for --help and the README
+    low: float | None = None     # the allowed range of a number, with whether each end is excluded
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[str, ...] = ()  # the allowed words of a str setting
+    word: str | None = None      # a number setting may also be this word (batch_size: "full")
+
+    def describe(self) -> str:
+        """Return the allowed values in words, e.g. "a number greater than 0" or "one of linear, cosine"."""
+        if self.kind is str:
+            return f"one of {', '.join(self.choices)}"
+        noun = "a whole number" if self.kind is int else "a number"
+        bounds = []
+        if self.low is not None:
+            bounds.append(f"{'greater than' if self.low_open else 'at least'} {_bound(self.low)}")
+        if self.high is not None:
+            bounds.append(f"{'less than' if self.high_open else 'at most'} {_bound(self.high)}")
+        text = f"{noun} {' and '.join(bounds)}".strip()
+        return f"{text}, or '{self.word}'" if self.word else text
+
+
+def _bound(number) -> str:
+    """Return an end of a range as a message writes it: 100000 and 4294967295 in full, 1e+06 for large floats."""
+    return str(number) if isinstance(number, int) else f"{number:g}"
+
+
+SETTINGS = {setting.name: setting for setting in (
+    Setting("lr", float, 0.3, "Learning rate.", low=0, low_open=True, high=1e6),
+    Setting("epochs", int, 6, "Passes over the training set.", low=1, high=100_000),
+    # 120 is the fastest size measured here: larger batches leave OpenBLAS's fast path for small matrices and
+    # the CPU's cache, smaller ones pay Python's per-step cost more often (bench/, README).
+    Setting("batch_size", int, 120, "Samples per gradient step; 'full' takes the whole training set in every step.",
+            low=1, high=10_000_000, word=FULL_BATCH),
+    Setting("momentum", float, 0.9, "Heavy-ball momentum: v = momentum * v + gradient, W -= lr * v.",
+            low=0, high=1, high_open=True),
+    Setting("schedule", str, "linear", "How the learning rate moves from lr to 0: linearly, as a cosine, or not at all.",
+            choices=SCHEDULES),
+    Setting("average", float, 0.5, "Keep the mean of the weights over this last fraction of the steps (0: the last "
+            "weights).", low=0, high=1),
+    Setting("l2", float, 0.0, "L2 penalty (l2 / 2) * |W|^2.", low=0, high=1e6),
+    Setting("loss", str, "cross-entropy", "What gradient descent minimises.", choices=LOSSES),
+    Setting("preprocess", str, "none", "What is done to each image first: nothing, or deskew (straighten its slant "
+            "by its second moments); the model file remembers it.", choices=PREPROCESSING),
+    Setting("seed", int, 0, "Random seed for shuffling and the validation split; same seed, same weights.",
+            low=0, high=2**32 - 1),
+    Setting("val_split", float, 0.0, "Hold out this fraction of the training set to report validation loss and "
+            "accuracy.", low=0, high=1, high_open=True),
+    Setting("patience", int, 0, "With val_split: stop after this many epochs without a better validation loss and "
+            "keep the best epoch's weights (0: never stop early).", low=0, high=100_000),
+)}
+
+
+def check_setting(name: str, value):
+    """Return value as the setting's type once it is allowed (text from a flag is parsed); raise SoftmaxError if not."""
+    setting = SETTINGS.get(name)
+    if setting is None:
+        raise SoftmaxError(f"unknown setting {name!r}; known: {', '.join(SETTINGS)}")
+    wrong = SoftmaxError(f"{{setting}} must be {setting.describe()}, got {_shown(value)}", setting=name)
+    if setting.word is not None and isinstance(value, str) and value.strip().lower() == setting.word:
+        return setting.word
+    if setting.kind is str:
+        if isinstance(value, str) and value in setting.choices:
+            return value
+        raise wrong
+    number = _number(value, setting.kind)
+    if number is None:
+        raise wrong
+    above = number > setting.low if setting.low_open else number >= setting.low
+    below = number < setting.high if setting.high_open else number <= setting.high
+    if not (above and below):
+        raise wrong
+    return number
+
+
+def _number(value, kind: type):
+    """Return value as a number of the given kind, or None when it is not one (a bool, NaN, or 2.5 as an int)."""
+    if isinstance(value, str):
+        try:
+            value = int(value.strip()) if kind is int else float(value.strip())
+        except ValueError:  # also "²", whose isdigit() is true
+            return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    if kind is int:
+        return int(value) if isinstance(value, numbers.Integral) else None  # never 2.5, nor 3.0, as a count
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond float's range, such as 10**400
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _shown(value) -> str:
+    """Return a value as a message quotes it, cut short so that a huge value keeps the message on one line."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that decides what `softmax train` learns. Stored in the model file."""
+    """Everything that decides what `softmax train` learns; every field is checked against SETTINGS. Stored in the
+    model file."""
 
-    lr: float = 0.3
-    epochs: int = 6
-    # 0 means the full training set in every step (the tutorials' recipe). 120 is the fastest size measured
-    # here: larger batches leave OpenBLAS's fast path for small matrices and the CPU's cache, smaller ones
-    # pay Python's per-step cost more often (bench/, README).
-    batch_size: int = 120
-    momentum: float = 0.9        # heavy ball: v = momentum * v + gradient; W -= lr * v
-    schedule: str = "linear"     # the learning rate falls from lr to 0 over training (or cosine, or constant)
-    average: float = 0.5         # the model is the mean of the weights over this last fraction of the steps
-    l2: float = 0.0
-    loss: str = "cross-entropy"
-    seed: int = 0
-    val_split: float = 0.0       # fraction of the training set held out for validation
-    patience: int = 0            # epochs without a better validation loss before stopping; 0 = never stop early
+    lr: float = SETTINGS["lr"].default
+    epochs: int = SETTINGS["epochs"].default
+    batch_size: int | str = SETTINGS["batch_size"].default
+    momentum: float = SETTINGS["momentum"].default
+    schedule: str = SETTINGS["schedule"].default
+    average: float = SETTINGS["average"].default
+    l2: float = SETTINGS["l2"].default
+    loss: str = SETTINGS["loss"].default
+    preprocess: str = SETTINGS["preprocess"].default
+    seed: int = SETTINGS["seed"].default
+    val_split: float = SETTINGS["val_split"].default
+    patience: int = SETTINGS["patience"].default
 
     def __post_init__(self):
-        checks = [
-            (self.lr > 0, f"lr must be positive, got {self.lr}"),
-            (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
-            (self.batch_size >= 0, f"batch_size must be a positive number (or 0 for full batch), got {self.batch_size}"),
-            (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
-            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"),
-            (0 <= self.average <= 1, f"average must be in [0, 1], got {self.average}"),
-            (self.l2 >= 0, f"l2 must not be negative, got {self.l2}"),
-            (self.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}"),
-            (0 <= self.val_split < 1, f"val_split must be in [0, 1), got {self.val_split}"),
-            (self.patience >= 0, f"patience must not be negative, got {self.patience}"),
-            (self.seed >= 0, f"seed must not be negative, got {self.seed}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise SoftmaxError(message)
+        for name in SETTINGS:
+            object.__setattr__(self, name, check_setting(name, getattr(self, name)))
+        if self.patience and not self.val_split:
+            raise SoftmaxError(
+                "{setting} needs a validation split to watch: set a validation split too (for example 0.1)", setting="patience"
+            )
 
-    def replace(self, **changes) -> "TrainConfig":
+    def replace(self, **changes) -> TrainConfig:
         """Return a copy with the given settings changed; None values leave a setting as it is."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, values: dict, where: str) -> TrainConfig:
+        """Return the settings in a dict (a TOML file's, a checkpoint's), refusing unknown names; where names it."""
+        values = {str(key).replace("-", "_"): value for key, value in values.items()}
+        unknown = sorted(set(values) - set(SETTINGS))
+        if unknown:
+            raise SoftmaxError(f"{where} has unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTINGS)}")
+        try:
+            return cls(**values)
+        except SoftmaxError as e:
+            raise SoftmaxError(f"{where}: {e.message}", setting=e.setting) from None
+
 
 def read_config_file(path: str | Path) -> dict:
-    """Return the settings in a TOML file as a dict of known TrainConfig field names."""
+    """Return the settings a TOML file gives, by name, each checked; the file is read through safe_io's bounds."""
     try:
-        with open(path, "rb") as f:
-            values = tomllib.load(f)
-    except OSError as e:
-        raise SoftmaxError(f"cannot read config file {path}: {e.strerror or e}") from None
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    from .safe_io import read_text
+
+    text = read_text(path, MAX_CONFIG_BYTES, "config file")
+    try:
+        values = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise SoftmaxError(f"config file {path} is not valid TOML: {e}") from None
-    values = {key.replace("-", "_"): value for key, value in values.items()}
-    known = [field.name for field in dataclasses.fields(TrainConfig)]
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise SoftmaxError(
-            f"config file {path} has unknown setting(s) {', '.join(unknown)}; known: {', '.join(known)}"
-        )
-    for key, value in values.items():
-        expected = type(getattr(TrainConfig(), key))
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            values[key] = float(value)
-        elif not isinstance(value, expected) or isinstance(value, bool):
-            kind = {float: "number", int: "whole number", str: "string"}[expected]
-            raise SoftmaxError(f"config file {path}: {key} must be a {kind}, got {value!r}")
-    return values
+        raise SoftmaxError(f"config file {path} is not valid TOML: {' '.join(str(e).split())}") from None
+    except RecursionError:
+        raise SoftmaxError(f"config file {path} is not a settings file: it nests too deeply") from None
+    config = TrainConfig.from_dict(values, f"config file {path}")
+    return {str(key).replace("-", "_"): getattr(config, str(key).replace("-", "_")) for key in values}
 
 
-def make_config(config_file: str | Path | None = None, **flags) -> TrainConfig:
-    """Return the defaults, overridden by the config file, overridden by flags that were given (not None)."""
+def make_config(config_file: str | Path | None = None, **given) -> TrainConfig:
+    """Return the defaults, overridden by the config file, overridden by the settings given (None: not given)."""
     values = read_config_file(config_file) if config_file else {}
-    return TrainConfig(**values).replace(**flags)
+    values.update({name: value for name, value in given.items() if value is not None})
+    return TrainConfig(**values)

@@ -7,21 +7,9 @@ import numpy as np
 from . import model
 
 
-def scaled_features(X: np.ndarray, scale: float = 1 / 255) -> np.ndarray:
-    """Return X (n, ...) flattened to float32 rows and multiplied by scale (1/255 turns pixels into [0, 1])."""
-    features = X.reshape(len(X), -1).astype(np.float32)
-    features *= np.float32(scale)
-    return features
-
-
-def probabilities(W: np.ndarray, b: np.ndarray, pixels: np.ndarray, scale: float = 1 / 255) -> np.ndarray:
-    """Return the class probabilities of each sample, the weights applying to pixels * scale."""
-    return model.predict_proba(W, b, scaled_features(pixels, scale))
-
-
-def loss_and_accuracy(W, b, pixels, labels, scale: float = 1 / 255) -> tuple[float, float]:
-    """Return the mean cross-entropy and the accuracy of the weights on (pixels * scale, labels)."""
-    Z = model.logits(W, b, scaled_features(pixels, scale))
+def loss_and_accuracy(W, b, features, labels) -> tuple[float, float]:
+    """Return the mean cross-entropy and the accuracy of the weights on features (model.features of pixels)."""
+    Z = model.logits(W, b, features)
     loss = -model.log_softmax(Z)[np.arange(len(labels)), labels].mean()
     return float(loss), float((Z.argmax(axis=1) == labels).mean())
 

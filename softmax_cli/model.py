@@ -11,10 +11,26 @@ import numpy as np
 PIXEL_SCALE = 1 / 255  # a model's features are its image's pixels (uint8, 0..255) times this: values in [0, 1]
 
 
-def features(pixels: np.ndarray) -> np.ndarray:
-    """Return the features a model takes for images (n, ...) of uint8 pixels: float32 rows of pixels / 255."""
-    rows = np.asarray(pixels).reshape(len(pixels), -1).astype(np.float32)
-    rows *= np.float32(PIXEL_SCALE)
+def preprocessed(images: np.ndarray, preprocess: str = "none") -> np.ndarray:
+    """Return images (n, height, width) after the preprocessing a model asks for ("none" or "deskew"), same dtype."""
+    if preprocess == "none":
+        return images
+    from .preprocess import deskew
+
+    return deskew(images)
+
+
+def features(images: np.ndarray, preprocess: str = "none") -> np.ndarray:
+    """Return the float32 rows a model takes for images (n, height, width), after the preprocessing it asks for.
+
+    uint8 images are pixels 0..255 and are scaled by PIXEL_SCALE; float images (a person's framed photo) are
+    intensities already in [0, 1]. Every form of the model (the .npz's W, the estimator, the Keras export) takes
+    these rows: flattened pixels / 255.
+    """
+    images = preprocessed(np.asarray(images), preprocess)
+    rows = images.reshape(len(images), -1).astype(np.float32)
+    if images.dtype == np.uint8:
+        rows *= np.float32(PIXEL_SCALE)
     return rows
 
 
@@ -63,30 +79,31 @@ def loss_and_grad(W: np.ndarray, b: np.ndarray, X: np.ndarray, Y: np.ndarray):
     return float(loss), X.T @ G, G.sum(axis=0)
 
 
-def fused_cross_entropy_grad(Z, true_index, row_max, true_logits, denominators) -> None:
-    """Overwrite logits Z (m, k) with d(summed cross-entropy)/dZ = softmax(Z) - Y, allocating nothing.
+def fused_cross_entropy_grad(Z: np.ndarray, true_index: np.ndarray) -> float:
+    """Return the summed cross-entropy of softmax(Z) against the true classes; Z becomes its gradient softmax(Z) - Y.
 
-    The fast path of loss_and_grad, for the training loop. true_index holds the flat index of each row's
-    true class in Z (row * k + label). The loss of the batch is sum(log(denominators)) - sum(true_logits);
-    both are filled here so that the loop can sum them once an epoch.
+    The fast path of loss_and_grad for the training loop, with mse_logit_grad's contract: Z (m, k) is C-contiguous
+    and true_index holds the flat index of each row's true class in Z (row * k + label).
     """
     flat = Z.reshape(-1)
-    np.max(Z, axis=1, keepdims=True, out=row_max)
-    Z -= row_max                                   # the largest logit becomes 0: exp cannot overflow
-    np.take(flat, true_index, out=true_logits)
+    Z -= Z.max(axis=1, keepdims=True)          # the largest logit becomes 0: exp cannot overflow
+    true_logits = flat[true_index]
     np.exp(Z, out=Z)
-    np.sum(Z, axis=1, keepdims=True, out=denominators)  # >= 1, so its log is never log(0)
+    denominators = Z.sum(axis=1, keepdims=True)  # >= 1, so its log is never log(0)
     Z /= denominators
     flat[true_index] -= 1
+    return float(np.log(denominators).sum(dtype=np.float64) - true_logits.sum(dtype=np.float64))
 
 
-def mse_logit_grad(Z: np.ndarray, labels: np.ndarray) -> float:
-    """Overwrite logits Z with d(summed squared error of softmax(Z) against one-hot labels)/dZ; return that sum.
+def mse_logit_grad(Z: np.ndarray, true_index: np.ndarray) -> float:
+    """Return the summed squared error of softmax(Z) against one-hot labels; Z becomes its gradient d error / dZ.
 
-    The squared error sums over the classes; training divides by the batch size like the cross-entropy.
+    Same contract as fused_cross_entropy_grad. The squared error sums over the classes; training divides by the
+    batch size like the cross-entropy.
     """
     P = softmax(Z)
-    residual = P - one_hot(labels, Z.shape[1])
+    residual = P.copy()
+    residual.reshape(-1)[true_index] -= 1      # P - Y
     dP = 2 * residual
     Z[...] = P * (dP - (dP * P).sum(axis=1, keepdims=True))  # the softmax Jacobian applied to dP
-    return float((residual * residual).sum())
+    return float((residual * residual).sum(dtype=np.float64))

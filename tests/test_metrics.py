@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from softmax_cli.metrics import entropy_bits, scaled_features
+from softmax_cli.metrics import entropy_bits
 
 
 @pytest.mark.parametrize(
@@ -37,13 +37,3 @@ def test_entropy_of_each_row():
 def test_entropy_lies_between_certain_and_uniform(weights):
     probabilities = np.array(weights) / sum(weights)
     assert 0 <= entropy_bits(probabilities) <= math.log2(len(weights)) + 1e-9
-
-
-def test_scaled_features_are_float32_rows_of_pixels_over_255():
-    pixels = np.arange(256, dtype=np.uint8).reshape(4, 8, 8)
-    rows = scaled_features(pixels)
-    assert rows.shape == (4, 64) and rows.dtype == np.float32
-    np.testing.assert_allclose(rows.ravel(), np.arange(256) / 255, rtol=1e-6)
-    assert rows.min() == 0.0 and rows.max() == pytest.approx(1.0)
-    np.testing.assert_array_equal(scaled_features(pixels.reshape(4, 64)), rows)
-    np.testing.assert_array_equal(scaled_features(pixels, scale=1.0), pixels.reshape(4, 64))
