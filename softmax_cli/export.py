@@ -31,10 +31,15 @@ class ExportFormat:
     # an export must never give probabilities that differ from ours.
     carries: tuple[str, ...] = ("none",)
     why_not: str = ""
+    is_export: Callable[[Path], bool] | None = None  # whether an existing file is such an export (may be replaced)
 
 
-def export_model(saved: SavedModel, path, format_name: str = "keras") -> None:
-    """Write saved to path in the named format, replacing any old file atomically; returns None."""
+def export_model(saved: SavedModel, path, format_name: str = "keras", reads=()) -> None:
+    """Write saved to path in the named format, replacing any old export atomically; returns None.
+
+    reads are the files the command reads (the model file): path is never one of them, nor an existing file
+    that is not an export of this format. Every check is made before TensorFlow loads.
+    """
     if format_name not in FORMATS:
         raise SoftmaxError(f"unknown export format {format_name!r}: choose one of {', '.join(FORMATS)}")
     export_format = FORMATS[format_name]
@@ -47,10 +52,11 @@ def export_model(saved: SavedModel, path, format_name: str = "keras") -> None:
             f"cannot export to {path}: a {format_name} model file's name must end in {export_format.suffix}, "
             f"such as {target.with_suffix(export_format.suffix)}"
         )
-    # store's writer, so an export lands on disk exactly as a model file does; imported here because store
-    # loads NumPy, which `softmax --help` (importing this module for --format's choices) does not need.
-    from .store import write_atomically
+    # Imported here: safe_io loads NumPy, which `softmax --help` (importing this module for --format's choices)
+    # does not need.
+    from .safe_io import check_destination, write_atomically
 
+    check_destination(target, f"{format_name} model file", reads=reads, is_kind=export_format.is_export)
     write_atomically(target, lambda temporary: export_format.write(saved, temporary), "export to",
                      suffix=export_format.suffix, example_name=f"model{export_format.suffix}")
 
@@ -115,8 +121,15 @@ def _write_keras(saved: SavedModel, path: Path) -> None:
     keras_model(saved).save(path)
 
 
+def _is_keras_file(path: Path) -> bool:
+    """Return whether path is a .keras file: a zip archive holding Keras' config.json and metadata.json."""
+    from .safe_io import zip_member_names
+
+    return {"config.json", "metadata.json"} <= set(zip_member_names(path) or ())
+
+
 FORMATS = {"keras": ExportFormat(
-    suffix=".keras", write=_write_keras,
+    suffix=".keras", write=_write_keras, is_export=_is_keras_file,
     why_not="deskewing shears each image by its own moments, which no standard Keras layer does; "
             "export a model trained with preprocess none, or deskew the images before the Keras model sees them",
 )}

@@ -1,8 +1,10 @@
 """Exporting a model to Keras: the same probabilities, an atomic write, and clear errors before TensorFlow loads."""
 
+import dataclasses
 import errno
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,7 @@ import pytest
 
 from softmax_cli import export
 from softmax_cli.errors import SoftmaxError
-from softmax_cli.export import ExportFormat, export_model
+from softmax_cli.export import export_model
 from softmax_cli.model import features, predict_proba
 from softmax_cli.store import load_model, save_model
 from test_store import metadata
@@ -29,6 +31,14 @@ def write_model(path, **changes):
               "stopped_early": False, "best_epoch": None, **changes}
     save_model(path, W, b, metadata(image_shape=[28, 28], class_names=DIGITS, **fields))
     return load_model(path)
+
+
+def old_export(path) -> bytes:
+    """Write a stand-in for an earlier export at path (a zip with the members of a .keras file); return its bytes."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("metadata.json", "{}")
+        archive.writestr("config.json", "{}")
+    return path.read_bytes()
 
 
 @pytest.fixture
@@ -78,11 +88,11 @@ def test_a_failed_keras_save_keeps_the_old_export(exported, tmp_path, monkeypatc
         raise OSError(errno.ENOSPC, "No space left on device")
 
     out = tmp_path / "model.keras"
-    out.write_bytes(b"the old export")
+    out.write_bytes(exported[1].read_bytes())
     monkeypatch.setattr(keras.Model, "save", full_disk)
     with pytest.raises(SoftmaxError, match=f"cannot export to {out}: No space left on device"):
         export_model(exported[0], out)
-    assert out.read_bytes() == b"the old export"
+    assert out.read_bytes() == exported[1].read_bytes()
     assert [path.name for path in tmp_path.iterdir()] == ["model.keras"]
 
 
@@ -91,12 +101,12 @@ def test_an_interrupted_export_keeps_the_old_file(saved, tmp_path, monkeypatch):
         path.write_bytes(b"half a mod")
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(export.FORMATS, "keras", ExportFormat(".keras", interrupted))
+    monkeypatch.setitem(export.FORMATS, "keras", dataclasses.replace(export.FORMATS["keras"], write=interrupted))
     out = tmp_path / "model.keras"
-    out.write_bytes(b"the old export")
+    old = old_export(out)
     with pytest.raises(KeyboardInterrupt):
         export_model(saved, out)
-    assert out.read_bytes() == b"the old export"
+    assert out.read_bytes() == old
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model.keras", "model.npz"]
 
 
@@ -106,17 +116,22 @@ def test_an_interrupted_export_keeps_the_old_file(saved, tmp_path, monkeypatch):
         ("model.h5", "a keras model file's name must end in .keras, such as {folder}/model.keras"),
         ("model", "must end in .keras"),
         ("nowhere/model.keras", "the folder {folder}/nowhere does not exist"),
-        ("folder.keras", "it is a folder"),
+        ("folder.keras", "folder.keras is a folder"),
+        ("notes.keras", "notes.keras exists and is not a keras model file: choose another name"),
+        ("model.npz.keras", "also {folder}/model.npz, which this command reads"),
     ],
 )
 def test_a_bad_destination_fails_before_tensorflow_loads(saved, tmp_path, monkeypatch, name, fragment):
     def never(model, path):
         pytest.fail("the exporter ran for a destination that was already known to be bad")
 
-    monkeypatch.setitem(export.FORMATS, "keras", ExportFormat(".keras", never))
+    monkeypatch.setitem(export.FORMATS, "keras", dataclasses.replace(export.FORMATS["keras"], write=never))
     (tmp_path / "folder.keras").mkdir()
+    (tmp_path / "notes.keras").write_text("my notes")
+    (tmp_path / "model.npz.keras").symlink_to(tmp_path / "model.npz")
     with pytest.raises(SoftmaxError, match=fragment.format(folder=tmp_path)):
-        export_model(saved, tmp_path / name)
+        export_model(saved, tmp_path / name, reads=[tmp_path / "model.npz"])
+    assert (tmp_path / "notes.keras").read_text() == "my notes"
 
 
 def test_an_unknown_format_names_the_known_ones(saved, tmp_path):
