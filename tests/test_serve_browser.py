@@ -54,15 +54,20 @@ def url(saved):  # noqa: F811
     thread.join(10)
 
 
-@pytest.fixture
-def page(browser, url):
-    page = browser.new_page(viewport={"width": 1100, "height": 780}, accept_downloads=True)
-    sent = []
-    page.on("request", lambda request: sent.append(request.post_data_buffer)
+def open_page(browser, url, **options):
+    """Return the page loaded and ready; page.sent collects the bodies it posts to /api/predict."""
+    page = browser.new_page(viewport={"width": 1100, "height": 780}, **options)
+    page.sent = []
+    page.on("request", lambda request: page.sent.append(request.post_data_buffer)
             if request.url.endswith("/api/predict") else None)
-    page.sent = sent
     page.goto(url)
     page.wait_for_selector("body[data-ready=true]")
+    return page
+
+
+@pytest.fixture
+def page(browser, url):
+    page = open_page(browser, url, accept_downloads=True)
     yield page
     page.close()
 
@@ -149,12 +154,7 @@ def test_undo_and_clear(page, mnist):
 
 def test_a_finger_draws_too(browser, url, saved):  # noqa: F811
     """Touch input (a finger on a tablet or a classroom's touch screen) draws like the mouse."""
-    page = browser.new_page(viewport={"width": 1180, "height": 760}, has_touch=True)
-    sent = []
-    page.on("request", lambda request: sent.append(request.post_data_buffer)
-            if request.url.endswith("/api/predict") else None)
-    page.goto(url)
-    page.wait_for_selector("body[data-ready=true]")
+    page = open_page(browser, url, has_touch=True)
     box = page.locator("#pad").bounding_box()
     touch = page.context.new_cdp_session(page)
     x = box["x"] + 140
@@ -163,5 +163,5 @@ def test_a_finger_draws_too(browser, url, saved):  # noqa: F811
         touch.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
     settled(page)
     assert page.evaluate("strokes.length") == 1
-    assert page.text_content("#predicted") == predict_image(saved, sent[-1]).label == "1"
+    assert page.text_content("#predicted") == predict_image(saved, page.sent[-1]).label == "1"
     page.close()
