@@ -27,6 +27,7 @@ from .errors import SoftmaxError
 from .train import split_validation
 
 GRID_SETTINGS = ("lr", "batch_size", "l2")  # what the search varies; every other setting comes from the base
+HEADER = "Chosen by `softmax tune` "          # how the config files tune writes begin, after "# "
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def best_config_text(result: TuneResult, dataset_name: str, path: str | Path) ->
     """Return the best settings as TOML, every TrainConfig setting, under comments saying how they were chosen."""
     best = result.best
     header = [
-        f"Chosen by `softmax tune` from {len(result.trials)} combinations of lr, batch_size and l2, ranked by",
+        f"{HEADER}from {len(result.trials)} combinations of lr, batch_size and l2, ranked by",
         (f"validation loss on {result.n_validation:,} images held out of the {dataset_name} training set"
          f" (val_split {result.val_split:.4g});"),
         f"trained on the other {result.n_train:,}. The test set was not used.",
@@ -149,10 +150,21 @@ def toml_value(value) -> str:
 
 
 def write_best_config(path: str | Path, result: TuneResult, dataset_name: str) -> Path:
-    """Return path, after writing the best settings there as a TOML config file."""
+    """Return path, after writing the best settings there as a TOML config file, atomically."""
+    from .safe_io import write_atomically
+
     path = Path(path)
-    try:
-        path.write_text(best_config_text(result, dataset_name, path))
-    except OSError as e:
-        raise SoftmaxError(f"cannot write the best settings to {path}: {e.strerror or e}") from None
+    text = best_config_text(result, dataset_name, path)
+    write_atomically(path, lambda temporary: Path(temporary).write_text(text), "write the best settings to",
+                     example_name="best.toml")
     return path
+
+
+def is_tune_file(path) -> bool:
+    """Return whether the file at path is a config file tune wrote (so that another one may replace it)."""
+    try:
+        with open(path, "rb") as file:
+            start = file.read(len(HEADER) + 2)
+    except OSError:
+        return False
+    return start == f"# {HEADER}".encode()

@@ -33,30 +33,20 @@ def blob_data(tmp_path):
     return path
 
 
-def positive():
-    return click.FloatRange(min=0, min_open=True)
-
-
-def batch_size():
-    from softmax_cli.cli import BatchSize
-
-    return BatchSize()
-
-
 @pytest.mark.parametrize(
-    "item_type, text, expected",
+    "setting, text, expected",
     [
-        (positive, "0.1,0.3,1", (0.1, 0.3, 1.0)),
-        (positive, " 0.3 , 1e-1 ", (0.3, 0.1)),
-        (positive, "0.3,0.3,1", (0.3, 1.0)),
-        (batch_size, "50,full", (50, "full")),
-        (lambda: click.FloatRange(min=0), "0,1e-4", (0.0, 1e-4)),
+        ("lr", "0.1,0.3,1", (0.1, 0.3, 1.0)),
+        ("lr", " 0.3 , 1e-1 ", (0.3, 0.1)),
+        ("lr", "0.3,0.3,1", (0.3, 1.0)),
+        ("batch_size", "50,full", (50, "full")),
+        ("l2", "0,1e-4", (0.0, 1e-4)),
     ],
 )
-def test_number_list_reads_comma_separated_values(item_type, text, expected):
-    from softmax_cli.cli import NumberList
+def test_number_list_reads_comma_separated_values(setting, text, expected):
+    from softmax_cli.cli.options import ListOf
 
-    assert NumberList(item_type()).convert(text, None, None) == expected
+    assert ListOf(setting).convert(text, None, None) == expected
 
 
 @pytest.mark.parametrize(
@@ -88,8 +78,8 @@ def test_an_out_file_in_a_missing_folder_is_refused_before_training(capsys, monk
 
     monkeypatch.setattr("softmax_cli.data.load_dataset", lambda *args, **kwargs: pytest.fail("data loaded first"))
     code, out, err = run(capsys, "tune", "--out", tmp_path / "no" / "best.toml")
-    assert code == 2 and out == ""
-    assert_one_line_error(code, err, "--out", "does not exist")
+    assert code == 1 and out == ""
+    assert_one_line_error(code, err, "best.toml", "does not exist")
 
 
 def test_the_grid_is_every_combination_in_order_over_the_base_settings():
@@ -122,6 +112,26 @@ def test_the_config_file_written_reads_back_as_the_best_settings(tmp_path):
         f"{name} = {value!r}" if not isinstance(value, str) else f'{name} = "{value}"'
         for name, value in best.to_dict().items()
     ]
+
+
+def test_the_config_file_is_written_atomically_and_known_as_tune_s(tmp_path, monkeypatch):
+    from softmax_cli import tune
+
+    result = TuneResult([trial(0.3, 0.5, 0.8)], 10, 2, 0.2, 1.0)
+    path = write_best_config(tmp_path / "best.toml", result, "mnist")
+    assert tune.is_tune_file(path) and not tune.is_tune_file(tmp_path / "missing.toml")
+    (tmp_path / "mine.toml").write_text("lr = 0.3\n")
+    assert not tune.is_tune_file(tmp_path / "mine.toml")  # a settings file the user wrote is not replaced
+
+    def full_disk(self, text, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    before = path.read_bytes()
+    monkeypatch.setattr("pathlib.Path.write_text", full_disk)
+    with pytest.raises(SoftmaxError, match="cannot write the best settings to .*No space left on device"):
+        write_best_config(path, result, "digits")
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.toml", "mine.toml"]
 
 
 def test_writing_to_a_missing_folder_is_a_one_line_error(tmp_path):
@@ -219,7 +229,7 @@ def test_tune_end_to_end_json_and_config(capsys, blob_data, tmp_path):
     losses = [t["val_loss"] for t in summary["trials"]]
     assert losses == sorted(losses)
     assert {(t["lr"], t["batch_size"], t["l2"]) for t in summary["trials"]} == {
-        (lr, b, l2) for lr in (0.1, 1.0) for b in (20, 0) for l2 in (0.0, 0.01)
+        (lr, b, l2) for lr in (0.1, 1.0) for b in (20, "full") for l2 in (0.0, 0.01)
     }
     best = summary["trials"][0]
     assert summary["best"] == {**TrainConfig(epochs=3, seed=2).to_dict(),
@@ -231,7 +241,7 @@ def test_tune_end_to_end_json_and_config(capsys, blob_data, tmp_path):
 def test_tune_prints_a_ranked_table_then_the_best(capsys, blob_data):
     from test_cli import run
 
-    code, out, err = run(capsys, "tune", "--data", blob_data, "--lr", "0.1,1e38", "--batch-size", "full",
+    code, out, err = run(capsys, "tune", "--data", blob_data, "--lr", "0.1,1e5", "--batch-size", "full",
                          "--l2", "0", "--epochs", "2", "--quiet")
     assert code == 0, err
     assert out.splitlines() == [
@@ -241,13 +251,13 @@ def test_tune_prints_a_ranked_table_then_the_best(capsys, blob_data):
     assert out.startswith("best, by validation loss: lr 0.1, batch size full, l2 0 (validation accuracy ")
     assert err == ""  # --quiet: no progress bar either
 
-    code, out, err = run(capsys, "tune", "--data", blob_data, "--lr", "0.1,1e38", "--batch-size", "full",
+    code, out, err = run(capsys, "tune", "--data", blob_data, "--lr", "0.1,1e5", "--batch-size", "full",
                          "--l2", "0", "--epochs", "2")
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].split() == ["rank", "lr", "batch", "size", "l2", "val", "accuracy", "val", "loss", "seconds"]
     assert lines[1].split()[:4] == ["1", "0.1", "full", "0"]
-    assert lines[2].split()[:6] == ["2", "1e+38", "full", "0", "diverged", "-"]
+    assert lines[2].split()[:6] == ["2", "100000", "full", "0", "diverged", "-"]
     assert "2 settings in" in out and "scored on 100 held out of the blobs training set" in out
 
 
