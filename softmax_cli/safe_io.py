@@ -28,6 +28,7 @@ import numpy as np
 from .errors import SoftmaxError
 
 READ_CHUNK = 2**20  # compressed bytes read, and decompressed bytes made, at a time
+NPY_HEADER_BYTES = 16 * 1024  # more than any .npy header numpy reads (it refuses headers over 10,000 bytes)
 NPY_DTYPE_KINDS = "biufU"  # booleans, integers, floats, complex numbers and text: never objects, never pickles
 _NOT_A_ZIP = (zipfile.BadZipFile, ValueError, struct.error, EOFError, OverflowError)  # what zipfile raises on junk
 # What numpy's .npy header readers raise on junk: headers that are not Python literals (SyntaxError, or TokenError
@@ -131,16 +132,36 @@ class NpzArchive:
 
     def read(self, name: str) -> np.ndarray:
         """Return the array in member name, decompressed no further than its declared size, never unpickled."""
+        data = self._member_bytes(self._npy_entry(name))
+        shape, fortran_order, dtype, offset = self._parse_header(name, data)
+        if math.prod(shape) * dtype.itemsize != len(data) - offset:
+            raise self._damaged(f"an array's data does not match its header (shape {shape}, {dtype})")
+        array = np.frombuffer(data, dtype, offset=offset)  # the member's own buffer: no copy
+        return array.reshape(shape, order="F" if fortran_order else "C")
+
+    def header(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
+        """Return the shape and dtype member name declares, decompressing only its first few kilobytes.
+
+        So that a caller can refuse an absurd array (two images of 30000x30000 pixels) before it is inflated.
+        """
+        data = self._member_bytes(self._npy_entry(name), limit=NPY_HEADER_BYTES)
+        shape, _, dtype, _ = self._parse_header(name, data)
+        return shape, dtype
+
+    def _npy_entry(self, name: str) -> zipfile.ZipInfo:
         entry = self.members[name]
         if not entry.filename.endswith(".npy"):
             raise self._damaged(f"member {entry.filename} is not a .npy array")
-        return self._parse_npy(name, self._member_bytes(entry))
+        return entry
 
     def _damaged(self, reason: str) -> DamagedFile:
         return DamagedFile(self._path, self._what, reason)
 
-    def _member_bytes(self, entry: zipfile.ZipInfo) -> bytearray:
-        """Return a member's bytes, checked against its declared size and CRC-32, reading a chunk at a time."""
+    def _member_bytes(self, entry: zipfile.ZipInfo, limit: int | None = None) -> bytearray:
+        """Return a member's bytes, checked against its declared size and CRC-32, reading a chunk at a time.
+
+        With limit, only its first limit bytes, unchecked: enough for a header.
+        """
         if entry.flag_bits & 0x1:
             raise self._damaged(f"damaged archive: {entry.filename} is marked encrypted")
         if entry.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
@@ -153,10 +174,13 @@ class NpzArchive:
             if signature != b"PK\x03\x04":
                 raise self._damaged(f"damaged archive: {entry.filename} has no local header")
             self._file.seek(name_length + extra_length, os.SEEK_CUR)
-            data = self._inflate(entry) if entry.compress_type == zipfile.ZIP_DEFLATED else self._copy(entry)
+            if entry.compress_type == zipfile.ZIP_DEFLATED:
+                data = self._inflate(entry, entry.file_size if limit is None else min(limit, entry.file_size))
+            else:
+                data = self._copy(entry, entry.file_size if limit is None else min(limit, entry.file_size))
         except (OSError, struct.error, zlib.error, ValueError, OverflowError) as e:
             raise self._damaged(f"damaged archive: {_one_line(e)}") from None
-        if zlib.crc32(data) != entry.CRC:
+        if limit is None and zlib.crc32(data) != entry.CRC:
             raise self._damaged(f"damaged archive: bad CRC-32 for {entry.filename}")
         return data
 
@@ -169,15 +193,19 @@ class NpzArchive:
             left -= len(chunk)
             yield chunk
 
-    def _copy(self, entry: zipfile.ZipInfo) -> bytearray:
+    def _copy(self, entry: zipfile.ZipInfo, wanted: int) -> bytearray:
+        """Return the first wanted bytes of a stored member."""
         if entry.compress_size != entry.file_size:
             raise self._damaged(f"damaged archive: stored member {entry.filename} has two different sizes")
         data = bytearray()
         for chunk in self._compressed_chunks(entry):
             data += chunk
-        return data
+            if len(data) >= wanted:
+                break
+        return data[:wanted] if len(data) > wanted else data
 
-    def _inflate(self, entry: zipfile.ZipInfo) -> bytearray:
+    def _inflate(self, entry: zipfile.ZipInfo, wanted: int) -> bytearray:
+        """Return the first wanted bytes of a deflated member; all of them must be exactly its declared size."""
         too_long = self._damaged(f"damaged archive: {entry.filename} holds more than the "
                                  f"{entry.file_size} bytes it declares")
         inflater = zlib.decompressobj(-zlib.MAX_WBITS)
@@ -189,6 +217,8 @@ class NpzArchive:
                 data += made
                 if len(data) > entry.file_size:
                     raise too_long
+                if len(data) >= wanted < entry.file_size:
+                    return data[:wanted]
                 chunk = inflater.unconsumed_tail
                 if not (chunk or made):  # this chunk is used up, and nothing of it waits to come out
                     break
@@ -199,8 +229,8 @@ class NpzArchive:
                                 f"not the {entry.file_size} it declares")
         return data
 
-    def _parse_npy(self, name: str, data: bytearray) -> np.ndarray:
-        """Return the array in one .npy member, refusing objects and headers that disagree with the data."""
+    def _parse_header(self, name: str, data: bytearray) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+        """Return the shape, order, dtype and data offset a .npy member's header gives, refusing objects."""
         stream = _Reader(data)
         try:
             version = np.lib.format.read_magic(stream)
@@ -215,10 +245,9 @@ class NpzArchive:
         if dtype.hasobject or dtype.kind not in NPY_DTYPE_KINDS:
             raise self._damaged(
                 f"it holds an array of {dtype} (only numbers and text are read, never pickled objects)")
-        if any(n < 0 for n in shape) or math.prod(shape) * dtype.itemsize != len(data) - stream.offset:
+        if any(n < 0 for n in shape):
             raise self._damaged(f"an array's data does not match its header (shape {shape}, {dtype})")
-        array = np.frombuffer(data, dtype, offset=stream.offset)  # the member's own buffer: no copy
-        return array.reshape(shape, order="F" if fortran_order else "C")
+        return shape, fortran_order, dtype, stream.offset
 
 
 class _Reader:

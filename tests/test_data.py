@@ -1,6 +1,9 @@
-"""Tests for softmax_cli.data: every source (IDX, .npz, Keras, digits), every check, and the cache."""
+"""Tests for softmax_cli.data: every source (IDX, .npz, Keras, digits), every check, the named data sets, the bounds,
+and the cache."""
 
+import dataclasses
 import gzip
+import io
 import json
 import math
 import os
@@ -9,6 +12,7 @@ import subprocess
 import sys
 import tracemalloc
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +21,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from softmax_cli import data
-from softmax_cli.data import FASHION_CLASS_NAMES, IDX_FILES, Dataset, load_dataset
+from softmax_cli.data import FASHION_CLASS_NAMES, IDX_FILES, Dataset, cache, datasets, formats, load_dataset
 from softmax_cli.errors import SoftmaxError
+from test_safe_io import raw_zip
 from test_store import FUZZ, damaged, damaged_inside
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,7 +81,12 @@ def assert_same_arrays(dataset: Dataset, arrays: dict):
     assert dataset.y_train.dtype == dataset.y_test.dtype == np.int64
 
 
-def load_error(path, *, name="mnist") -> str:
+def load_own(path) -> Dataset:
+    """Return the user's own data set at path: no named data set's rules apply."""
+    return load_dataset(path, None)
+
+
+def load_error(path, *, name=None) -> str:
     """Return the message of the SoftmaxError that loading path raises, checking it is one line."""
     with pytest.raises(SoftmaxError) as caught:
         load_dataset(path, name)
@@ -92,7 +102,7 @@ def load_error(path, *, name="mnist") -> str:
 def test_idx_folder_gives_the_arrays_it_holds(tmp_path, gz):
     arrays = small_arrays()
     folder = write_idx_folder(tmp_path / "digits-idx", arrays, gz=gz)
-    dataset = load_dataset(folder)
+    dataset = load_own(folder)
     assert_same_arrays(dataset, arrays)
     assert dataset.name == "digits-idx"
     assert dataset.source == str(folder)
@@ -104,29 +114,27 @@ def test_npz_file_and_folder_holding_it_give_its_arrays(tmp_path):
     arrays = small_arrays()
     npz = write_npz(tmp_path / "set" / "tiny.npz", arrays)
     for path in (npz, npz.parent):
-        dataset = load_dataset(path)
+        dataset = load_own(path)
         assert_same_arrays(dataset, arrays)
         assert dataset.source == str(npz)
-    assert load_dataset(npz).name == "tiny"
-    assert load_dataset(npz.parent).name == "set"
+    assert load_own(npz).name == "tiny"
+    assert load_own(npz.parent).name == "set"
 
 
 def test_folder_with_several_npz_uses_the_named_one(tmp_path):
-    arrays = small_arrays()
-    write_npz(tmp_path / "mnist.npz", arrays)
+    write_npz(tmp_path / "mnist.npz", small_arrays(side=28, k=10, n_train=20, n_test=10))
     write_npz(tmp_path / "other.npz", small_arrays(k=2))
-    assert load_dataset(tmp_path, "mnist").n_classes == 3
-    assert load_dataset(tmp_path, "other").n_classes == 2
-    assert "mnist.npz, other.npz" in load_error(tmp_path, name="digits")
+    assert load_dataset(tmp_path, "mnist").source == str(tmp_path / "mnist.npz")
+    assert "several .npz files (mnist.npz, other.npz): point data at the one to use" in load_error(tmp_path)
 
 
 def test_folder_with_npz_and_idx_reads_the_faster_source(tmp_path):
     npz_arrays, idx_arrays = small_arrays(k=3), small_arrays(k=2)
     write_npz(tmp_path / "mnist.npz", npz_arrays)
     write_idx_folder(tmp_path, idx_arrays, gz=True)
-    assert load_dataset(tmp_path).source == str(tmp_path / "mnist.npz")  # about as fast as .gz, and one file
+    assert load_own(tmp_path).source == str(tmp_path / "mnist.npz")  # about as fast as .gz, and one file
     write_idx_folder(tmp_path, idx_arrays, gz=False)
-    assert_same_arrays(load_dataset(tmp_path), idx_arrays)  # uncompressed IDX: no decompression at all
+    assert_same_arrays(load_own(tmp_path), idx_arrays)  # uncompressed IDX: no decompression at all
 
 
 @pytest.mark.parametrize(
@@ -137,7 +145,7 @@ def test_folder_with_npz_and_idx_reads_the_faster_source(tmp_path):
 def test_images_in_other_layouts_become_n_h_w(tmp_path, reshape):
     arrays = small_arrays()
     stored = {**arrays, "x_train": reshape(arrays["x_train"]), "x_test": reshape(arrays["x_test"])}
-    assert_same_arrays(load_dataset(write_npz(tmp_path / "d.npz", stored)), arrays)
+    assert_same_arrays(load_own(write_npz(tmp_path / "d.npz", stored)), arrays)
 
 
 def test_float_and_wide_integer_pixels_become_uint8(tmp_path):
@@ -149,23 +157,25 @@ def test_float_and_wide_integer_pixels_become_uint8(tmp_path):
         "y_train": arrays["y_train"].astype(np.int64),
         "y_test": arrays["y_test"].astype(np.float64),  # whole numbers stored as floats
     }
-    assert_same_arrays(load_dataset(write_npz(tmp_path / "d.npz", stored)), arrays)
+    assert_same_arrays(load_own(write_npz(tmp_path / "d.npz", stored)), arrays)
     wide = {**arrays, "x_train": arrays["x_train"].astype(np.int32)}
-    assert_same_arrays(load_dataset(write_npz(tmp_path / "w.npz", wide)), arrays)
+    assert_same_arrays(load_own(write_npz(tmp_path / "w.npz", wide)), arrays)
 
 
-def test_class_names_from_npz_or_a_fashion_name(tmp_path):
+def test_class_names_come_from_the_npz_or_the_named_data_set_never_from_a_folder_name(tmp_path):
     arrays = small_arrays()
     named = write_npz(tmp_path / "n.npz", {**arrays, "class_names": np.array(["cat", "dog", "owl", "yak"])})
-    assert load_dataset(named).class_names == ("cat", "dog", "owl", "yak")
-    assert load_dataset(named).n_classes == 4
-    assert load_dataset(write_npz(tmp_path / "my-Fashion" / "d.npz", arrays)).class_names == FASHION_CLASS_NAMES
-    assert load_dataset(write_npz(tmp_path / "fashion_small.npz", arrays)).class_names == FASHION_CLASS_NAMES
-    assert load_dataset(write_idx_folder(tmp_path / "fashion-idx", arrays)).n_classes == 10
+    assert load_own(named).class_names == ("cat", "dog", "owl", "yak")
+    assert load_own(named).n_classes == 4
+    assert load_own(write_npz(tmp_path / "my-Fashion" / "d.npz", arrays)).class_names == ("0", "1", "2")
+    assert load_own(write_idx_folder(tmp_path / "fashion-idx", arrays)).n_classes == 3
+    clothes = write_idx_folder(tmp_path / "clothes", small_arrays(side=28, k=10, n_train=20, n_test=10))
+    dataset = load_dataset(clothes, "fashion_mnist")
+    assert (dataset.name, dataset.class_names) == ("fashion_mnist", FASHION_CLASS_NAMES)
 
 
 def test_dataset_arrays_are_read_only(tmp_path):
-    dataset = load_dataset(write_npz(tmp_path / "d.npz", small_arrays()))
+    dataset = load_own(write_npz(tmp_path / "d.npz", small_arrays()))
     with pytest.raises(ValueError):
         dataset.x_train[0, 0, 0] = 1
 
@@ -186,6 +196,8 @@ def test_missing_path_and_folders_without_data_name_what_was_expected(tmp_path):
 def test_unknown_dataset_name_lists_the_known_ones():
     with pytest.raises(SoftmaxError, match="unknown data set 'cifar': choose one of mnist, fashion_mnist, digits"):
         load_dataset(None, "cifar")
+    with pytest.raises(SoftmaxError, match="^your own data needs a path: set data to its .npz or IDX folder$"):
+        load_dataset(None, None)
 
 
 # --- Errors: IDX files ------------------------------------------------------------------------------------
@@ -252,10 +264,11 @@ def refusal_and_peak_memory(folder) -> tuple[str, int]:
                          ids=["images", "labels"])
 def test_a_gzip_bomb_claiming_an_absurd_size_is_refused_from_its_header(tmp_path, key, shape):
     folder, file = corrupt_idx(tmp_path, key, b"")
-    file.write_bytes(gzip_bomb(idx_header(data.IDX_MAGIC[key[0]], *shape), zeros_mib=1024))  # 1 MB: 1 GiB inside
+    file.write_bytes(gzip_bomb(idx_header(formats.IDX_MAGIC[key[0]], *shape), zeros_mib=1024))  # 1 MB: 1 GiB inside
     message, peak = refusal_and_peak_memory(folder)
     assert message.startswith(f"{file} is not a usable IDX {'images' if key == 'x_train' else 'labels'} file: ")
-    assert f"its header gives shape {shape}, {math.prod(shape):,} bytes, more than the 2,147,483,648 allowed" in message
+    assert f"its header gives shape {shape}, {math.prod(shape):,} bytes; a data set has at most 10,000,000 images" \
+           in message
     assert peak < 16 * 2**20  # nothing past the header was decompressed
 
 
@@ -306,7 +319,7 @@ def with_change(key, value):
         (with_change("y_test", np.full(6, np.nan)), "(y_test): labels must be whole numbers"),
         (with_change("y_test", np.array(list("abcdef"))), "(y_test): labels are <U1; expected whole numbers"),
         (with_change("y_train", np.zeros((12, 1))), "(y_train): labels have shape (12, 1); expected"),
-        (with_change("y_train", np.full(12, 10**9)), "labels run up to 1000000000 but no training image has label 0"),
+        (with_change("y_train", np.full(12, 10**9)), "labels run up to 1000000000, more classes than the 1000"),
         (with_change("y_test", np.arange(6) % 4), "labels run up to 3 but no training image has label 3"),
         (with_change("y_test", np.zeros(5)), "(x_test) has 6 images but"),
         (with_change("x_test", np.zeros((6, 5, 5), np.uint8)), "training images are 4x4 pixels but test images"),
@@ -323,7 +336,9 @@ def with_change(key, value):
         (with_change("x_test", np.full((6, 4, 4), -1, np.int8)), "pixel values run -1..-1"),
         (with_change("x_train", np.full((12, 4, 4), True)), "(x_train): pixels are bool; expected numbers"),
         (with_change("class_names", np.array(["a", "b"])), "(y_train): label 2 is out of range: there are 2 classes"),
-        (with_change("class_names", np.arange(3)), "class_names must be a 1-D array of strings"),
+        (with_change("class_names", np.arange(3)), "class_names must be a 1-D array of 2 to 1000 strings"),
+        (with_change("class_names", np.array(["a", "$\\foo$", "c"])), "class name '$\\\\foo$' is not printable text"),
+        (with_change("class_names", np.array(["a", "b\nc", "d"])), "class name 'b\\nc' is not printable text"),
     ],
 )
 def test_bad_arrays_in_npz_are_named_with_their_problem(tmp_path, change, problem):
@@ -335,7 +350,7 @@ def test_bad_arrays_in_npz_are_named_with_their_problem(tmp_path, change, proble
 def test_fashion_names_reject_an_eleventh_class(tmp_path):
     arrays = small_arrays()
     npz = write_npz(tmp_path / "fashion.npz", {**arrays, "y_test": np.full(6, 10)})
-    assert "(y_test): label 10 is out of range: there are 10 classes (0..9)" in load_error(npz)
+    assert "(y_test): label 10 is out of range: there are 10 classes (0..9)" in load_error(npz, name="fashion_mnist")
 
 
 def test_npz_without_the_keras_keys_or_with_objects_or_not_npz_at_all(tmp_path):
@@ -344,13 +359,14 @@ def test_npz_without_the_keras_keys_or_with_objects_or_not_npz_at_all(tmp_path):
     assert "lacks y_train, x_test, y_test: a Keras-format .npz holds" in load_error(partial)
     assert "(it has x_train, images)" in load_error(partial)
     objects = write_npz(tmp_path / "objects.npz", {**arrays, "y_train": np.array([1, "a"], dtype=object)})
-    assert f"{objects} holds Python objects, which are never loaded" in load_error(objects)
+    assert f"cannot read {objects}: it holds an array of object (only numbers and text are read, never pickled" \
+           in load_error(objects)
     text = tmp_path / "notes.npz"
     text.write_text("these are not arrays")
-    assert f"{text} is not a NumPy .npz file" in load_error(text)
+    assert f"cannot read {text}: not an .npz archive" in load_error(text)
     single = tmp_path / "single.npy"
     np.save(single, arrays["x_train"])
-    assert f"{single} holds a single array (.npy)" in load_error(single)
+    assert f"cannot read {single}: not an .npz archive" in load_error(single)
     cut = tmp_path / "cut.npz"
     cut.write_bytes(write_npz(tmp_path / "whole.npz", arrays).read_bytes()[:300])
     assert load_error(cut).startswith(f"cannot read {cut}: ")
@@ -366,7 +382,7 @@ def test_npz_member_that_is_not_an_array(tmp_path):
     npz = write_npz(tmp_path / "raw.npz", small_arrays(), compressed=False)
     with zipfile.ZipFile(npz, "a") as archive:
         archive.writestr("class_names.npy", b"cat,dog,owl")  # no .npy header: numpy would hand back these bytes
-    assert f"{npz}: class_names is not a NumPy array (.npy) member" in load_error(npz)
+    assert f"cannot read {npz}: class_names is not a valid .npy array" in load_error(npz)
 
 
 # --- Fuzzing: whatever the bytes, a clear error or a data set that passes every check ----------------------
@@ -384,7 +400,7 @@ def assert_valid_dataset(dataset: Dataset):
 def load_or_refuse(path):
     """Load the data set at path and check it, or check that the error it raised is one line."""
     try:
-        dataset = load_dataset(path)
+        dataset = load_own(path)
     except SoftmaxError as e:
         assert str(e) and "\n" not in str(e)
     else:
@@ -430,25 +446,25 @@ def test_damaged_or_random_npz_is_refused_or_read(tmp_path, npz_files, compresse
 def test_compressed_source_is_read_once_then_from_the_cache(tmp_path, cache_dir, monkeypatch):
     arrays = small_arrays()
     folder = write_idx_folder(tmp_path / "fashion-idx", arrays, gz=True)
-    first = load_dataset(folder)
+    first = load_own(folder)
     assert len(list(cache_dir.glob("*.npz"))) == 1
 
     def no_decompressing(*args, **kwargs):
         raise AssertionError("the source was decompressed again")
 
     monkeypatch.setattr(gzip, "GzipFile", no_decompressing)
-    cached = load_dataset(folder)
+    cached = load_own(folder)
     assert_same_arrays(cached, arrays)
-    assert (cached.name, cached.source, cached.class_names) == (first.name, first.source, FASHION_CLASS_NAMES)
+    assert (cached.name, cached.source, cached.class_names) == (first.name, first.source, ("0", "1", "2"))
 
 
 def test_changed_source_is_never_served_from_an_old_copy(tmp_path, cache_dir):
     npz = write_npz(tmp_path / "d.npz", small_arrays(k=3))
-    assert load_dataset(npz).n_classes == 3
+    assert load_own(npz).n_classes == 3
     stat = npz.stat()
     write_npz(npz, small_arrays(k=2))
     os.utime(npz, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same time; the size may match too: content decides
-    assert load_dataset(npz).n_classes == 2
+    assert load_own(npz).n_classes == 2
     assert len(list(cache_dir.glob("*.npz"))) == 2
 
 
@@ -456,28 +472,28 @@ def test_changed_source_is_never_served_from_an_old_copy(tmp_path, cache_dir):
 def test_damaged_cache_is_detected_and_rebuilt(tmp_path, cache_dir, damage):
     arrays = small_arrays(n_train=200, side=8)
     npz = write_npz(tmp_path / "d.npz", arrays)
-    load_dataset(npz)
+    load_own(npz)
     (cache,) = cache_dir.glob("*.npz")
     content = bytearray(cache.read_bytes())
     if damage == "flip a byte":
         content[len(content) // 3] ^= 0xFF  # inside x_train's pixels: only its CRC-32 shows it
     cache.write_bytes(content[: len(content) // 2] if damage == "truncate" else b"" if damage == "empty" else content)
-    assert_same_arrays(load_dataset(npz), arrays)
-    assert_same_arrays(load_dataset(cache), arrays)  # rebuilt whole: it is itself a valid Keras-format .npz
+    assert_same_arrays(load_own(npz), arrays)
+    assert_same_arrays(load_own(cache), arrays)  # rebuilt whole: it is itself a valid Keras-format .npz
 
 
 def test_deleting_the_cache_is_safe(tmp_path, cache_dir):
     arrays = small_arrays()
     npz = write_npz(tmp_path / "d.npz", arrays)
-    load_dataset(npz)
+    load_own(npz)
     shutil.rmtree(cache_dir)
-    assert_same_arrays(load_dataset(npz), arrays)
+    assert_same_arrays(load_own(npz), arrays)
     assert len(list(cache_dir.glob("*.npz"))) == 1
 
 
 def test_uncompressed_sources_are_not_copied(tmp_path, cache_dir):
-    load_dataset(write_idx_folder(tmp_path / "raw", small_arrays(), gz=False))
-    load_dataset(write_npz(tmp_path / "plain.npz", small_arrays(), compressed=False))
+    load_own(write_idx_folder(tmp_path / "raw", small_arrays(), gz=False))
+    load_own(write_npz(tmp_path / "plain.npz", small_arrays(), compressed=False))
     assert not cache_dir.exists()
 
 
@@ -486,18 +502,18 @@ def test_unwritable_cache_only_costs_speed(tmp_path, monkeypatch):
     blocker.write_text("")
     monkeypatch.setenv("SOFTMAX_CACHE_DIR", str(blocker / "cache"))
     arrays = small_arrays()
-    assert_same_arrays(load_dataset(write_npz(tmp_path / "d.npz", arrays)), arrays)
+    assert_same_arrays(load_own(write_npz(tmp_path / "d.npz", arrays)), arrays)
 
 
 def test_cache_lives_in_the_user_cache_folder_by_default(tmp_path, monkeypatch):
     npz = write_npz(tmp_path / "d.npz", small_arrays())
     monkeypatch.delenv("SOFTMAX_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    load_dataset(npz)
+    load_own(npz)
     assert len(list((tmp_path / "xdg" / "softmax-cli").glob("*.npz"))) == 1
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    load_dataset(npz)
+    load_own(npz)
     assert len(list((tmp_path / "home" / ".cache" / "softmax-cli").glob("*.npz"))) == 1
 
 
@@ -545,7 +561,7 @@ def test_real_mnist_folder_loads_and_then_loads_from_the_cache(mnist_path, cache
 def test_real_mnist_idx_files_equal_the_npz(mnist_path, tmp_path):
     for stem in IDX_FILES.values():
         (tmp_path / f"{stem}.gz").symlink_to(mnist_path / f"{stem}.gz")
-    from_idx = load_dataset(tmp_path)
+    from_idx = load_own(tmp_path)
     with np.load(mnist_path / "mnist.npz") as keras_arrays:
         for key in data.KEYS:
             np.testing.assert_array_equal(getattr(from_idx, key), keras_arrays[key])
@@ -553,7 +569,7 @@ def test_real_mnist_idx_files_equal_the_npz(mnist_path, tmp_path):
 
 @pytest.mark.slow
 def test_real_fashion_folder_has_fashion_class_names(fashion_path):
-    dataset = load_dataset(fashion_path)
+    dataset = load_dataset(fashion_path, "fashion_mnist")
     assert dataset.class_names == FASHION_CLASS_NAMES
     assert np.bincount(dataset.y_train).tolist() == [6000] * 10
     assert round(float(dataset.x_train.mean()), 2) == 72.94
@@ -636,3 +652,217 @@ def test_keras_without_network_says_how_to_use_a_local_copy(keras_results):
     message = keras_results["offline"]
     assert message.startswith("could not download MNIST through keras.datasets (no network? URL fetch failure")
     assert "pass --data PATH or set SOFTMAX_DATA" in message and "\n" not in message
+
+
+# --- A data set knows what it is ----------------------------------------------------------------------------
+
+
+def mnist_like(**changes) -> dict:
+    """Return a tiny set shaped like MNIST and Fashion-MNIST: 28x28 images, labels 0..9."""
+    return {**small_arrays(n_train=20, n_test=10, side=28, k=10), **changes}
+
+
+@pytest.fixture
+def known_tiny_sets(monkeypatch):
+    """Make two tiny sets the genuine MNIST and Fashion-MNIST, by their fingerprints; return their arrays."""
+    sets = {"mnist": mnist_like(), "fashion_mnist": mnist_like(x_train=255 - mnist_like()["x_train"])}
+    for name, arrays in sets.items():
+        fingerprint = data.make_dataset(name, arrays, {key: key for key in arrays}, name).fingerprint()
+        monkeypatch.setitem(datasets.KNOWN, name, dataclasses.replace(datasets.KNOWN[name], fingerprint=fingerprint))
+    return sets
+
+
+def error_on_the_command_line(call) -> str:
+    """Return the one-line message of the SoftmaxError call() raises, with its setting named as the CLI names it."""
+    with pytest.raises(SoftmaxError) as caught:
+        call()
+    message = caught.value.in_terms_of(lambda setting: f"--{setting}")
+    assert "\n" not in message and "{setting}" not in message
+    return message
+
+
+def test_the_name_decides_the_class_names_also_with_a_path(tmp_path, known_tiny_sets):
+    clothes = write_idx_folder(tmp_path / "clothes", known_tiny_sets["fashion_mnist"])
+    assert load_dataset(clothes, "fashion_mnist").class_names == FASHION_CLASS_NAMES
+    assert load_dataset(write_npz(tmp_path / "x" / "fashion.npz", mnist_like()), "mnist").class_names == \
+        tuple("0123456789")
+
+
+def test_a_known_data_set_given_under_another_name_is_refused_with_advice_that_works(tmp_path, known_tiny_sets):
+    mnist_files = write_npz(tmp_path / "mnist" / "mnist.npz", known_tiny_sets["mnist"])
+    message = error_on_the_command_line(lambda: load_dataset(mnist_files.parent, "fashion_mnist"))
+    assert message == (f"{mnist_files} holds the training images of MNIST, not of Fashion-MNIST: point --data at "
+                       "Fashion-MNIST's files (or give no data path, to download them), or name the data set mnist")
+    fashion_files = write_idx_folder(tmp_path / "clothes", known_tiny_sets["fashion_mnist"])
+    assert load_dataset(fashion_files, "fashion_mnist").name == "fashion_mnist"  # the advice, followed
+    assert load_dataset(mnist_files.parent, "mnist").name == "mnist"
+
+
+@pytest.mark.parametrize("arrays, found", [
+    (small_arrays(), "4x4 images in 3 classes"),
+    (mnist_like(y_train=np.arange(20) % 3, y_test=np.arange(10) % 3), "28x28 images in 3 classes"),
+])
+def test_data_of_another_shape_or_number_of_classes_than_the_named_set_is_refused(tmp_path, arrays, found):
+    npz = write_npz(tmp_path / "d.npz", arrays)
+    message = error_on_the_command_line(lambda: load_dataset(npz, "mnist"))
+    assert message == f"{npz} holds {found}, not the 28x28 in 10 of MNIST: point --data at MNIST's files, " \
+                      "or name the data set it is"
+
+
+# --- Bounds: checked from headers, before anything large is allocated ---------------------------------------
+
+
+def test_two_huge_images_in_a_small_gzip_are_refused_at_once(tmp_path):
+    folder, file = corrupt_idx(tmp_path, "x_train", b"")
+    file.write_bytes(gzip_bomb(idx_header(2051, 2, 30000, 30000), zeros_mib=64))
+    message, peak = refusal_and_peak_memory(folder)
+    assert message.startswith(f"{file} is not a usable IDX images file: its header gives shape (2, 30000, 30000)")
+    assert "images of at most 1024x1024 pixels" in message and peak < 4 * 2**20  # 1.8 GB claimed
+
+
+def test_two_huge_images_in_a_small_npz_are_refused_from_the_npy_header(tmp_path):
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (2, 30000, 30000)})
+    packer, zeros = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS), bytes(2**20)
+    first = packer.compress(header.getvalue()) + packer.compress(zeros) + packer.flush(zlib.Z_SYNC_FLUSH)
+    again = packer.compress(zeros) + packer.flush(zlib.Z_SYNC_FLUSH)
+    pixels = first + again * 1716 + b"\x03\x00"  # 1.8 GB of zeros in 1.8 MB
+    small = {f"{key}.npy": npy_bytes(value)
+             for key, value in small_arrays().items() if key != "x_train"}
+    members = [("x_train.npy", pixels, zipfile.ZIP_DEFLATED, len(header.getvalue()) + 2 * 30000**2, 0)]
+    members += [(name, content, zipfile.ZIP_STORED, len(content), zlib.crc32(content)) for name, content in small.items()]
+    npz = tmp_path / "huge.npz"
+    npz.write_bytes(raw_zip(members))
+    message, peak = refusal_and_peak_memory(npz)
+    assert message.startswith(f"{npz} (x_train) is too large for a data set: its header gives shape (2, 30000, 30000)")
+    assert peak < 8 * 2**20  # 1.8 GB claimed: what is read is a chunk of the file, to hash it and to find its header
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def test_200000_class_names_are_refused_before_they_are_read(tmp_path):
+    names = np.array([f"class {i}" for i in range(200_000)])
+    npz = write_npz(tmp_path / "names.npz", {**small_arrays(), "class_names": names})
+    assert npz.stat().st_size < 3 * 2**20
+    message, peak = refusal_and_peak_memory(npz)
+    assert message.startswith(f"{npz} (class_names) is too large for a data set: its header gives shape (200000,)")
+    assert peak < 8 * 2**20  # 200,000 names take 14 MB
+
+
+def test_images_too_large_for_a_model_file_are_refused_before_training(tmp_path):
+    folder, file = corrupt_idx(tmp_path, "x_train", b"")
+    file.write_bytes(gzip.compress(idx_header(2051, 2, 3000, 3000)))
+    assert "its header gives shape (2, 3000, 3000)" in load_error(folder)
+    arrays = small_arrays(n_train=50, n_test=1, side=600, k=50)
+    message = load_error(write_npz(tmp_path / "wide.npz", arrays, compressed=False))
+    assert "a model of 600x600-pixel images in 50 classes would take 72,000,000 bytes, more than the 67,108,864" \
+           in message
+
+
+def test_a_fifo_given_as_data_is_refused_without_waiting(tmp_path):
+    fifo = tmp_path / "data.npz"
+    os.mkfifo(fifo)
+    assert load_error(fifo) == f"the data file {fifo} is not a regular file (a FIFO): give the path of a file"
+
+
+# --- Evaluate refuses data the model was not made for -------------------------------------------------------
+
+
+def saved_model(dataset: Dataset):
+    from softmax_cli.store import SavedModel
+
+    W = np.zeros((dataset.n_features, dataset.n_classes), np.float32)
+    metadata = {"class_names": list(dataset.class_names), "image_shape": list(dataset.image_shape),
+                "dataset": dataset.name, "training_data": dataset.fingerprint()}
+    return SavedModel(W, np.zeros(dataset.n_classes, np.float32), metadata)
+
+
+def test_a_model_fits_the_data_it_was_trained_on(tmp_path, known_tiny_sets):
+    mnist = load_dataset(write_npz(tmp_path / "m.npz", known_tiny_sets["mnist"]), "mnist")
+    data.check_model_fits(saved_model(mnist), mnist)
+    own = load_own(write_npz(tmp_path / "own.npz", small_arrays()))
+    data.check_model_fits(saved_model(own), own)
+
+
+def test_evaluating_a_fashion_model_on_mnist_is_refused_and_the_advice_works(tmp_path, known_tiny_sets):
+    fashion_files = write_idx_folder(tmp_path / "clothes", known_tiny_sets["fashion_mnist"])
+    model = saved_model(load_dataset(fashion_files, "fashion_mnist"))
+    mnist_files = write_npz(tmp_path / "mnist" / "mnist.npz", known_tiny_sets["mnist"])
+    mnist = load_dataset(mnist_files, "mnist")
+    message = error_on_the_command_line(lambda: data.check_model_fits(model, mnist))
+    assert message == (f"the model was trained on fashion_mnist but this data is mnist ({mnist_files}): evaluate it "
+                       "with --dataset fashion_mnist and Fashion-MNIST's files as its data (or no data path, to "
+                       "download them)")
+    # Following only half of it (SOFTMAX_DATA still pointing at MNIST) is refused with the other half.
+    assert "point --data at Fashion-MNIST's files" in error_on_the_command_line(
+        lambda: load_dataset(mnist_files, "fashion_mnist"))
+    data.check_model_fits(model, load_dataset(fashion_files, "fashion_mnist"))
+
+
+def test_other_class_names_or_image_sizes_are_refused(tmp_path):
+    own = load_own(write_npz(tmp_path / "own.npz", small_arrays()))
+    named = load_own(write_npz(tmp_path / "n.npz", {**small_arrays(), "class_names": np.array(["a", "b", "c"])}))
+    message = error_on_the_command_line(lambda: data.check_model_fits(saved_model(own), named))
+    assert message.startswith("the model's classes (0, 1, 2) are not this data's (a, b, c, ")
+    assert message.endswith(": evaluate it on the data it was trained on (own, whose classes are its own)")
+    bigger = load_own(write_npz(tmp_path / "big.npz", small_arrays(side=5)))
+    assert "the model takes 4x4-pixel images but" in error_on_the_command_line(
+        lambda: data.check_model_fits(saved_model(own), bigger))
+
+
+# --- cached_array: a verified copy of anything computed from a data set -------------------------------------
+
+
+def test_cached_array_computes_once_and_is_verified_and_safe_to_delete(cache_dir):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return np.arange(12, dtype=np.float32).reshape(3, 4)
+
+    first = data.cached_array("deskew abc", compute)
+    np.testing.assert_array_equal(data.cached_array("deskew abc", compute), first)
+    assert len(calls) == 1 and first.dtype == np.float32
+    (copy,) = cache_dir.glob("*.npz")
+    content = bytearray(copy.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    copy.write_bytes(content)
+    np.testing.assert_array_equal(data.cached_array("deskew abc", compute), first)
+    assert len(calls) == 2  # the damaged copy was found and made again
+    shutil.rmtree(cache_dir)
+    np.testing.assert_array_equal(data.cached_array("deskew abc", compute), first)
+    data.cached_array("deskew other", lambda: np.zeros(2))
+    assert len(calls) == 3 and len(list(cache_dir.glob("*.npz"))) == 2
+
+
+def test_a_cached_copy_is_never_taken_for_another_key(cache_dir, monkeypatch):
+    data.cached_array("one", lambda: np.zeros(2))
+    (copy,) = cache_dir.glob("*.npz")
+    monkeypatch.setattr(cache, "_path", lambda key: copy)  # every key finds that copy
+    np.testing.assert_array_equal(data.cached_array("two", lambda: np.ones(3)), np.ones(3))
+
+
+@pytest.mark.slow
+def test_real_fashion_files_in_a_folder_called_clothes_are_fashion_mnist(fashion_path, tmp_path):
+    clothes = tmp_path / "clothes"
+    clothes.mkdir()
+    for stem in IDX_FILES.values():
+        (clothes / f"{stem}.gz").symlink_to(fashion_path / f"{stem}.gz")
+    dataset = load_dataset(clothes, "fashion_mnist")
+    assert (dataset.name, dataset.class_names) == ("fashion_mnist", FASHION_CLASS_NAMES)
+    assert dataset.fingerprint() == datasets.KNOWN["fashion_mnist"].fingerprint
+
+
+@pytest.mark.slow
+def test_real_mnist_given_as_fashion_mnist_is_refused_and_a_fashion_model_refuses_mnist(mnist_path, fashion_path):
+    message = error_on_the_command_line(lambda: load_dataset(mnist_path, "fashion_mnist"))
+    assert message.startswith(f"{mnist_path / 'mnist.npz'} holds the training images of MNIST, not of Fashion-MNIST")
+    mnist = load_dataset(mnist_path)
+    assert mnist.fingerprint() == datasets.KNOWN["mnist"].fingerprint
+    fashion_model = saved_model(load_dataset(fashion_path, "fashion_mnist"))
+    assert "evaluate it with --dataset fashion_mnist and Fashion-MNIST's files" in error_on_the_command_line(
+        lambda: data.check_model_fits(fashion_model, mnist))

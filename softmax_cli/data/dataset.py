@@ -1,0 +1,182 @@
+"""A data set as training sees it: uint8 images and int64 labels, checked, with its name and class names."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import store
+from ..errors import SoftmaxError
+from ..images import MNIST_BOX, MNIST_SIDE
+
+CONVENTION_SAMPLE = 1000  # training images measured to tell how a data set frames its objects
+# An object spanning more of the frame than midway between MNIST's box (20/28) and the whole frame fills it.
+FILLS_FRAME = (MNIST_BOX / MNIST_SIDE + 1) / 2
+WEIGHT_BYTES = 4  # a model file stores W as float32
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A train/test split of grayscale images with integer labels, checked and ready to train on."""
+
+    name: str
+    x_train: np.ndarray  # uint8, (n_train, height, width), 0..255
+    y_train: np.ndarray  # int64, (n_train,), 0..n_classes-1
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+    source: str  # where it was read from, for messages and the model file
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return self.x_train.shape[1:]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def n_features(self) -> int:
+        return math.prod(self.image_shape)
+
+    def fingerprint(self) -> str:
+        """Return a digest of the training images and labels: equal for the same data, wherever it was read from."""
+        digest = hashlib.sha256()
+        for array in (self.x_train, self.y_train):  # always uint8 and int64 (see _pixels and _labels)
+            digest.update(f"{array.shape}".encode())
+            digest.update(np.ascontiguousarray(array))
+        return digest.hexdigest()
+
+    def image_convention(self) -> str:
+        """Return how the images frame their object, which predict must repeat: "mnist" or "fill" (see images.py).
+
+        "fill" when, in the median of about CONVENTION_SAMPLE evenly spaced training images that are not blank, the
+        bounding box of the pixels at least half as bright as the brightest spans more than FILLS_FRAME of the frame
+        on its longer side. Measured: MNIST 0.71 (its 20/28 box), Fashion-MNIST 0.96, scikit-learn's digits 1.
+        """
+        sample = self.x_train[:: max(1, len(self.x_train) // CONVENTION_SAMPLE)]  # spaced: a set may be sorted
+        sample = sample[sample.max(axis=(1, 2)) > 0]
+        if not len(sample):
+            return "mnist"
+        peak = sample.max(axis=(1, 2), keepdims=True)
+        ink = sample >= peak - peak // 2  # half the peak, rounded up, in uint8: no float copy of the sample
+        extent = np.maximum(_spanned_fraction(ink.any(axis=2)), _spanned_fraction(ink.any(axis=1)))
+        return "fill" if np.median(extent) > FILLS_FRAME else "mnist"
+
+
+def _spanned_fraction(present: np.ndarray) -> np.ndarray:
+    """Return, for each row of booleans (each with a True), the fraction of it from its first True to its last."""
+    first = present.argmax(axis=1)
+    last = present.shape[1] - 1 - present[:, ::-1].argmax(axis=1)
+    return (last - first + 1) / present.shape[1]
+
+
+def make_dataset(name: str, arrays: dict[str, np.ndarray], where: dict[str, str], source: str,
+                 class_names: tuple[str, ...] | None = None) -> Dataset:
+    """Return the checked Dataset; class names are class_names, else the arrays' own, else "0".."k-1"."""
+    x_train, x_test = (_pixels(arrays[key], where[key]) for key in ("x_train", "x_test"))
+    y_train, y_test = (_labels(arrays[key], where[key]) for key in ("y_train", "y_test"))
+    for images, labels, x, y in ((x_train, y_train, "x_train", "y_train"), (x_test, y_test, "x_test", "y_test")):
+        if len(images) != len(labels):
+            raise SoftmaxError(f"{where[x]} has {len(images)} images but {where[y]} has {len(labels)} labels")
+    if x_train.shape[1:] != x_test.shape[1:]:
+        train_size, test_size = ("x".join(map(str, x.shape[1:])) for x in (x_train, x_test))
+        raise SoftmaxError(f"{source}: training images are {train_size} pixels but test images are {test_size}")
+    labels_end = int(max(y_train.max(), y_test.max())) + 1
+    if class_names is None and "class_names" in arrays:
+        class_names = _class_names(arrays["class_names"], where["class_names"])
+    elif class_names is None:
+        if labels_end > store.MAX_CLASSES:
+            raise SoftmaxError(f"{source}: labels run up to {labels_end - 1}, more classes than the "
+                               f"{store.MAX_CLASSES} a model may have: labels must be class numbers 0..k-1")
+        # A class that no training image has means labels that are not class numbers, or a damaged label file:
+        # a flipped bit in one MNIST label would otherwise make a model of up to 256 classes.
+        present = np.unique(y_train)
+        if len(present) < labels_end:
+            gaps = np.flatnonzero(present != np.arange(len(present)))
+            missing = int(gaps[0]) if len(gaps) else len(present)
+            raise SoftmaxError(
+                f"{source}: labels run up to {labels_end - 1} but no training image has label {missing}: "
+                "labels must be class numbers 0..k-1, each with training images (is a label file damaged?)"
+            )
+        class_names = tuple(str(label) for label in range(labels_end))
+    for labels, key in ((y_train, "y_train"), (y_test, "y_test")):
+        if labels.max() >= len(class_names):
+            raise SoftmaxError(
+                f"{where[key]}: label {labels.max()} is out of range: there are {len(class_names)} classes"
+                f" (0..{len(class_names) - 1})"
+            )
+    model_bytes = math.prod(x_train.shape[1:]) * len(class_names) * WEIGHT_BYTES
+    if model_bytes > store.MAX_MEMBER_BYTES:
+        raise SoftmaxError(f"{source}: a model of {'x'.join(map(str, x_train.shape[1:]))}-pixel images in "
+                           f"{len(class_names)} classes would take {model_bytes:,} bytes, more than the "
+                           f"{store.MAX_MEMBER_BYTES:,} a model file may hold: use smaller images")
+    for array in (x_train, y_train, x_test, y_test):
+        array.setflags(write=False)  # shared by everything that reads the data set: nobody edits it in place
+    return Dataset(name, x_train, y_train, x_test, y_test, tuple(class_names), source)
+
+
+def _pixels(images: np.ndarray, where: str) -> np.ndarray:
+    """Return images as uint8 (n, height, width) 0..255, from (n, h, w), (n, h, w, 1) or (n, side*side)."""
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    elif images.ndim == 2 and math.isqrt(images.shape[1]) ** 2 == images.shape[1]:
+        side = math.isqrt(images.shape[1])
+        images = images.reshape(len(images), side, side)
+    if images.ndim != 3:
+        raise SoftmaxError(
+            f"{where}: images have shape {images.shape}; expected (n, height, width), (n, height, width, 1)"
+            " or (n, d) with d a square number"
+        )
+    if images.size == 0:
+        raise SoftmaxError(f"{where}: there are no images (shape {images.shape})")
+    if images.dtype == np.uint8:
+        return images
+    if images.dtype.kind in "iu":
+        low, high = images.min(), images.max()
+        if low < 0 or high > 255:
+            raise SoftmaxError(f"{where}: pixel values run {low}..{high}; expected 0..255")
+        return images.astype(np.uint8)
+    if images.dtype.kind != "f":
+        raise SoftmaxError(f"{where}: pixels are {images.dtype}; expected numbers 0..255 (or 0..1)")
+    if not np.isfinite(images).all():
+        raise SoftmaxError(f"{where}: some pixels are NaN or infinite")
+    if images.max() <= 1:  # float images are often stored in 0..1
+        images = images * 255
+    low, high = images.min(), images.max()
+    if low < 0 or high > 255:
+        raise SoftmaxError(f"{where}: pixel values run {low:g}..{high:g}; expected 0..255 (or 0..1)")
+    return np.rint(images).astype(np.uint8)
+
+
+def _labels(labels: np.ndarray, where: str) -> np.ndarray:
+    """Return labels as a 1-D int64 array of class numbers, which must be whole and not negative."""
+    if labels.ndim != 1:
+        raise SoftmaxError(f"{where}: labels have shape {labels.shape}; expected one label per image, shape (n,)")
+    if len(labels) == 0:
+        raise SoftmaxError(f"{where}: there are no labels")
+    if labels.dtype.kind not in "iuf":
+        raise SoftmaxError(f"{where}: labels are {labels.dtype}; expected whole numbers 0..k-1")
+    if labels.dtype.kind == "f" and not (np.isfinite(labels).all() and (labels == np.round(labels)).all()):
+        raise SoftmaxError(f"{where}: labels must be whole numbers 0..k-1, found fractional or NaN values")
+    if labels.min() < 0:
+        raise SoftmaxError(f"{where}: labels must be class numbers 0..k-1, found {labels.min()}")
+    if labels.max() > 2**31:  # no class number, and it would wrap round on the cast below
+        raise SoftmaxError(f"{where}: labels must be class numbers 0..k-1, found {labels.max()}")
+    return labels.astype(np.int64)
+
+
+def _class_names(names: np.ndarray, where: str) -> tuple[str, ...]:
+    """Return the class names an .npz carries: 2 to store.MAX_CLASSES names, each one a model file accepts."""
+    if names.ndim != 1 or not 2 <= len(names) <= store.MAX_CLASSES or names.dtype.kind != "U":
+        raise SoftmaxError(f"{where}: class_names must be a 1-D array of 2 to {store.MAX_CLASSES} strings, "
+                           f"got {names.dtype} {names.shape}")
+    class_names = tuple(str(name) for name in names.tolist())
+    bad = next((name for name in class_names if not store.is_class_name(name)), None)
+    if bad is not None:
+        raise SoftmaxError(f"{where}: class name {bad[:40]!r} is not printable text of 1 to 200 characters "
+                           "without $: rename the class")
+    return class_names
