@@ -866,3 +866,14 @@ def test_real_mnist_given_as_fashion_mnist_is_refused_and_a_fashion_model_refuse
     fashion_model = saved_model(load_dataset(fashion_path, "fashion_mnist"))
     assert "evaluate it with --dataset fashion_mnist and Fashion-MNIST's files" in error_on_the_command_line(
         lambda: data.check_model_fits(fashion_model, mnist))
+
+
+def test_own_data_that_is_a_known_data_set_gets_its_name_and_class_names(tmp_path, known_tiny_sets):
+    folder = write_idx_folder(tmp_path / "my-folder", known_tiny_sets["fashion_mnist"])
+    dataset = load_own(folder)
+    assert (dataset.name, dataset.class_names) == ("fashion_mnist", FASHION_CLASS_NAMES)
+    other = load_own(write_idx_folder(tmp_path / "mnist", mnist_like(x_train=mnist_like()["x_train"] // 2)))
+    assert (other.name, other.class_names) == ("mnist", tuple("0123456789"))  # only its folder's name
+    data.check_model_fits(saved_model(load_own(folder)), dataset)
+    with pytest.raises(SoftmaxError, match="trained on fashion_mnist but this data is mnist"):
+        data.check_model_fits(saved_model(dataset), load_own(write_npz(tmp_path / "m.npz", known_tiny_sets["mnist"])))

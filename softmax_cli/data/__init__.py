@@ -31,7 +31,8 @@ def load_dataset(path: str | os.PathLike | None = None, name: str | None = "mnis
     """Return the data set called name, read from path (a Keras .npz, or a folder of one or four IDX files) if given.
 
     With name None, the data at path is the user's own: its name is its file's or folder's, its class names its
-    .npz's class_names or "0".."k-1".
+    .npz's class_names or "0".."k-1"; unless its training set is a known data set's genuine one (by fingerprint),
+    which then gets that data set's name and class names.
     """
     spec = datasets.named(name)
     if path is None:
@@ -42,7 +43,10 @@ def load_dataset(path: str | os.PathLike | None = None, name: str | None = "mnis
     else:
         arrays, where, source, own_name = sources.read_local(Path(path), name)
     if spec is None:
-        return make_dataset(own_name, arrays, where, source)
+        dataset = make_dataset(own_name, arrays, where, source)
+        spec = datasets.identify(dataset.fingerprint())
+        if spec is None:
+            return dataset
     dataset = make_dataset(spec.name, arrays, where, source, spec.class_names)
     datasets.check_is(spec, dataset)
     return dataset
@@ -51,11 +55,13 @@ def load_dataset(path: str | os.PathLike | None = None, name: str | None = "mnis
 def check_model_fits(saved, dataset: Dataset) -> None:
     """Raise SoftmaxError unless dataset is data the model saved (a store.SavedModel) was made for.
 
-    Compared: the data set each is (by its training set's fingerprint, where known, and by name), the class
-    names and the image shape. The advice names the data the model was trained on, so that following it works.
+    Compared: the data set each is (by its training set's fingerprint, where known), the class names and the
+    image shape. The advice names the data the model was trained on, so that following it works.
     """
-    model_set = datasets.identify(saved.metadata.get("training_data") or "") or KNOWN.get(saved.dataset)
-    data_set = datasets.identify(dataset.fingerprint()) or KNOWN.get(dataset.name)
+    training_data = saved.metadata.get("training_data")
+    # A format-1 model has no fingerprint: its data set's name is all it says about its data.
+    model_set = datasets.identify(training_data) if training_data else KNOWN.get(saved.dataset)
+    data_set = datasets.identify(dataset.fingerprint())
     if model_set is not None:
         advice = (f"evaluate it with {{setting}} {model_set.name} and {model_set.files} as its data "
                   "(or no data path, to download them)")
