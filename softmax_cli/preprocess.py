@@ -33,25 +33,30 @@ def deskew(images: np.ndarray) -> np.ndarray:
         raise ValueError(f"deskew takes images (n, height, width) or one image (height, width), got {images.shape}")
     if images.dtype != np.uint8 and not np.issubdtype(images.dtype, np.floating):
         raise ValueError(f"deskew takes uint8 pixels or float intensities, got {images.dtype}")
+    n, height, width = images.shape
     out = np.empty(images.shape, np.uint8 if images.dtype == np.uint8 else np.float32)
-    for start in range(0, len(images), CHUNK):
-        _deskew_chunk(images[start:start + CHUNK], out[start:start + CHUNK])
+    # Scratch made once for all chunks: fresh arrays for each chunk cost as much in page faults as the work.
+    # Each row sits between `width` zeros on either side, which stay zero from chunk to chunk.
+    padded = np.zeros((min(n, CHUNK) * height, 3 * width), images.dtype)
+    blend = np.empty((2, min(n, CHUNK) * height, width), np.float32)
+    for start in range(0, n, CHUNK):
+        _deskew_chunk(images[start:start + CHUNK], out[start:start + CHUNK], padded, blend)
     return out
 
 
 def _row_shifts(images: np.ndarray) -> np.ndarray:
     """Return how far (in pixels, to the right) each row of each image (n, height, width) is to be read from."""
     n, height, width = images.shape
+    # uint8 pixels are summed as whole numbers (int64), which float64 then holds exactly, since every product
+    # below stays well under 2**53: an upright symmetric image gets alpha exactly 0, in any order of summation.
+    # einsum, not matmul: BLAS threads waiting for a busy core made this step several times slower here.
+    kind = np.int64 if images.dtype == np.uint8 else np.float64
+    row_mass = images.sum(axis=2, dtype=kind).astype(np.float64)
+    row_column_sum = np.einsum("nrc,c->nr", images, np.arange(width, dtype=kind)).astype(np.float64)
     rows = np.arange(height, dtype=np.float64)
-    columns = np.arange(width, dtype=np.float64)
-    # With whole-number coordinates and uint8 pixels every sum below is a whole number well under 2**53, so
-    # float64 holds it exactly: an upright symmetric image gets alpha exactly 0, in any order of summation.
-    pixels = images.astype(np.float64).reshape(n * height, width)
-    row_mass = pixels.sum(axis=1).reshape(n, height)
-    row_column_sum = (pixels @ columns).reshape(n, height)
     mass = row_mass.sum(axis=1)
-    sum_r, sum_rr = row_mass @ rows, row_mass @ (rows * rows)
-    sum_c, sum_rc = row_column_sum.sum(axis=1), row_column_sum @ rows
+    sum_r, sum_rr = np.einsum("nr,r->n", row_mass, rows), np.einsum("nr,r->n", row_mass, rows * rows)
+    sum_c, sum_rc = row_column_sum.sum(axis=1), np.einsum("nr,r->n", row_column_sum, rows)
     # mass**2 * mu11 and mass**2 * mu02, without dividing first: exact for uint8 pixels
     covariance = mass * sum_rc - sum_r * sum_c
     row_variance = mass * sum_rr - sum_r * sum_r
@@ -60,26 +65,31 @@ def _row_shifts(images: np.ndarray) -> np.ndarray:
     return alpha[:, np.newaxis] * (rows - row_mean[:, np.newaxis])
 
 
-def _deskew_chunk(images: np.ndarray, out: np.ndarray) -> None:
-    """Write the deskewed images (n, height, width) into out (uint8 or float32, same shape)."""
+def _deskew_chunk(images: np.ndarray, out: np.ndarray, padded: np.ndarray, blend: np.ndarray) -> None:
+    """Write the deskewed images (n, height, width) into out (uint8 or float32, same shape), using the scratch.
+
+    padded holds at least n * height rows of 3 * width pixels, zero outside the middle third; blend holds two
+    float32 arrays of at least n * height rows of width.
+    """
     n, height, width = images.shape
-    shifts = _row_shifts(images).reshape(n * height)
+    m = n * height
+    shifts = _row_shifts(images).reshape(m)
     # output(c) = input(c + shift) = (1 - t) * input(c + k) + t * input(c + k + 1), with k = floor(shift)
     whole = np.floor(shifts)
     weight = (shifts - whole).astype(np.float32)[:, np.newaxis]
     # A row shifted by a whole `width` or more is blank: beyond that only the clip changes, not the result.
     whole = np.clip(whole, -width, width).astype(np.intp)
-    # Each row between `width` zeros on either side; window j of it is the row shifted by j - width.
-    padded = np.zeros((n * height, 3 * width), images.dtype)
-    padded[:, width:2 * width] = images.reshape(n * height, width)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, width, axis=1)
-    row_index = np.arange(n * height)
-    left = windows[row_index, whole + width].astype(np.float32)
-    right = windows[row_index, np.minimum(whole + 1, width) + width].astype(np.float32)
+    padded[:m, width:2 * width] = images.reshape(m, width)
+    # window j of a padded row is the row shifted by j - width
+    windows = np.lib.stride_tricks.sliding_window_view(padded[:m], width, axis=1)
+    row_index = np.arange(m)
+    left, right = blend[0, :m], blend[1, :m]
+    np.copyto(left, windows[row_index, whole + width])
+    np.copyto(right, windows[row_index, np.minimum(whole + 1, width) + width])
     right -= left
     right *= weight
     left += right
     if out.dtype == np.uint8:
         np.rint(left, out=left)
         np.clip(left, 0, 255, out=left)  # a blend of two levels stays within them, but float error could step out
-    out.reshape(n * height, width)[...] = left
+    out.reshape(m, width)[...] = left
