@@ -184,10 +184,11 @@ class NpzArchive:
             raise self._damaged(f"damaged archive: bad CRC-32 for {entry.filename}")
         return data
 
-    def _compressed_chunks(self, entry: zipfile.ZipInfo) -> Iterable[bytes]:
-        left = entry.compress_size
+    def _compressed_chunks(self, entry: zipfile.ZipInfo, wanted: int) -> Iterable[bytes]:
+        """Yield a member's stored bytes a chunk at a time; small chunks when only its header is wanted."""
+        left, size = entry.compress_size, READ_CHUNK if wanted == entry.file_size else NPY_HEADER_BYTES
         while left > 0:
-            chunk = self._file.read(min(READ_CHUNK, left))
+            chunk = self._file.read(min(size, left))
             if not chunk:
                 raise self._damaged(f"damaged archive: {entry.filename} is cut short")
             left -= len(chunk)
@@ -198,7 +199,7 @@ class NpzArchive:
         if entry.compress_size != entry.file_size:
             raise self._damaged(f"damaged archive: stored member {entry.filename} has two different sizes")
         data = bytearray()
-        for chunk in self._compressed_chunks(entry):
+        for chunk in self._compressed_chunks(entry, wanted):
             data += chunk
             if len(data) >= wanted:
                 break
@@ -210,10 +211,10 @@ class NpzArchive:
                                  f"{entry.file_size} bytes it declares")
         inflater = zlib.decompressobj(-zlib.MAX_WBITS)
         data = bytearray()
-        for chunk in self._compressed_chunks(entry):
+        for chunk in self._compressed_chunks(entry, wanted):
             while not inflater.eof:
                 # One byte past the declared size is enough to know the member lies about it.
-                made = inflater.decompress(chunk, min(READ_CHUNK, entry.file_size + 1 - len(data)))
+                made = inflater.decompress(chunk, min(READ_CHUNK, wanted + 1 - len(data)))
                 data += made
                 if len(data) > entry.file_size:
                     raise too_long

@@ -76,14 +76,18 @@ class _FileKind:
     document: str                                   # the member holding the JSON document
     arrays: frozenset[str] | None                   # the arrays it must hold exactly; None: any names
     build: Callable[[dict[str, np.ndarray], dict], object]  # validates arrays and document, returns the result
-    remedy: str                                     # what to do when the file is unusable; {path} is filled in
-    missing: str                                    # what to do when there is no file at path
+    remedy: str                                     # what to do when the file is unusable (never names it)
+    missing: str                                    # what to do when there is no file at path; {path} is filled in
     instead: str                                    # what to do when the other kind was given where this one is wanted
 
 
 def save_model(path, W, b, metadata: dict) -> None:
-    """Write W, b and metadata to path as a model file, replacing any old file atomically; returns None."""
+    """Write W, b and metadata to path as a model file, replacing any old file atomically; returns None.
+
+    Optional fields that metadata leaves out (METADATA_FIELDS: framing, preprocess, scores, ...) get their defaults.
+    """
     stamp = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "softmax_cli_version": __version__}
+    stamp.update({key: default for key, (_, _, default) in METADATA_FIELDS.items() if default is not _REQUIRED})
     with np.errstate(over="ignore"):  # values beyond float32's range become infinite and are refused in _save
         arrays = {"W": np.asarray(W, dtype=np.float32), "b": np.asarray(b, dtype=np.float32)}
     _save(path, MODEL, arrays, {**stamp, **metadata})

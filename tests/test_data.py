@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from softmax_cli import data
 from softmax_cli.data import FASHION_CLASS_NAMES, IDX_FILES, Dataset, cache, datasets, formats, load_dataset
 from softmax_cli.errors import SoftmaxError
-from test_safe_io import raw_zip
+from test_safe_io import deflated_zeros, raw_zip
 from test_store import FUZZ, damaged, damaged_inside
 
 REPO = Path(__file__).resolve().parent.parent
@@ -723,10 +723,7 @@ def test_two_huge_images_in_a_small_gzip_are_refused_at_once(tmp_path):
 def test_two_huge_images_in_a_small_npz_are_refused_from_the_npy_header(tmp_path):
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (2, 30000, 30000)})
-    packer, zeros = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS), bytes(2**20)
-    first = packer.compress(header.getvalue()) + packer.compress(zeros) + packer.flush(zlib.Z_SYNC_FLUSH)
-    again = packer.compress(zeros) + packer.flush(zlib.Z_SYNC_FLUSH)
-    pixels = first + again * 1716 + b"\x03\x00"  # 1.8 GB of zeros in 1.8 MB
+    pixels = deflated_zeros(1717, header.getvalue())  # 1.8 GB of zeros in 1.8 MB
     small = {f"{key}.npy": npy_bytes(value)
              for key, value in small_arrays().items() if key != "x_train"}
     members = [("x_train.npy", pixels, zipfile.ZIP_DEFLATED, len(header.getvalue()) + 2 * 30000**2, 0)]

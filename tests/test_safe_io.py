@@ -149,13 +149,19 @@ def test_bzip2_and_lzma_members_are_refused_before_decompressing(tmp_path, metho
     assert error.reason == f"W.npy is compressed with method {method}; only stored and deflated members are read"
 
 
+def deflated_zeros(mib: int, prefix: bytes = b"") -> bytes:
+    """Return prefix and then mib MiB of zeros, deflated at about 1000:1 in no time: one flushed block of 1 MiB of
+    zeros repeated (it refers back only to zeros), then an empty last block."""
+    packer, zeros = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS), bytes(2**20)
+    first = packer.compress(prefix) + packer.compress(zeros) + packer.flush(zlib.Z_SYNC_FLUSH)
+    again = packer.compress(zeros) + packer.flush(zlib.Z_SYNC_FLUSH)
+    return first + again * (mib - 1) + b"\x03\x00"
+
+
 @pytest.fixture(scope="module")
 def deflate_bomb() -> bytes:
-    """Return 3 GiB of zeros as 3 MB of deflate: 3072 copies of one flushed block of 1 MiB, then a last empty block."""
-    packer, zeros = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS), bytes(2**20)
-    first = packer.compress(zeros) + packer.flush(zlib.Z_SYNC_FLUSH)
-    again = packer.compress(zeros) + packer.flush(zlib.Z_SYNC_FLUSH)  # refers back only to zeros: repeatable
-    return first + again * 3071 + b"\x03\x00"
+    """Return 3 GiB of zeros in 3 MB of deflate."""
+    return deflated_zeros(3 * 1024)
 
 
 def test_a_deflate_bomb_declaring_a_small_size_is_refused_quickly_with_little_memory(tmp_path, deflate_bomb):
@@ -328,3 +334,19 @@ def test_a_folder_a_missing_folder_and_another_kind_of_file_are_refused(tmp_path
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     assert destination_error(fifo) == f"{fifo} exists and is not a model file: choose another name"
+
+
+def test_a_header_is_read_without_inflating_the_member(tmp_path):
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (3, 2**30)})
+    path = tmp_path / "data.npz"
+    packed = deflated_zeros(3 * 1024, header.getvalue())
+    path.write_bytes(raw_zip([("x_train.npy", packed, zipfile.ZIP_DEFLATED, len(header.getvalue()) + 3 * 2**30, 0)]))
+    tracemalloc.start()
+    try:
+        with safe_io.open_npz(path, "the data file", max_member_bytes=2**33, max_total_bytes=2**33) as archive:
+            assert archive.header("x_train") == ((3, 2**30), np.dtype(np.uint8))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20
