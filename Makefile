@@ -9,7 +9,7 @@ export SOFTMAX_DATA := ../shared/data/mnist
 endif
 endif
 
-.PHONY: install train test test-fast bench clean compare compare-losses
+.PHONY: install train test test-fast bench clean compare compare-losses serve
 
 install: $(BIN)/softmax
 
@@ -20,6 +20,10 @@ $(BIN)/softmax: pyproject.toml
 
 train: install
 	$(BIN)/softmax train
+
+# the drawing page for the model `make train` saved: http://127.0.0.1:8000
+serve: install
+	$(BIN)/softmax serve --open
 
 test: install
 	$(BIN)/python -m pytest

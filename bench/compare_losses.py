@@ -16,11 +16,13 @@ import argparse
 import time
 from pathlib import Path
 
+from softmax_cli import model
 from softmax_cli.config import TrainConfig
 from softmax_cli.data import load_dataset
 from softmax_cli.metrics import loss_and_accuracy
 from softmax_cli.plots import plot_loss_comparison
-from softmax_cli.train import Trainer, fit, split_validation
+from softmax_cli.run import learn
+from softmax_cli.train import Trainer
 
 from mnist import data_path
 
@@ -35,17 +37,18 @@ def main():
     parser.add_argument("--out", type=Path, default=HERE / "out", help="folder for losses.md and losses.png")
     args = parser.parse_args()
     dataset = load_dataset(data_path())
-    pixels, labels, *validation = split_validation(dataset.x_train, dataset.y_train, VAL_SPLIT, TrainConfig().seed)
+    n_validation = int(round(VAL_SPLIT * len(dataset.y_train)))
     runs = []
     for loss, learning_rates in LEARNING_RATES.items():
         for lr in learning_rates:
             print(f"{loss}, lr {lr:g}: {args.epochs} epochs", flush=True)
-            config = TrainConfig(loss=loss, lr=lr, epochs=args.epochs)
-            runs.append(train(config, dataset, pixels, labels, validation))
+            config = TrainConfig(loss=loss, lr=lr, epochs=args.epochs, val_split=VAL_SPLIT)
+            runs.append(train(config, dataset))
     best = {loss: max((run for run in runs if run["config"].loss == loss), key=final_val_accuracy)
             for loss in LEARNING_RATES}
     args.out.mkdir(parents=True, exist_ok=True)
-    table = markdown(best.values(), runs, args.epochs, len(labels), len(validation[1]), len(dataset.y_test))
+    table = markdown(best.values(), runs, args.epochs, len(dataset.y_train) - n_validation, n_validation,
+                     len(dataset.y_test))
     (args.out / "losses.md").write_text(table)
     histories = {f"{loss}, lr {run['config'].lr:g}": run["history"] for loss, run in best.items()}
     plot_loss_comparison(histories, args.out / "losses.png", metric="accuracy")
@@ -53,18 +56,19 @@ def main():
     print(f"written to {args.out}/: losses.md, losses.png")
 
 
-def train(config: TrainConfig, dataset, pixels, labels, validation) -> dict:
+def train(config: TrainConfig, dataset) -> dict:
     """Return the run's config, its per-epoch history (with test_accuracy) and its training seconds."""
     trainer = Trainer(config, dataset.n_features, dataset.n_classes)
+    test_features = model.features(dataset.x_test)
     scoring_seconds = 0.0
 
     def score_test_set(stats: dict) -> None:
         nonlocal scoring_seconds
         started = time.perf_counter()
-        stats["test_accuracy"] = loss_and_accuracy(*trainer.coefficients(), dataset.x_test, dataset.y_test)[1]
+        stats["test_accuracy"] = loss_and_accuracy(*trainer.coefficients(), test_features, dataset.y_test)[1]
         scoring_seconds += time.perf_counter() - started
 
-    result = fit(trainer, pixels, labels, on_epoch=score_test_set, validation=validation)
+    _, result = learn(config, dataset.x_train, dataset.y_train, dataset.n_classes, trainer, on_epoch=score_test_set)
     # the seconds `softmax train --val-split` would report: the test scoring is this script's own
     return {"config": config, "history": result.history, "seconds": result.train_seconds - scoring_seconds}
 

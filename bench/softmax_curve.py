@@ -4,31 +4,39 @@
 
 The run's model file holds its settings and, per epoch, the training seconds but not the test accuracy.
 Training again with the same settings and seed gives the same weights epoch by epoch, so this replays it
-with the test set as the validation set and pairs each epoch's test accuracy with the run's own seconds.
+through the same pipeline (run.learn), scores the test set after each epoch and pairs each epoch's test
+accuracy with the run's own seconds.
 """
 
 import json
 import sys
 
+from softmax_cli import model
 from softmax_cli.config import TrainConfig
 from softmax_cli.data import load_dataset
+from softmax_cli.metrics import loss_and_accuracy
+from softmax_cli.run import learn
 from softmax_cli.store import load_model
-from softmax_cli.train import Trainer, fit, split_validation
+from softmax_cli.train import Trainer
 
 from mnist import data_path
 
 
 def main():
     run = load_model(sys.argv[1]).metadata
-    config = TrainConfig(**run["settings"])
+    config = TrainConfig.from_dict(run["settings"], sys.argv[1])
     dataset = load_dataset(data_path())
-    pixels, labels = dataset.x_train, dataset.y_train
-    if config.val_split:  # held out as `softmax train` holds it out, so that the same images are trained on
-        pixels, labels, *_ = split_validation(pixels, labels, config.val_split, config.seed)
+    test_features = model.features(dataset.x_test, config.preprocess)
     trainer = Trainer(config, dataset.n_features, dataset.n_classes)
-    replay = fit(trainer, pixels, labels, validation=(dataset.x_test, dataset.y_test))
-    curve = [[epoch["seconds"], again["val_accuracy"]] for epoch, again in zip(run["history"], replay.history)]
-    same = len(replay.history) == len(run["history"]) and curve[-1][1] == run["test_accuracy"]
+    test_accuracy = []
+
+    def score_test_set(stats: dict) -> None:
+        test_accuracy.append(loss_and_accuracy(*trainer.coefficients(), test_features, dataset.y_test)[1])
+
+    pixels = model.preprocessed(dataset.x_train, config.preprocess)
+    _, replay = learn(config, pixels, dataset.y_train, dataset.n_classes, trainer, on_epoch=score_test_set)
+    curve = [[epoch["seconds"], accuracy] for epoch, accuracy in zip(run["history"], test_accuracy)]
+    same = len(replay.history) == len(run["history"]) and (replay.stopped_early or curve[-1][1] == run["test_accuracy"])
     print(json.dumps({"test_accuracy": run["test_accuracy"], "train_seconds": run["train_seconds"], "curve": curve,
                       "replay_matches_run": same}))
 

@@ -45,9 +45,9 @@ def mnist(mnist_path):
 def mnist_model(mnist):
     """A model trained on real MNIST with the default settings (W, b apply to pixels / 255)."""
     from softmax_cli.config import TrainConfig
-    from softmax_cli.train import Trainer, fit
+    from softmax_cli.run import learn
 
-    return fit(Trainer(TrainConfig(), mnist.n_features, mnist.n_classes), mnist.x_train, mnist.y_train)
+    return learn(TrainConfig(), mnist.x_train, mnist.y_train, mnist.n_classes)[1]
 
 
 @pytest.fixture(scope="session", autouse=True)

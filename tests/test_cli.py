@@ -49,9 +49,15 @@ def test_train_help_shows_defaults(capsys):
         (["train", "--epochs", "0"], "--epochs"),
         (["train", "--batch-size", "0"], "--batch-size"),
         (["train", "--batch-size", "many"], "--batch-size"),
-        (["train", "--data", "/no/such/place"], "--data"),
-        (["evaluate", "--model", "/no/such/model.npz"], "--model"),
-        (["predict", "--model", "/no/such/model.npz", "x.png"], "--model"),
+        (["train", "--batch-size", "1.5"], "--batch-size"),
+        (["train", "--epochs", "2.5"], "--epochs"),
+        (["train", "--epochs", "1" + "0" * 400], "--epochs"),
+        (["train", "--batch-size", "\u00b2"], "--batch-size"),
+        (["train", "--seed", "-1"], "--seed"),
+        (["tune", "--seed", "-1"], "--seed"),
+        (["tune", "--epochs", "1" + "0" * 400], "--epochs"),
+        (["tune", "--lr", "0.1,abc"], "--lr"),
+        (["train", "--schedule", "fast"], "--schedule"),
         (["bogus"], "No such command"),
     ],
 )
@@ -59,6 +65,43 @@ def test_user_mistakes_are_one_line(capsys, args, phrase):
     code, out, err = run(capsys, *args)
     assert code == 2
     assert_one_line_error(code, err, phrase)
+    assert "Invalid value" not in err and "is not a valid" not in err  # the tool's own words, not Click's
+
+
+def test_softmax_alone_shows_the_help_as_help(capsys):
+    code, out, err = run(capsys)
+    assert code == 0 and err == ""
+    assert "Usage: softmax" in out
+
+
+def test_the_top_level_help_summarises_every_command_in_full(capsys):
+    code, out, _ = run(capsys, "--help")
+    commands = out.split("Commands:")[1]
+    for command in ("train", "tune", "evaluate", "predict", "info", "export", "serve"):
+        assert f"\n  {command} " in commands
+    assert "..." not in commands
+
+
+@pytest.mark.parametrize("args", [["evaluate"], ["info"], ["predict", "x.png"], ["export", "m.keras"]])
+def test_a_missing_model_file_says_to_train_one_first(capsys, tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, *args, *(["--model", "none.npz"] if args[0] != "info" else ["none.npz"]))
+    assert code == 1
+    assert_one_line_error(code, err, "none.npz", "softmax train")
+
+
+def test_patience_without_a_validation_split_is_refused_in_flags(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "--patience", "3", "--model", tmp_path / "m.npz")
+    assert_one_line_error(code, err, "--patience")
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_a_config_file_error_names_the_setting_as_the_file_does(capsys, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("lr = -1\n")
+    code, _, err = run(capsys, "train", "--config", config, "--model", tmp_path / "m.npz")
+    assert_one_line_error(code, err, "lr must be", str(config))
+    assert "--lr" not in err
 
 
 def test_a_file_that_is_not_a_model(capsys, tmp_path):
@@ -81,7 +124,7 @@ def test_no_traceback_in_a_real_process(tmp_path):
         [sys.executable, "-m", "softmax_cli", "predict", "--model", tmp_path / "none.npz", "a.png"],
         capture_output=True, text=True,
     )
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert_one_line_error(result.returncode, result.stderr, "none.npz")
 
 

@@ -31,12 +31,14 @@ def test_text_shows_every_fact(capsys, model_path):
     code, out, err = run(capsys, "info", model_path)
     assert code == 0 and err == ""
     assert out == f"""{model_path}
-  format version        1
+  format version        2
   softmax-cli version   0.1.0
   created               2024-01-02T03:04:05+00:00
   data set              tiny
   image shape           2x3 (6 features)
   classes               3: cat, dog, bird
+  framing               mnist
+  preprocessing         none
   test accuracy         75.00%
   training seconds      0.50
   epochs run            3
@@ -95,7 +97,7 @@ def test_a_file_that_is_not_a_model_is_the_loaders_one_line(capsys, tmp_path):
     assert_one_line_error(code, err, f"{fake} is not a valid softmax-cli model file")
 
 
-def test_a_missing_file_is_a_usage_error(capsys, tmp_path):
+def test_a_missing_file_says_to_train_one(capsys, tmp_path):
     code, _, err = run(capsys, "info", tmp_path / "missing.npz")
-    assert code == 2
-    assert_one_line_error(code, err, "missing.npz", "does not exist")
+    assert code == 1
+    assert_one_line_error(code, err, "missing.npz", "softmax train")

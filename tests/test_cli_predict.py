@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from softmax_cli.cli import preprocessed_names
+from softmax_cli.cli.predict import preprocessed_names
 from softmax_cli.images import load_image, to_mnist
 from softmax_cli.store import save_model
 import redraw

@@ -26,6 +26,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from softmax_cli import cli
+from softmax_cli.cli.progress import Progress
 from softmax_cli.data import load_dataset
 from softmax_cli.store import load_checkpoint, load_model, save_checkpoint, save_model
 from test_cli import assert_one_line_error, run
@@ -64,18 +65,18 @@ def an_older_model(path, image_shape=(8, 8)) -> bytes:
 @contextlib.contextmanager
 def signal_after_epoch(epoch: int | None, signum=signal.SIGINT, times: int = 1):
     """While active, `softmax train` sends itself the signal, once or more, as it reports the epoch (None: any)."""
-    report = cli.progress_bar.__call__
+    report = Progress.__call__
 
     def report_then_signal(bar, stats):
         report(bar, stats)
         for _ in range(times if epoch in (None, stats["epoch"]) else 0):
             os.kill(os.getpid(), signum)  # a real signal: Python runs the handler before os.kill returns
 
-    cli.progress_bar.__call__ = report_then_signal
+    Progress.__call__ = report_then_signal
     try:
         yield
     finally:
-        cli.progress_bar.__call__ = report
+        Progress.__call__ = report
 
 
 # --- Ctrl-C and SIGTERM, then --resume ------------------------------------------------------------------------
@@ -153,7 +154,7 @@ def checkpoint(capsys, tmp_path) -> Path:
 def test_resuming_with_other_settings_is_refused(capsys, tmp_path, checkpoint):
     before = checkpoint.read_bytes()
     code, _, err = train(capsys, tmp_path / "model.npz", "--resume", checkpoint, "--lr", "0.1", "--epochs", "6")
-    assert_one_line_error(code, err, "the checkpoint was made with lr=0.3: resume with the settings it was made with")
+    assert_one_line_error(code, err, "the checkpoint was made with --lr 0.3: resume with the settings it was made with")
     assert code == 1
     assert checkpoint.read_bytes() == before and not (tmp_path / "model.npz").exists()
 
@@ -167,7 +168,8 @@ def test_resuming_from_a_model_file_or_a_damaged_checkpoint_is_refused(capsys, t
     code, _, err = train(capsys, tmp_path / "model.npz", "--resume", checkpoint)
     assert_one_line_error(code, err, f"{checkpoint} is not a valid softmax-cli training checkpoint")
     code, _, err = train(capsys, tmp_path / "model.npz", "--resume", tmp_path / "missing.ckpt.npz")
-    assert code == 2 and "--resume" in err
+    assert_one_line_error(code, err, "missing.ckpt.npz", "does not exist")
+    assert code == 1
 
 
 def test_resuming_from_a_checkpoint_of_pickles_runs_no_code(capsys, tmp_path):
@@ -184,7 +186,9 @@ def test_resuming_on_other_data_is_refused(capsys, tmp_path, checkpoint, side):
     other = tmp_path / "other.npz"
     np.savez(other, x_train=pixels, y_train=labels, x_test=pixels, y_test=labels)
     code, _, err = train(capsys, tmp_path / "model.npz", "--resume", checkpoint, "--data", other)
-    assert_one_line_error(code, err, f"{checkpoint} was made on other data: resume with the --data it was trained on")
+    assert_one_line_error(code, err, "--data")
+    assert f"{checkpoint} was made on other data: resume with the --data it was trained on" in err or (
+        side == 28 and "holds 28x28 images" in err)  # other images of another size are not even the digits
 
 
 def test_the_same_data_from_another_file_resumes(capsys, tmp_path, checkpoint):
@@ -271,7 +275,7 @@ def test_a_checkpoint_that_cannot_resume_is_named_with_what_is_wrong(capsys, tmp
     code, _, err = run(capsys, "train", "--data", dataset, "--model", tmp_path / "model.npz", "--quiet",
                        "--resume", checkpoint)
     assert_one_line_error(
-        code, err, f"the checkpoint {checkpoint} does not hold a training run this version can resume (step is -1): "
+        code, err, f"the checkpoint {checkpoint} does not hold a training run this version can resume (step is -1",
         "train without --resume to start again"
     )
     assert code == 1 and not (tmp_path / "model.npz").exists()
@@ -279,14 +283,14 @@ def test_a_checkpoint_that_cannot_resume_is_named_with_what_is_wrong(capsys, tmp
 # --- Divergence -----------------------------------------------------------------------------------------------
 
 
-EXPLODING = ("--lr", "1e38", "--momentum", "0", "--schedule", "constant")
+EXPLODING = ("--lr", "1e6", "--momentum", "0", "--schedule", "constant")
 
 
 def test_divergence_stops_with_the_epoch_and_advice_and_keeps_the_old_model(capsys, tmp_path):
     model = tmp_path / "model.npz"
     before = an_older_model(model)
     code, out, err = train(capsys, model, *EXPLODING)
-    assert_one_line_error(code, err, "training diverged in epoch 1 (the loss became nan)", "try a smaller --lr")
+    assert_one_line_error(code, err, "training diverged in epoch 1 (the loss became", "try a smaller --lr")
     assert code == 1 and out == ""
     assert model.read_bytes() == before
     assert os.listdir(tmp_path) == ["model.npz"]  # no checkpoint, no temporary file
@@ -299,13 +303,13 @@ def test_divergence_writes_no_model_where_there_was_none(capsys, tmp_path):
 
 
 def test_divergence_names_the_first_epoch_that_went_wrong(capsys, tmp_path):
-    # With full-batch steps at this rate the weights grow by the same step each epoch and overflow in the third.
-    growing = ("--lr", "3e36", "--batch-size", "full", "--momentum", "0", "--schedule", "constant")
+    # With full-batch steps at this rate the loss swings higher each epoch and is far above log(10) in the third.
+    growing = ("--lr", "1000", "--batch-size", "full", "--momentum", "0", "--schedule", "constant")
     code, _, err = train(capsys, tmp_path / "two.npz", *growing, "--epochs", "2")
     assert code == 0, err
     assert np.isfinite(load_model(tmp_path / "two.npz").W).all()
     code, _, err = train(capsys, tmp_path / "ten.npz", *growing, "--epochs", "10")
-    assert_one_line_error(code, err, "training diverged in epoch 3 (the loss became inf)", "smaller --lr than 3e+36")
+    assert_one_line_error(code, err, "training diverged in epoch 3 (the loss became", "smaller --lr than 1000")
 
 
 # --- Determinism ----------------------------------------------------------------------------------------------
@@ -321,7 +325,7 @@ def test_same_seed_gives_the_same_weights_and_another_seed_other_weights(capsys,
 
 def test_a_negative_seed_is_a_usage_error(capsys, tmp_path):
     code, _, err = train(capsys, tmp_path / "model.npz", "--seed", "-1")
-    assert_one_line_error(code, err, "--seed", "-1 is not in the range x>=0")
+    assert_one_line_error(code, err, "--seed must be a whole number at least 0")
     assert code == 2
 
 
@@ -346,10 +350,10 @@ def test_history_is_written_as_csv_or_json(capsys, tmp_path):
 
 def test_history_in_a_missing_folder_is_refused_before_training(capsys, tmp_path):
     model = tmp_path / "model.npz"
-    model.write_bytes(b"the user's earlier model")
+    before = an_older_model(model)
     code, _, err = train(capsys, model, "--history", tmp_path / "no" / "history.csv")
-    assert_one_line_error(code, err, "--history", "does not exist")
-    assert model.read_bytes() == b"the user's earlier model"
+    assert_one_line_error(code, err, "history", "does not exist")
+    assert model.read_bytes() == before
 
 
 def test_history_file_with_another_suffix_is_a_usage_error(capsys, tmp_path):
@@ -361,7 +365,7 @@ def test_history_file_with_another_suffix_is_a_usage_error(capsys, tmp_path):
 
 def test_patience_stops_early_when_the_validation_loss_stops_improving(capsys, tmp_path):
     code, out, err = train(capsys, tmp_path / "model.npz", "--val-split", "0.2", "--patience", "2",
-                           "--epochs", "200", "--json")
+                           "--epochs", "200", "--average", "0", "--json")
     assert code == 0, err
     summary = json.loads(out)
     history = load_model(tmp_path / "model.npz").metadata["history"]
@@ -379,8 +383,8 @@ def softmax_train(*args) -> list[str]:
 
 
 def epochs_shown(progress: bytes) -> int:
-    """Return how many epochs the progress bar on stderr has reported done so far (tqdm writes "3/12 [...")."""
-    return max(map(int, re.findall(rb"(\d+)/\d+ \[", progress)), default=0)
+    """Return how many epochs the progress on stderr has reported done so far (off a terminal: "epoch 3/12: ...")."""
+    return max(map(int, re.findall(rb"epoch (\d+)/\d+:", progress)), default=0)
 
 
 def start_then_signal(args, signum, epochs: int, timeout: float = 300) -> tuple[int, str]:

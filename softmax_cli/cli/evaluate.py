@@ -1,0 +1,89 @@
+"""`softmax evaluate` and `softmax info`: what a saved model scores, and what its file holds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..config import DATASETS
+from ..errors import SoftmaxError
+from .options import data_option, dataset_option, load_data, json_option, model_option
+from .render import facts_table, format_matrix, model_facts
+
+
+def open_model(path: Path):
+    """Return the SavedModel at path; a missing file is said with what to do about it."""
+    from ..store import load_model
+
+    if not path.exists() and not path.is_symlink():
+        raise SoftmaxError(f"there is no model file {path}: train one first (softmax train --model {path}), or "
+                           "pass --model with the path of a model file")
+    return load_model(path)
+
+
+@click.command(short_help="Accuracy and a full report of a saved model.")
+@model_option("The model file to evaluate.")
+@dataset_option("the model's data set")
+@data_option
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write PNG figures to this folder (created if missing): confusion matrix, weight templates, "
+              "learning curves and the most confident mistakes.")
+@json_option
+@click.pass_context
+def evaluate(ctx, model_path, dataset_name, data, plots_dir, as_json):
+    """Test-set accuracy, per-class precision, recall and F1, and the confusion matrix of a saved model.
+
+    The test images get what the model was trained with (its preprocessing, e.g. deskewing), and
+    data that is not what the model was made for (other classes, image size or data set) is refused.
+    """
+    from ..data import check_model_fits
+    from ..metrics import classification_summary
+    from ..model import features, predict_proba
+
+    saved = open_model(model_path)
+    if dataset_name is None and data is None:  # the data the model was made for; --data alone is read as it is
+        if saved.dataset not in DATASETS:
+            raise SoftmaxError(f"{model_path} was trained on {saved.dataset}, the user's own data: pass --data with "
+                               "its test set")
+        dataset_name = saved.dataset
+    dataset = load_data(ctx, data, dataset_name)
+    check_model_fits(saved, dataset)
+    probabilities = predict_proba(saved.W, saved.b, features(dataset.x_test, saved.preprocess))
+    summary = classification_summary(dataset.y_test, probabilities.argmax(axis=1), saved.class_names)
+    figures = []
+    if plots_dir is not None:
+        from ..plots import write_evaluation_figures
+
+        figures = write_evaluation_figures(plots_dir, saved, dataset.x_test, dataset.y_test, probabilities)
+    if as_json:
+        summary.pop("report")
+        click.echo(json.dumps({"model": str(model_path), "n_test": len(dataset.y_test), **summary,
+                               "figures": [str(path) for path in figures]}, allow_nan=False))
+        return
+    click.echo(f"test accuracy {summary['accuracy']:.2%} on {len(dataset.y_test)} images ({model_path})\n")
+    click.echo(summary["report"])
+    click.echo("confusion matrix (rows: true class, columns: predicted class)")
+    click.echo(format_matrix(summary["confusion_matrix"], saved.class_names))
+    for path in figures:
+        click.echo(f"figure written: {path}")
+
+
+@click.command(short_help="What a model file holds: data set, settings, training.")
+@click.argument("model_path", metavar="[MODEL]", required=False, default="model.npz", envvar="SOFTMAX_MODEL",
+                type=click.Path(path_type=Path))
+@json_option
+def info(model_path, as_json):
+    """What the model file MODEL holds: its data set, classes, preprocessing, settings and how training went.
+
+    MODEL defaults to model.npz, or to $SOFTMAX_MODEL when that is set. --json prints the file's
+    whole metadata with the shapes of W and b.
+    """
+    saved = open_model(model_path)
+    file_bytes = model_path.stat().st_size
+    if as_json:
+        click.echo(json.dumps({"model": str(model_path), "file_bytes": file_bytes, "W_shape": list(saved.W.shape),
+                               "b_shape": list(saved.b.shape), "metadata": saved.metadata}, allow_nan=False))
+        return
+    click.echo(facts_table(str(model_path), model_facts(saved, file_bytes)))

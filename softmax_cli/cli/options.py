@@ -1,0 +1,134 @@
+"""The options the commands share, and the Click types that check them with the library's own rules.
+
+A training setting's flag takes its type, range, default and help from config.SETTINGS: `SettingType` hands the
+text to `config.check_setting`, so `--batch-size full`, `batch_size = "full"` in a TOML file and
+`SoftmaxRegression(batch_size="full")` are one rule, and a refused value reads the same from every source.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+
+from ..config import DATASETS, SETTINGS, check_setting, read_config_file
+from ..errors import SoftmaxError
+
+
+def flag_of(setting: str) -> str:
+    """Return the command-line flag of a setting: val_split -> --val-split."""
+    return "--" + setting.replace("_", "-")
+
+
+class OptionError(click.UsageError):
+    """A bad option value, said in the tool's own words (Click would prefix "Invalid value for ..."); exit 2."""
+
+
+class SettingType(click.ParamType):
+    """A training setting given on the command line, checked by config.check_setting."""
+
+    def __init__(self, setting: str):
+        self.setting = setting
+        described = SETTINGS[setting]
+        self.name = f"[{'|'.join(described.choices)}]" if described.choices else (
+            f"N|{described.word}" if described.word else described.kind.__name__.upper())
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return self.name
+
+    def convert(self, value, param, ctx):
+        try:
+            return check_setting(self.setting, value)
+        except SoftmaxError as e:
+            raise OptionError(e.in_terms_of(flag_of), ctx) from None
+
+
+class ListOf(click.ParamType):
+    """Comma-separated values of one setting (e.g. --lr 0.1,0.3,1), each checked; a repeated value counts once."""
+
+    def __init__(self, setting: str):
+        self.item = SettingType(setting)
+        self.name = "x,y,..."
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):  # already converted: Click passes defaults through convert too
+            return value
+        items = [item.strip() for item in str(value).split(",")]
+        if not all(items):
+            raise OptionError(f"{param.opts[0]} needs one or more values separated by commas, e.g. 1,2,3, got "
+                              f"{value!r}", ctx)
+        return tuple(dict.fromkeys(self.item.convert(item, param, ctx) for item in items))
+
+
+def setting_option(name: str, help_text: str | None = None):
+    """Return the option of one training setting, its default and help from config.SETTINGS."""
+    setting = SETTINGS[name]
+    return click.option(flag_of(name), name, type=SettingType(name), default=setting.default, show_default=True,
+                        help=help_text or setting.meaning)
+
+
+def settings_given(ctx: click.Context, settings: dict) -> dict:
+    """Return the settings the user chose (on the command line, in the environment or a config file), by name."""
+    return {name: value for name, value in settings.items()
+            if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT}
+
+
+def _read_config(ctx: click.Context, param, path):
+    """Make a --config file's settings the defaults of the command's own setting options (ctx.default_map)."""
+    if path is not None:
+        try:
+            ctx.default_map = {**(ctx.default_map or {}), **read_config_file(path)}
+        except SoftmaxError as e:
+            raise SoftmaxError(str(e)) from None  # a file's setting is named as the file writes it: lr, not --lr
+    return path
+
+
+def config_option(help_text: str):
+    return click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), is_eager=True,
+                        callback=_read_config, expose_value=True, help=help_text)
+
+
+def data_option(command):
+    return click.option(
+        "--data",
+        type=click.Path(path_type=Path),
+        envvar="SOFTMAX_DATA",
+        show_envvar=True,
+        help="A local copy of the data set: a Keras-format .npz or a folder with one, or a folder with the four "
+        "IDX files. Without it the data set is downloaded through keras.datasets.",
+    )(command)
+
+
+def dataset_option(shown_default: str = "mnist, or your own data when --data is given"):
+    return click.option(
+        "--dataset",
+        "dataset_name",
+        type=click.Choice(DATASETS),
+        show_default=shown_default,
+        help="Which data set: MNIST digits, Fashion-MNIST clothes (both through keras.datasets unless --data), or "
+        "scikit-learn's bundled 8x8 digits (no download). Files given with --data must be that data set.",
+    )
+
+
+def load_data(ctx: click.Context, data: Path | None, dataset_name: str | None):
+    """Return the data set the options name: --dataset (checked against --data's files), else --data's own data.
+
+    SOFTMAX_DATA never stands for the bundled digits; with neither option, MNIST.
+    """
+    from ..data import load_dataset
+
+    if dataset_name == "digits" and ctx.get_parameter_source("data") is ParameterSource.ENVIRONMENT:
+        data = None
+    if dataset_name is None and data is None:
+        dataset_name = "mnist"
+    return load_dataset(data, name=dataset_name)
+
+
+def model_option(help_text: str):
+    return click.option("--model", "model_path", type=click.Path(path_type=Path), default="model.npz",
+                        show_default=True, envvar="SOFTMAX_MODEL", show_envvar=True, help=help_text)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress and no summary.")

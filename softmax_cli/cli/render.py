@@ -1,0 +1,111 @@
+"""The text the commands print: tables, one epoch's figures, a model's facts, an image drawn in characters."""
+
+from __future__ import annotations
+
+import numpy as np
+
+EPOCH_STATS = {"loss": ("loss", ".4f"), "accuracy": ("accuracy", ".2%"),
+               "val_loss": ("validation loss", ".4f"), "val_accuracy": ("validation accuracy", ".2%")}
+SHADES = " .:-=+*#%@"  # from black (0) to full ink (1): the model sees a light digit on black
+
+
+def format_epoch(stats: dict) -> str:
+    """Return one epoch's loss and accuracy (and their validation values, when recorded) as text."""
+    return ", ".join(f"{label} {stats[key]:{spec}}" for key, (label, spec) in EPOCH_STATS.items() if key in stats)
+
+
+def format_matrix(matrix, names) -> str:
+    """Return the confusion matrix as text, one row per true class, every column as wide as the widest entry."""
+    width = max(6, *(len(str(v)) + 1 for row in matrix for v in row), *(len(n) + 1 for n in names))
+    lines = [" " * width + "".join(f"{n:>{width}}" for n in names)]
+    lines += [f"{name:>{width}}" + "".join(f"{v:>{width}}" for v in row) for name, row in zip(names, matrix)]
+    return "\n".join(lines)
+
+
+def format_batch_size(batch_size) -> str:
+    return str(batch_size)
+
+
+def model_facts(saved, file_bytes: int) -> list[tuple[str, str]]:
+    """Return the (label, text) rows `softmax info` prints about a loaded model."""
+    metadata = saved.metadata
+    height, width = saved.image_shape
+    accuracy = metadata["test_accuracy"]
+    history = metadata["history"]
+    rows = [
+        ("format version", str(metadata["format_version"])),
+        ("softmax-cli version", metadata["softmax_cli_version"]),
+        ("created", metadata["created"]),
+        ("data set", metadata["dataset"]),
+        ("image shape", f"{height}x{width} ({height * width} features)"),
+        ("classes", f"{len(saved.class_names)}: {', '.join(saved.class_names)}"),
+        ("framing", saved.framing),
+        ("preprocessing", saved.preprocess),
+        ("test accuracy", "not measured" if accuracy is None else f"{accuracy:.2%}"),
+        ("training seconds", f"{metadata['train_seconds']:.2f}"),
+        ("epochs run", str(len(history))),
+    ]
+    if history:
+        rows.append(("first epoch", format_epoch(history[0])))
+        rows.append(("last epoch", format_epoch(history[-1])))
+    validated = [(stats["epoch"], stats["val_loss"]) for stats in history if "val_loss" in stats]
+    if validated:
+        epoch, val_loss = min(validated, key=lambda pair: pair[1])
+        rows.append(("best validation loss", f"{val_loss:.4f} (epoch {epoch})"))
+    if metadata.get("best_epoch") is not None:
+        rows.append(("weights kept", f"epoch {metadata['best_epoch']} (stopped early)"))
+    rows.append(("W, b", f"{saved.W.shape} {saved.W.dtype}, {saved.b.shape} {saved.b.dtype}"))
+    rows.append(("file size", f"{file_bytes:,} bytes"))
+    rows.append(("settings", ""))
+    rows += [(f"  {name}", str(value)) for name, value in metadata["settings"].items()]
+    return rows
+
+
+def facts_table(title: str, rows: list[tuple[str, str]]) -> str:
+    """Return a title line and its (label, text) rows, the labels in one column."""
+    width = max(len(label) for label, _ in rows) + 2
+    return "\n".join([title, *(f"  {label:<{width}}{text}".rstrip() for label, text in rows)])
+
+
+def tune_table(trials) -> str:
+    """Return the ranked table `softmax tune` prints, one row per trial, best first."""
+    lines = [f"{'rank':>4}  {'lr':>8}  {'batch size':>10}  {'l2':>8}  {'val accuracy':>12}  {'val loss':>8}  "
+             f"{'seconds':>7}"]
+    for rank, trial in enumerate(trials, 1):
+        config = trial.config
+        settings = f"{rank:>4}  {config.lr:>8g}  {format_batch_size(config.batch_size):>10}  {config.l2:>8g}"
+        scores = (f"{'diverged':>12}  {'-':>8}" if trial.problem
+                  else f"{trial.val_accuracy:>12.2%}  {trial.val_loss:>8.4f}")
+        lines.append(f"{settings}  {scores}  {trial.seconds:>7.2f}")
+    return "\n".join(lines)
+
+
+class PredictionTable:
+    """The table `softmax predict` prints, one row per image; its columns are sized from all paths up front."""
+
+    def __init__(self, paths, class_names):
+        self.class_names = class_names
+        self.path_width = max(len("path"), *(len(str(path)) for path in paths))
+        self.name_width = max(len("class"), *(len(name) for name in class_names))
+
+    def header(self, top_k: int) -> str:
+        """Return the header line; with top_k > 1 it names the column of the next likeliest classes."""
+        line = f"{'path':<{self.path_width}}  {'class':<{self.name_width}}  probability  entropy (bits)"
+        return line + ("  next likeliest" if top_k > 1 else "")
+
+    def row(self, path, probabilities, ranked, entropy: float) -> str:
+        """Return the row of one image: the likeliest class (ranked[0]) first, then the other ranked classes."""
+        first, *others = ranked
+        line = (
+            f"{str(path):<{self.path_width}}  {self.class_names[first]:<{self.name_width}}  "
+            f"{probabilities[first]:>11.1%}  {entropy:>14.2f}"
+        )
+        for k in others:
+            line += f"  {self.class_names[k]:<{self.name_width}} {probabilities[k]:>6.1%}"
+        return line.rstrip()
+
+
+def ascii_art(pixels, shape) -> str:
+    """Return the image as lines of text, one per pixel row, each pixel two characters wide to look square."""
+    levels = (np.asarray(pixels).reshape(shape) * len(SHADES)).astype(int).clip(0, len(SHADES) - 1)
+    return "\n".join("".join(SHADES[level] * 2 for level in row) for row in levels)

@@ -1,0 +1,188 @@
+"""A training run as a whole, fresh or resumed: check where it will write, split, fit, score, save.
+
+`train_model` is what `softmax train` does, as a library function that prints nothing: the CLI, bench/ and the
+tests call it, and `learn` (split off the validation set, fit) is the part the estimator and tune share with it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import model, store
+from .config import TrainConfig
+from .errors import EXIT_USAGE, SoftmaxError
+from .metrics import loss_and_accuracy
+from .train import Trainer, TrainResult, fit, split_validation
+
+HISTORY_SUFFIXES = (".csv", ".json")
+
+
+@dataclass
+class Resumed:
+    """An interrupted run read from its checkpoint, ready to go on: its trainer and the data it was trained on."""
+
+    path: Path
+    trainer: Trainer
+    dataset: str         # the data set's name, as --dataset gives it
+    training_data: str   # the fingerprint of the training set it was trained on
+
+    @property
+    def config(self) -> TrainConfig:
+        return self.trainer.config
+
+
+def read_checkpoint(path) -> Resumed:
+    """Return the run saved in the checkpoint at path, validated; any problem is one SoftmaxError line."""
+    arrays, state = store.load_checkpoint(path)
+    trainer = Trainer.from_checkpoint(arrays, state, path)
+    dataset, training_data = state.get("dataset"), state.get("training_data")
+    if not (isinstance(dataset, str) and isinstance(training_data, str)):
+        raise SoftmaxError(f"the checkpoint {path} does not say what data it was trained on: train without resuming")
+    return Resumed(Path(path), trainer, dataset, training_data)
+
+
+def checkpoint_path_for(model_path) -> Path:
+    """Return where an interrupted run's checkpoint goes: next to the model, model.npz -> model.ckpt.npz."""
+    model_path = Path(model_path)
+    stem = model_path.name[: -len(".npz")] if model_path.name.endswith(".npz") else model_path.name
+    return model_path.with_name(f"{stem}.ckpt.npz")
+
+
+@dataclass
+class RunResult:
+    """What a training run did: its scores and files, or, when interrupted, where its checkpoint is."""
+
+    config: TrainConfig
+    dataset: str
+    fit: TrainResult
+    model_path: Path
+    checkpoint_path: Path | None = None  # set when the run was interrupted and saved there
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.checkpoint_path is not None
+
+    def summary(self) -> dict:
+        """Return the run as the JSON object `softmax train --json` prints."""
+        return {
+            "test_accuracy": self.test_accuracy,
+            "test_loss": self.test_loss,
+            "train_seconds": self.fit.train_seconds,
+            "epochs": self.fit.epochs_run,
+            "stopped_early": self.fit.stopped_early,
+            "best_epoch": self.fit.best_epoch,
+            "model": str(self.model_path),
+            "dataset": self.dataset,
+            "settings": self.config.to_dict(),
+        }
+
+
+def check_destinations(model_path, history_path=None, reads: Iterable = (), resumed_from=None) -> None:
+    """Raise SoftmaxError, before any work, unless the run can write its model, history and checkpoint where asked.
+
+    reads are the files the same command reads (data, config): none of them is ever written over. A resumed run
+    (resumed_from, its checkpoint) saves a new interruption back into that checkpoint, and nothing else there.
+    An existing model file is only replaced by a model file, a history file by a history file.
+    """
+    from .safe_io import check_destination
+
+    reads = [Path(path) for path in reads if path is not None and Path(path).exists()]
+    if history_path is not None and Path(history_path).suffix not in HISTORY_SUFFIXES:
+        raise SoftmaxError("{setting} must end in .csv or .json", EXIT_USAGE, setting="history")
+    checkpoint = Path(resumed_from) if resumed_from is not None else checkpoint_path_for(model_path)
+    others = [*reads, *([checkpoint] if resumed_from is not None else [])]
+    check_destination(model_path, "model file", reads=others, is_kind=store.is_model_file)
+    check_destination(checkpoint, "checkpoint", reads=reads, is_kind=store.is_checkpoint_file)
+    if history_path is not None:
+        check_destination(history_path, "history file", reads=[*others, model_path], is_kind=is_history_file)
+
+
+def learn(config: TrainConfig, pixels: np.ndarray, labels: np.ndarray, n_classes: int,
+          trainer: Trainer | None = None, on_epoch: Callable[[dict], None] | None = None,
+          should_stop: Callable[[], bool] | None = None) -> tuple[Trainer, TrainResult]:
+    """Return the trainer and the result of fitting config to (pixels, labels) less config's validation split.
+
+    pixels are uint8 images or float features; a given trainer (a resumed run) goes on from where it stopped.
+    """
+    validation = None
+    if config.val_split:
+        pixels, labels, *validation = split_validation(pixels, labels, config.val_split, config.seed)
+    if trainer is None:
+        trainer = Trainer(config, int(np.prod(pixels.shape[1:])), n_classes)
+    return trainer, fit(trainer, pixels, labels, on_epoch=on_epoch, validation=validation, should_stop=should_stop)
+
+
+def train_model(dataset, config: TrainConfig, model_path, *, resumed: Resumed | None = None, history_path=None,
+                reads: Iterable = (), on_epoch: Callable[[dict], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> RunResult:
+    """Return the RunResult of training on dataset (a data.Dataset) and saving the model to model_path.
+
+    With resumed, the run goes on from its checkpoint (its settings win; config must be resumed.config). When
+    should_stop() turns true, the run is saved as a checkpoint for resuming instead, and no model is written.
+    """
+    model_path = Path(model_path)
+    check_destinations(model_path, history_path, reads, resumed.path if resumed else None)
+    if resumed is not None and (resumed.training_data != dataset.fingerprint()
+                                or resumed.trainer.n_classes != dataset.n_classes):
+        raise SoftmaxError(f"{resumed.path} was made on other data: resume with the {{setting}} it was trained on",
+                          setting="data")
+    pixels = model.preprocessed(dataset.x_train, config.preprocess)
+    trainer, result = learn(config, pixels, dataset.y_train, dataset.n_classes,
+                            resumed.trainer if resumed else None, on_epoch, should_stop)
+    run = RunResult(config, dataset.name, result, model_path)
+    if result.interrupted:
+        run.checkpoint_path = resumed.path if resumed else checkpoint_path_for(model_path)
+        arrays, state = trainer.to_checkpoint()
+        store.save_checkpoint(run.checkpoint_path, arrays,
+                              {**state, "dataset": dataset.name, "training_data": dataset.fingerprint()})
+        return run
+    test_features = model.features(dataset.x_test, config.preprocess)
+    run.test_loss, run.test_accuracy = loss_and_accuracy(result.W, result.b, test_features, dataset.y_test)
+    metadata = store.model_metadata(config, dataset, result, run.test_loss, run.test_accuracy)
+    store.save_model(model_path, result.W, result.b, metadata)
+    if history_path is not None:
+        write_history(result.history, history_path)
+    if resumed is not None:
+        resumed.path.unlink(missing_ok=True)  # the run it held is finished and saved
+    return run
+
+
+def history_text(history: list[dict], suffix: str) -> str:
+    """Return the per-epoch history as CSV or JSON text (suffix ".csv" or ".json"), every epoch's keys as columns."""
+    if suffix == ".json":
+        return json.dumps(history, indent=1, allow_nan=False) + "\n"
+    columns = list(dict.fromkeys(key for stats in history for key in stats))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    return text.getvalue()
+
+
+def write_history(history: list[dict], path) -> None:
+    """Write the per-epoch history to path as CSV or JSON, whichever its name says, atomically; returns None."""
+    from .safe_io import write_atomically
+
+    text = history_text(history, Path(path).suffix)
+    write_atomically(path, lambda temporary: Path(temporary).write_text(text), "write the history to",
+                     example_name="history.csv")
+
+
+def is_history_file(path) -> bool:
+    """Return whether the file at path is a history softmax-cli wrote (so that it may be replaced by another)."""
+    try:
+        with open(path, "rb") as file:
+            start = file.read(64)
+    except OSError:
+        return False
+    return start.startswith(b"epoch,") or start.lstrip().startswith(b"[") and b'"epoch"' in start or start == b"[]\n"
+
