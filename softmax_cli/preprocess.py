@@ -93,3 +93,15 @@ def _deskew_chunk(images: np.ndarray, out: np.ndarray, padded: np.ndarray, blend
         np.rint(left, out=left)
         np.clip(left, 0, 255, out=left)  # a blend of two levels stays within them, but float error could step out
     out.reshape(m, width)[...] = left
+
+
+def deskewed_training_set(dataset) -> np.ndarray:
+    """Return deskew(dataset.x_train) for a data.Dataset, from the verified cache when it holds a sound copy.
+
+    The key names the training set's fingerprint and DESKEW_VERSION, so a copy is never used for other data
+    or for another version of deskew; a missing or damaged copy is made again and kept for next time.
+    """
+    # imported here, not at the top: predict deskews one image and needs nothing of the data package
+    from .data.cache import cached_array
+
+    return cached_array(f"deskew {DESKEW_VERSION} {dataset.fingerprint()}", lambda: deskew(dataset.x_train))
