@@ -599,7 +599,7 @@ keras.src.utils.file_utils.urlretrieve = offline  # the real get_file, failing t
 try:
     load_dataset(None, "mnist")
 except SoftmaxError as error:
-    results["offline"] = str(error)
+    results["offline"] = error.in_terms_of(lambda setting: f"--{setting}")
 keras.src.datasets.mnist.get_file = lambda *args, **kwargs: sys.argv[1]  # mnist.load_data looks it up here
 results["mnist"] = summary(load_dataset(None, "mnist"))
 print(json.dumps(results))
@@ -651,7 +651,8 @@ def test_tensorflow_start_up_noise_stays_off_stderr(keras_results):
 def test_keras_without_network_says_how_to_use_a_local_copy(keras_results):
     message = keras_results["offline"]
     assert message.startswith("could not download MNIST through keras.datasets (no network? URL fetch failure")
-    assert "pass --data PATH or set SOFTMAX_DATA" in message and "\n" not in message
+    assert message.endswith(": point --data at a local copy (a Keras .npz or a folder with the four IDX files)")
+    assert "\n" not in message
 
 
 # --- A data set knows what it is ----------------------------------------------------------------------------

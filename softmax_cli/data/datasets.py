@@ -43,8 +43,8 @@ def named(name: str | None) -> NamedDataset | None:
     if name is None:
         return None
     if name not in KNOWN:
-        raise SoftmaxError(f"unknown data set {name!r}: choose one of {', '.join(KNOWN)}, or pass --data PATH",
-                           setting="dataset")
+        raise SoftmaxError(f"unknown data set {name!r}: choose one of {', '.join(KNOWN)} (or none, for your own "
+                           "data)", setting="dataset")
     return KNOWN[name]
 
 

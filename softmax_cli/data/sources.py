@@ -27,19 +27,20 @@ def download(name: str, title: str) -> tuple[Arrays, dict[str, str], str]:
         return _digits()
     from ..export import import_keras
 
-    advice = "pass --data PATH or set SOFTMAX_DATA to a local copy (a Keras .npz or a folder with the four IDX files)"
+    advice = "point {setting} at a local copy (a Keras .npz or a folder with the four IDX files)"
     try:
         keras_dataset = getattr(import_keras().datasets, name)
     except ImportError as e:
-        raise SoftmaxError(f"cannot download {title}: keras is not importable ({e}); {advice}") from None
+        raise SoftmaxError(f"cannot download {title}: keras is not importable ({e}); {advice}", setting="data") \
+            from None
     try:
         # Keras reports download progress on stdout, which belongs to the command's own output.
         with contextlib.redirect_stdout(sys.stderr):
             (x_train, y_train), (x_test, y_test) = keras_dataset.load_data()
     except Exception as e:  # Keras raises a bare Exception("URL fetch failure ...") when offline
         reason = " ".join(str(e).split())
-        raise SoftmaxError(f"could not download {title} through keras.datasets (no network? {reason}): {advice}") \
-            from None
+        raise SoftmaxError(f"could not download {title} through keras.datasets (no network? {reason}): {advice}",
+                           setting="data") from None
     source = f"keras.datasets.{name}"
     return dict(zip(KEYS, (x_train, y_train, x_test, y_test))), {key: f"{source} ({key})" for key in KEYS}, source
 
