@@ -20,6 +20,11 @@ def preprocessed(images: np.ndarray, preprocess: str = "none") -> np.ndarray:
     return deskew(images)
 
 
+def feature_scale(dtype) -> float:
+    """Return what features() multiplies data of this dtype by: PIXEL_SCALE for uint8 pixels, else 1."""
+    return PIXEL_SCALE if np.dtype(dtype) == np.uint8 else 1.0
+
+
 def features(images: np.ndarray, preprocess: str = "none") -> np.ndarray:
     """Return the float32 rows a model takes for images (n, height, width), after the preprocessing it asks for.
 
@@ -29,8 +34,9 @@ def features(images: np.ndarray, preprocess: str = "none") -> np.ndarray:
     """
     images = preprocessed(np.asarray(images), preprocess)
     rows = images.reshape(len(images), -1).astype(np.float32)
-    if images.dtype == np.uint8:
-        rows *= np.float32(PIXEL_SCALE)
+    scale = feature_scale(images.dtype)
+    if scale != 1:
+        rows *= np.float32(scale)
     return rows
 
 
@@ -77,6 +83,15 @@ def loss_and_grad(W: np.ndarray, b: np.ndarray, X: np.ndarray, Y: np.ndarray):
     loss = -(Y * log_p).sum() / len(X)
     G = (np.exp(log_p) - Y) / len(X)  # d loss / d Z
     return float(loss), X.T @ G, G.sum(axis=0)
+
+
+def mse_loss_and_grad(W, b, X, Y):
+    """Return the mean squared error of softmax(X @ W + b) against one-hot Y (summed over classes), and (dW, db)."""
+    P = softmax(logits(W, b, X))
+    residual = P - Y
+    dP = 2 * residual / len(X)
+    G = P * (dP - (dP * P).sum(axis=1, keepdims=True))  # d loss / d Z: the softmax Jacobian applied to dP
+    return float((residual**2).sum() / len(X)), X.T @ G, G.sum(axis=0)
 
 
 def fused_cross_entropy_grad(Z: np.ndarray, true_index: np.ndarray) -> float:

@@ -63,24 +63,10 @@ def split_validation(pixels: np.ndarray, labels: np.ndarray, fraction: float, se
     return pixels[train], labels[train], pixels[val], labels[val]
 
 
-def feature_scale(dtype) -> float:
-    """Return what model.features multiplies data of this dtype by: PIXEL_SCALE for uint8 pixels, else 1."""
-    return model.PIXEL_SCALE if np.dtype(dtype) == np.uint8 else 1.0
-
-
 def steps_per_epoch(config: TrainConfig, n: int) -> tuple[int, int]:
     """Return (batch size, steps of one epoch) for n training samples."""
     batch_size = n if config.batch_size == FULL_BATCH else min(config.batch_size, n)
     return batch_size, math.ceil(n / batch_size)
-
-
-def _mse_loss_and_grad(W, b, X, Y):
-    """Return the mean squared error of softmax(X @ W + b) against one-hot Y (summed over classes), and (dW, db)."""
-    P = model.softmax(model.logits(W, b, X))
-    residual = P - Y
-    dP = 2 * residual / len(X)
-    G = P * (dP - (dP * P).sum(axis=1, keepdims=True))  # d loss / d Z: the softmax Jacobian applied to dP
-    return float((residual**2).sum() / len(X)), X.T @ G, G.sum(axis=0)
 
 
 def reference_fit(config: TrainConfig, X: np.ndarray, labels: np.ndarray, n_classes: int):
@@ -90,7 +76,7 @@ def reference_fit(config: TrainConfig, X: np.ndarray, labels: np.ndarray, n_clas
     momentum, schedule, l2 and averaging as Trainer.train_epoch; no validation or early stopping.
     """
     X, Y = model.features(X).astype(np.float64), model.one_hot(labels, n_classes).astype(np.float64)
-    loss_and_grad = model.loss_and_grad if config.loss == "cross-entropy" else _mse_loss_and_grad
+    loss_and_grad = model.loss_and_grad if config.loss == "cross-entropy" else model.mse_loss_and_grad
     n, d = X.shape
     batch_size, n_steps = steps_per_epoch(config, n)
     total_steps = config.epochs * n_steps
@@ -246,7 +232,7 @@ class Trainer:
 
     def _adopt_scale(self, dtype) -> None:
         """Take the feature scale of data of this dtype, or raise SoftmaxError if the run was trained on other data."""
-        scale = feature_scale(dtype)
+        scale = model.feature_scale(dtype)
         if self.scale is None:
             self.scale = scale
         elif self.scale != scale:

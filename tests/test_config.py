@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from softmax_cli.config import FULL_BATCH, SETTINGS, TrainConfig, check_setting, make_config, read_config_file
+from softmax_cli.config import DATASETS, FULL_BATCH, SETTINGS, TrainConfig, check_setting, make_config, read_config_file
 from softmax_cli.errors import SoftmaxError
 from conftest import REPO
 
@@ -113,3 +113,9 @@ def test_a_config_file_that_is_not_text_or_too_large(tmp_path):
 def test_missing_config_file(tmp_path):
     with pytest.raises(SoftmaxError, match="does not exist"):
         read_config_file(tmp_path / "none.toml")
+
+
+def test_the_data_sets_the_settings_name_are_the_ones_data_knows():
+    from softmax_cli.data import KNOWN
+
+    assert DATASETS == tuple(KNOWN)

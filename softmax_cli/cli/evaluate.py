@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from ..config import DATASETS
 from ..errors import SoftmaxError
@@ -43,11 +44,12 @@ def evaluate(ctx, model_path, dataset_name, data, plots_dir, as_json):
     from ..model import features, predict_proba
 
     saved = open_model(model_path)
-    if dataset_name is None and data is None:  # the data the model was made for; --data alone is read as it is
-        if saved.dataset not in DATASETS:
-            raise SoftmaxError(f"{model_path} was trained on {saved.dataset}, the user's own data: pass --data with "
-                               "its test set")
-        dataset_name = saved.dataset
+    typed_data = data is not None and ctx.get_parameter_source("data") is not ParameterSource.ENVIRONMENT
+    if dataset_name is None and not typed_data and saved.dataset in DATASETS:
+        dataset_name = saved.dataset  # the data the model was made for; --data alone is read as it is
+    elif dataset_name is None and data is None:
+        raise SoftmaxError(f"{model_path} was trained on its own data ({saved.dataset}): pass --data with that "
+                           "data's files")
     dataset = load_data(ctx, data, dataset_name)
     check_model_fits(saved, dataset)
     probabilities = predict_proba(saved.W, saved.b, features(dataset.x_test, saved.preprocess))

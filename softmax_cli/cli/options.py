@@ -111,17 +111,22 @@ def dataset_option(shown_default: str = "mnist, or your own data when --data is 
     )
 
 
-def load_data(ctx: click.Context, data: Path | None, dataset_name: str | None):
-    """Return the data set the options name: --dataset (checked against --data's files), else --data's own data.
+def load_data(ctx: click.Context, data: Path | None, dataset_name: str | None, usual: str = "mnist"):
+    """Return the data set the options name: --dataset, from --data's files (checked to be it) or downloaded.
 
-    SOFTMAX_DATA never stands for the bundled digits; with neither option, MNIST.
+    Without --dataset, --data is the user's own data (recognised by its fingerprint when it is a known set), and
+    with neither, the usual data set. SOFTMAX_DATA is a local copy to use when it holds the data set asked for:
+    when --dataset asks for another, that set is fetched instead, so that following advice never needs the
+    variable unset.
     """
     from ..data import load_dataset
 
-    if dataset_name == "digits" and ctx.get_parameter_source("data") is ParameterSource.ENVIRONMENT:
-        data = None
-    if dataset_name is None and data is None:
-        dataset_name = "mnist"
+    from_environment = data is not None and ctx.get_parameter_source("data") is ParameterSource.ENVIRONMENT
+    if dataset_name is None:
+        return load_dataset(data, name=None) if data is not None else load_dataset(None, name=usual)
+    if from_environment:
+        copy = load_dataset(data, name=None)
+        return copy if copy.name == dataset_name else load_dataset(None, name=dataset_name)
     return load_dataset(data, name=dataset_name)
 
 
