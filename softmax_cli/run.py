@@ -135,7 +135,7 @@ def train_model(dataset, config: TrainConfig, model_path, *, resumed: Resumed | 
                                 or resumed.trainer.n_classes != dataset.n_classes):
         raise SoftmaxError(f"{resumed.path} was made on other data: resume with the {{setting}} it was trained on",
                           setting="data")
-    pixels = model.preprocessed(dataset.x_train, config.preprocess)
+    pixels = training_pixels(dataset, config.preprocess)
     trainer, result = learn(config, pixels, dataset.y_train, dataset.n_classes,
                             resumed.trainer if resumed else None, on_epoch, should_stop)
     run = RunResult(config, dataset.name, result, model_path)
@@ -154,6 +154,15 @@ def train_model(dataset, config: TrainConfig, model_path, *, resumed: Resumed | 
     if resumed is not None:
         resumed.path.unlink(missing_ok=True)  # the run it held is finished and saved
     return run
+
+
+def training_pixels(dataset, preprocess: str) -> np.ndarray:
+    """Return dataset's training images after the preprocessing config asks for; deskewed ones come from a cache."""
+    if preprocess == "deskew":
+        from .preprocess import deskewed_training_set
+
+        return deskewed_training_set(dataset)
+    return model.preprocessed(dataset.x_train, preprocess)
 
 
 def history_text(history: list[dict], suffix: str) -> str:
