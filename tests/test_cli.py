@@ -174,3 +174,12 @@ def test_train_evaluate_predict_on_real_mnist(capsys, tmp_path, mnist_path):
 
     code, out, _ = run(capsys, "predict", "--model", model, "--top-k", "3", paths[0])
     assert code == 0 and out.count("%") == 3
+
+
+def test_help_imports_no_numpy_and_no_heavy_library():
+    """`softmax --help` should answer at once: NumPy alone takes a tenth of a second to import."""
+    script = ("import sys\nfrom softmax_cli.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+              "print(sorted({'numpy', 'sklearn', 'tensorflow', 'matplotlib', 'starlette', 'uvicorn', 'PIL'}"
+              " & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.stdout.splitlines()[-1] == "[]", result.stderr

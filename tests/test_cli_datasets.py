@@ -2,6 +2,7 @@
 of another size and number of classes, each trained, evaluated and predicted on; --version and the env variables."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -309,3 +310,38 @@ def test_the_advice_for_evaluating_on_the_wrong_data_works_when_followed(capsys,
     code, _, err = run(capsys, "evaluate", "--model", model, "--data", mnist_path)
     assert_one_line_error(code, err, "--dataset fashion_mnist")
     assert evaluate(capsys, "--model", model, "--dataset", "fashion_mnist", "--data", fashion_path)["accuracy"] > 0.8
+
+
+@pytest.mark.slow
+def test_a_deskewed_model_agrees_with_itself_everywhere_and_its_templates_sit_beside_a_raw_ones(
+        capsys, tmp_path, mnist_path):
+    """evaluate, predict and the estimator all deskew for a deskewed model, and give the same predictions."""
+    from softmax_cli.estimator import SoftmaxRegression
+    from softmax_cli.model import features, predict_proba
+    from softmax_cli.preprocess import deskew
+
+    raw, deskewed = tmp_path / "raw.npz", tmp_path / "deskew.npz"
+    train(capsys, "--data", mnist_path, "--model", raw)
+    summary = train(capsys, "--data", mnist_path, "--preprocess", "deskew", "--model", deskewed)
+    assert summary["test_accuracy"] >= 0.948
+    saved = load_model(deskewed)
+    assert saved.preprocess == "deskew"
+    report = evaluate(capsys, "--model", deskewed, "--data", mnist_path, "--plots", tmp_path / "figures",
+                      "--compare-with", raw)
+    assert report["accuracy"] == pytest.approx(summary["test_accuracy"])
+    assert (tmp_path / "figures" / "weight_templates_compared.png").stat().st_size > 10_000
+    code, out, _ = run(capsys, "info", deskewed)
+    assert "preprocessing        deskew" in out
+
+    mnist = load_dataset(mnist_path)
+    images = mnist.x_test[:200]
+    paths = save_pngs(images, tmp_path / "digits")
+    code, out, err = run(capsys, "predict", "--model", deskewed, "--json", paths)
+    assert code == 0, err
+    by_name = {Path(row["path"]).name: row["label"] for row in map(json.loads, out.splitlines())}
+    from_files = [int(by_name[f"{i:05d}.png"]) for i in range(len(images))]
+    ours = predict_proba(saved.W, saved.b, features(images, "deskew")).argmax(axis=1)
+    assert np.mean(np.array(from_files) == ours) >= 0.97  # a PNG is reframed as a photo would be: nearly the same
+    estimator = SoftmaxRegression(preprocess="deskew").fit(features(mnist.x_train), mnist.y_train)
+    assert np.mean(estimator.predict(features(images)) == ours) >= 0.99
+    np.testing.assert_allclose(features(deskew(images)), features(images, "deskew"))

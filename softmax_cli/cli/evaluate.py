@@ -31,9 +31,12 @@ def open_model(path: Path):
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Also write PNG figures to this folder (created if missing): confusion matrix, weight templates, "
               "learning curves and the most confident mistakes.")
+@click.option("--compare-with", "other_models", multiple=True, type=click.Path(path_type=Path),
+              help="With --plots: also draw this model's weight templates under this one's (e.g. a raw model beside a "
+              "deskewed one); may be given more than once.")
 @json_option
 @click.pass_context
-def evaluate(ctx, model_path, dataset_name, data, plots_dir, as_json):
+def evaluate(ctx, model_path, dataset_name, data, plots_dir, other_models, as_json):
     """Test-set accuracy, per-class precision, recall and F1, and the confusion matrix of a saved model.
 
     The test images get what the model was trained with (its preprocessing, e.g. deskewing), and
@@ -43,7 +46,10 @@ def evaluate(ctx, model_path, dataset_name, data, plots_dir, as_json):
     from ..metrics import classification_summary
     from ..model import features, predict_proba
 
+    if other_models and plots_dir is None:
+        raise click.UsageError("--compare-with draws a figure: give --plots DIR too")
     saved = open_model(model_path)
+    others = {str(path): open_model(path) for path in other_models}
     typed_data = data is not None and ctx.get_parameter_source("data") is not ParameterSource.ENVIRONMENT
     if dataset_name is None and not typed_data and saved.dataset in DATASETS:
         dataset_name = saved.dataset  # the data the model was made for; --data alone is read as it is
@@ -58,7 +64,8 @@ def evaluate(ctx, model_path, dataset_name, data, plots_dir, as_json):
     if plots_dir is not None:
         from ..plots import write_evaluation_figures
 
-        figures = write_evaluation_figures(plots_dir, saved, dataset.x_test, dataset.y_test, probabilities)
+        figures = write_evaluation_figures(plots_dir, saved, dataset.x_test, dataset.y_test, probabilities,
+                                           compare_with=others)
     if as_json:
         summary.pop("report")
         click.echo(json.dumps({"model": str(model_path), "n_test": len(dataset.y_test), **summary,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 EPOCH_STATS = {"loss": ("loss", ".4f"), "accuracy": ("accuracy", ".2%"),
                "val_loss": ("validation loss", ".4f"), "val_accuracy": ("validation accuracy", ".2%")}
 SHADES = " .:-=+*#%@"  # from black (0) to full ink (1): the model sees a light digit on black
@@ -107,5 +105,7 @@ class PredictionTable:
 
 def ascii_art(pixels, shape) -> str:
     """Return the image as lines of text, one per pixel row, each pixel two characters wide to look square."""
+    import numpy as np  # here, not at the top: `softmax --help` needs no NumPy
+
     levels = (np.asarray(pixels).reshape(shape) * len(SHADES)).astype(int).clip(0, len(SHADES) - 1)
     return "\n".join("".join(SHADES[level] * 2 for level in row) for row in levels)
