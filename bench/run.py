@@ -211,6 +211,8 @@ def check_targets(rows: dict[str, Row], scratch: Path) -> list[Target]:
         targets.append(target(f"`softmax predict one.png` with a deskewed model (fastest of {PREDICT_REPEATS})",
                               "<= 0.6 s", fastest_seconds(deskew_predict, PREDICT_REPEATS),
                               lambda s: s <= 0.6, lambda s: f"{s:.3f} s"))
+    if model:
+        targets += serve_targets(model)
     help_arguments = ["--help"]
     predict_arguments = model and ["predict", str(write_test_image(scratch / "one.png")), "--model", model]
     help_seconds = fastest_seconds(help_arguments, HELP_REPEATS)
@@ -229,6 +231,25 @@ def check_targets(rows: dict[str, Row], scratch: Path) -> list[Target]:
                                        for command, modules in zip(("--help", "predict"), found))),
     ]
     return targets
+
+
+def serve_targets(model: str) -> list[Target]:
+    """Return softmax serve's targets, from bench/serve.py: start-up, one prediction, 200 at once."""
+    progress("softmax serve: start-up, 200 predictions one by one, 200 at once")
+    try:
+        measured = run([PYTHON, str(HERE / "serve.py"), "--model", model]).result()
+    except Failed as e:
+        progress(f"  failed: {e}")
+        measured = {}
+    return [
+        target("`softmax serve` start-up until it answers (median of 3)", "<= 2 s",
+               measured.get("startup_seconds_median"), lambda s: s <= 2, lambda s: f"{s:.2f} s"),
+        target("one `POST /api/predict`, on the server (median of 200)", "<= 20 ms",
+               measured.get("predict_ms_median"), lambda ms: ms <= 20, lambda ms: f"{ms:.1f} ms"),
+        target("200 concurrent predictions", "all correct, none refused",
+               measured and (measured["concurrent_ok"], measured["concurrent_correct"]),
+               lambda counts: counts == (200, 200), lambda counts: f"{counts[0]} answered, {counts[1]} correct"),
+    ]
 
 
 def deskew_seconds() -> float | None:

@@ -26,6 +26,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from mnist import data_path
 from softmax_cli.data import load_dataset
 from softmax_cli.predict import predict_image
 from softmax_cli.store import load_model
@@ -69,7 +70,8 @@ def stop(process: subprocess.Popen) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Path("model.npz"))
-    parser.add_argument("--data", default=os.environ.get("SOFTMAX_DATA"), help="MNIST (default: $SOFTMAX_DATA)")
+    parser.add_argument("--data", type=Path, default=data_path(), help="MNIST [default: $SOFTMAX_DATA, else the "
+                        "shared copy]")
     args = parser.parse_args()
     saved = load_model(args.model)
     digits = load_dataset(args.data, name="mnist").x_test[:CONCURRENT]
