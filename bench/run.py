@@ -247,7 +247,7 @@ def serve_targets(model: str) -> list[Target]:
         target("one `POST /api/predict`, on the server (median of 200)", "<= 20 ms",
                measured.get("predict_ms_median"), lambda ms: ms <= 20, lambda ms: f"{ms:.1f} ms"),
         target("200 concurrent predictions", "all correct, none refused",
-               measured and (measured["concurrent_ok"], measured["concurrent_correct"]),
+               (measured["concurrent_ok"], measured["concurrent_correct"]) if measured else None,
                lambda counts: counts == (200, 200), lambda counts: f"{counts[0]} answered, {counts[1]} correct"),
     ]
 
