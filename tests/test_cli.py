@@ -58,6 +58,11 @@ def test_train_help_shows_defaults(capsys):
         (["tune", "--epochs", "1" + "0" * 400], "--epochs"),
         (["tune", "--lr", "0.1,abc"], "--lr"),
         (["train", "--schedule", "fast"], "--schedule"),
+        (["train", "--dataset", "bogus"], "--dataset must be one of mnist, fashion_mnist, digits"),
+        (["export", "m.keras", "--format", "onnx"], "--format must be one of keras, got 'onnx'"),
+        (["predict", "--top-k", "0", "x.png"], "--top-k must be a whole number at least 1"),
+        (["tune", "--val-split", "abc"], "--val-split must be a number greater than 0"),
+        (["serve", "--port", "70000"], "--port must be a whole number at least 0 and at most 65535"),
         (["bogus"], "No such command"),
     ],
 )

@@ -161,7 +161,7 @@ def test_deskewed_mnist_with_default_settings_reaches_94_8_percent(mnist):
     result = fit(Trainer(TrainConfig(preprocess="deskew"), mnist.n_features, mnist.n_classes),
                  preprocess.deskewed_training_set(mnist), mnist.y_train)
     _, accuracy = loss_and_accuracy(result.W, result.b, features(mnist.x_test, "deskew"), mnist.y_test)
-    assert accuracy >= 0.948  # 0.9496 measured; raw pixels give 0.9262
+    assert accuracy >= 0.948  # 0.9504 measured; raw pixels give 0.9276
 
 
 @pytest.mark.slow

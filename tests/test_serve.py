@@ -198,8 +198,9 @@ def test_serve_says_where_it_listens_answers_and_stops_on_ctrl_c(mnist_model_fil
         assert answer.json()["label"] == str(mnist.y_test[0])
     finally:
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
-    assert "Only this computer can connect (127.0.0.1)" in out
+        process.wait(timeout=30)  # its few lines fit in the pipe; read through the same buffered readers as above
+        out, err = process.stdout.read(), process.stderr.read()
+    assert "Only this computer can connect (127.0.0.1)" in line + out
     assert process.returncode in (0, 130) and "Traceback" not in err
     assert err.strip() in ("", "softmax: interrupted")
 

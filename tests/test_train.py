@@ -277,6 +277,7 @@ def test_on_mnist_early_stopping_ends_as_well_as_the_defaults(mnist):
     result = fit(Trainer(config, 784, 10), pixels, labels, validation=validation)
     test_features = model.features(mnist.x_test)
     _, accuracy = loss_and_accuracy(result.W, result.b, test_features, mnist.y_test)
-    assert result.best_epoch is not None and accuracy >= 0.925  # the defaults: 0.9262; last-epoch weights: 0.9097
+    assert result.best_epoch is not None and accuracy >= 0.925  # the defaults: 0.9276; last-epoch weights once: 0.9097
     for settings in (dict(lr=3.0), dict(loss="mse")):   # sane runs on real data are never called diverged
-        assert fit(Trainer(TrainConfig(**settings), 784, 10), mnist.x_train, mnist.y_train).epochs_run == 6
+        result = fit(Trainer(TrainConfig(**settings), 784, 10), mnist.x_train, mnist.y_train)
+        assert result.epochs_run == TrainConfig().epochs

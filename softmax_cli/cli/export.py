@@ -8,13 +8,13 @@ import click
 
 from ..export import FORMATS
 from .evaluate import open_model
-from .options import model_option
+from .options import checked, model_option
 
 
 @click.command(short_help="The model as a Keras file, to serve without softmax-cli.")
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @model_option("The model file to export.")
-@click.option("--format", "format_name", type=click.Choice(sorted(FORMATS)), default="keras", show_default=True,
+@click.option("--format", "format_name", type=checked("format", str, choices=tuple(sorted(FORMATS))), default="keras", show_default=True,
               help="The format of OUT.")
 def export(out, model_path, format_name):
     """Write the model to OUT in another framework's format, to serve it without softmax-cli.

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from ..config import DATASETS, SETTINGS, check_setting, read_config_file
+from ..config import DATASETS, SETTINGS, Setting, read_config_file
 from ..errors import SoftmaxError
 
 
@@ -26,20 +26,25 @@ class OptionError(click.UsageError):
 
 
 class SettingType(click.ParamType):
-    """A training setting given on the command line, checked by config.check_setting."""
+    """A training setting given on the command line (or an option checked by the same rules, a config.Setting)."""
 
-    def __init__(self, setting: str):
-        self.setting = setting
-        described = SETTINGS[setting]
+    def __init__(self, setting: str | Setting):
+        described = SETTINGS[setting] if isinstance(setting, str) else setting
+        self.setting = described
         self.name = f"[{'|'.join(described.choices)}]" if described.choices else (
             f"N|{described.word}" if described.word else described.kind.__name__.upper())
 
     def get_metavar(self, param, ctx=None) -> str:
         return self.name
 
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(word) for word in self.setting.choices if word.startswith(incomplete)]
+
     def convert(self, value, param, ctx):
         try:
-            return check_setting(self.setting, value)
+            return self.setting.check(value)
         except SoftmaxError as e:
             raise OptionError(e.in_terms_of(flag_of), ctx) from None
 
@@ -59,6 +64,14 @@ class ListOf(click.ParamType):
             raise OptionError(f"{param.opts[0]} needs one or more values separated by commas, e.g. 1,2,3, got "
                               f"{value!r}", ctx)
         return tuple(dict.fromkeys(self.item.convert(item, param, ctx) for item in items))
+
+
+def checked(name: str, kind: type, **rules) -> SettingType:
+    """Return the type of an option that is not a training setting, checked by the settings' rules (config.Setting).
+
+    For example checked("top_k", int, low=1): a refused value reads "--top-k must be a whole number at least 1".
+    """
+    return SettingType(Setting(name, kind, None, "", **rules))
 
 
 def setting_option(name: str, help_text: str | None = None):
@@ -104,7 +117,7 @@ def dataset_option(shown_default: str = "mnist, or your own data when --data is 
     return click.option(
         "--dataset",
         "dataset_name",
-        type=click.Choice(DATASETS),
+        type=SettingType(Setting("dataset", str, None, "Which data set.", choices=DATASETS)),
         show_default=shown_default,
         help="Which data set: MNIST digits, Fashion-MNIST clothes (both through keras.datasets unless --data), or "
         "scikit-learn's bundled 8x8 digits (no download). Files given with --data must be that data set.",

@@ -11,7 +11,7 @@ import click
 
 from ..errors import EXIT_ERROR, EXIT_SOME_FAILED, SoftmaxError
 from .evaluate import open_model
-from .options import flag_of, json_option, model_option
+from .options import checked, flag_of, json_option, model_option
 from .render import PredictionTable, ascii_art
 
 
@@ -38,7 +38,7 @@ def preprocessed_names(paths) -> list[str]:
 @click.command(short_help="The digit in your own image, with its probability.")
 @click.argument("images", nargs=-1, required=True)
 @model_option("The model file to predict with.")
-@click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--top-k", type=checked("top_k", int, low=1, high=1000), default=1, show_default=True,
               help="Show the k likeliest classes of each image: the prediction, then the k-1 next.")
 @json_option
 @click.option("--csv", "as_csv", is_flag=True,

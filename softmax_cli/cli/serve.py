@@ -9,7 +9,7 @@ import threading
 import click
 
 from ..errors import SoftmaxError
-from .options import model_option
+from .options import checked, model_option
 
 
 @click.command(short_help="Draw a digit in the browser and watch the probabilities.")
@@ -17,7 +17,7 @@ from .options import model_option
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="The address to listen on. Only this computer can connect to 127.0.0.1; 0.0.0.0 lets others "
               "on the network in.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+@click.option("--port", type=checked("port", int, low=0, high=65535), default=8000, show_default=True,
               help="The port to listen on; 0 takes any free port.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the web browser once it answers.")
 def serve(model_path, host, port, open_browser):

@@ -9,7 +9,7 @@ import click
 
 from ..config import SETTINGS, TrainConfig
 from ..errors import EXIT_INTERRUPTED, SoftmaxError
-from .options import (ListOf, load_data, config_option, data_option, dataset_option, flag_of, json_option,
+from .options import (ListOf, checked, load_data, config_option, data_option, dataset_option, flag_of, json_option,
                       model_option, quiet_option, setting_option, settings_given)
 from .progress import Progress, StopRequest
 from .render import format_batch_size, tune_table
@@ -105,7 +105,7 @@ def check_same_settings(saved: TrainConfig, given: dict) -> None:
               help="Batch sizes to try; 'full' is the whole training set in every step.")
 @click.option("--l2", "l2_values", type=ListOf("l2"), default="0,1e-4,1e-3", show_default=True,
               help="L2 penalties to try.")
-@click.option("--val-split", "holdout", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+@click.option("--val-split", "holdout", type=checked("val_split", float, low=0, high=1, low_open=True, high_open=True),
               default=1 / 6, show_default="1/6",
               help="The fraction of the training set held out to score each setting on (1/6 of MNIST's is 10,000 "
               "images).")
