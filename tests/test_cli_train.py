@@ -445,3 +445,30 @@ def test_a_real_signal_to_softmax_train_on_mnist_then_resume(tmp_path, mnist_pat
     assert resumed.returncode == 0, resumed.stderr
     assert_same_weights(model, uninterrupted)
     assert not checkpoint.exists()
+
+
+def test_progress_into_a_file_or_pipe_is_one_plain_line_per_epoch_with_validation_figures(tmp_path):
+    """A bar's \\r frames once littered `make train > log`; off a terminal each epoch is one line."""
+    finished = subprocess.run(softmax_train("--dataset", "digits", "--epochs", "3", "--val-split", "0.2",
+                                            "--model", tmp_path / "m.npz"), cwd=REPO, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
+    assert "\r" not in finished.stderr
+    lines = finished.stderr.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert all("validation loss" in line and "validation accuracy" in line for line in lines)
+    assert "validation accuracy" in finished.stdout  # and the summary says how the kept weights scored
+
+
+def test_the_progress_bar_leaves_the_last_epoch_on_record(monkeypatch, capsys):
+    """In a terminal the bar is erased at the end, so one line of the last epoch's figures stays."""
+    import sys as system
+
+    from softmax_cli.cli.progress import Progress
+
+    monkeypatch.setattr(system.stderr, "isatty", lambda: True)
+    with Progress(2) as progress:
+        progress({"epoch": 1, "loss": 0.5, "accuracy": 0.8})
+        progress({"epoch": 2, "loss": 0.25, "accuracy": 0.9, "val_loss": 0.3, "val_accuracy": 0.88})
+    err = capsys.readouterr().err
+    assert err.rstrip().splitlines()[-1] == ("epoch 2/2: loss 0.2500, accuracy 90.00%, validation loss 0.3000, "
+                                             "validation accuracy 88.00%")
