@@ -1,6 +1,8 @@
 """How far an epoch of the default recipe is from its floor, measured in one run.
 
-The floor is the two matrix products of every step alone (logits x @ W.T and gradient G.T @ x, float32, one BLAS
+Two loops: the NumPy loop (what `softmax train`'s defaults run) and the loop with numba's compiled glue (what
+runs of COMPILED_MIN_STEPS steps and more, such as the card's command, run). The floor is the two matrix products
+of every step alone (logits x @ W.T and gradient G.T @ x, float32, one BLAS
 thread, the recipe's batch size), on batches already cast: no training loop can do less. Beside it, an epoch's
 breakdown by phase, each phase timed alone over the epoch's 500 steps: gather and cast, products, softmax (the
 fused kernel), update (momentum, learning rate, averaging), and the overhead (the rest: Python, slicing, argmax).
@@ -23,7 +25,8 @@ from threadpoolctl import threadpool_limits
 
 from softmax_cli import model
 from softmax_cli.config import TrainConfig
-from softmax_cli.train import Trainer, steps_per_epoch
+from softmax_cli import train
+from softmax_cli.train import COMPILED_MIN_STEPS, Trainer, steps_per_epoch
 
 N, D, K = 60_000, 784, 10
 
@@ -43,10 +46,15 @@ def measure(repeats: int) -> dict:
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, size=(N, D), dtype=np.uint8)
     labels = rng.integers(0, K, size=N)
-    config = TrainConfig(epochs=10 * repeats)  # the schedule never reaches 0 while we measure
+    # The default recipe's batch size, in a run long enough for the compiled glue (train.COMPILED_MIN_STEPS) and
+    # whose schedule never reaches 0 while we measure; SOFTMAX_NO_JIT switches that glue off for the NumPy loop.
+    config = TrainConfig(epochs=max(10 * repeats, 2 * COMPILED_MIN_STEPS // 500))
     batch_size, n_steps = steps_per_epoch(config, N)
-    trainer = Trainer(config, D, K)
-    trainer.train_epoch(pixels, labels)  # warm up: first-touch pages, BLAS set-up
+    trainers = {}
+    for loop, no_jit in (("numpy", "1"), ("compiled", "")):
+        os.environ["SOFTMAX_NO_JIT"] = no_jit
+        trainers[loop] = Trainer(config, D, K)
+        trainers[loop].train_epoch(pixels, labels)  # warm up: first-touch pages, BLAS set-up, numba's cache
 
     x = np.empty((batch_size, D + 1), np.float32)
     x[:, D] = 255.0
@@ -91,8 +99,12 @@ def measure(repeats: int) -> dict:
                 np.add(weight_sum, weights, out=weight_sum)
 
     with threadpool_limits(limits=1, user_api="blas"):
+        os.environ["SOFTMAX_NO_JIT"] = "1"
+        numpy_epoch = best_of(repeats, lambda: trainers["numpy"].train_epoch(pixels, labels))
+        os.environ["SOFTMAX_NO_JIT"] = ""
         figures = {
-            "epoch": best_of(repeats, lambda: trainer.train_epoch(pixels, labels)),
+            "epoch": numpy_epoch,
+            "epoch_compiled": best_of(repeats, lambda: trainers["compiled"].train_epoch(pixels, labels)),
             "floor": best_of(repeats, products),
             "gather_and_cast": best_of(repeats, gather_and_cast),
             "softmax": best_of(repeats, softmax) - best_of(repeats, copies),
@@ -102,6 +114,8 @@ def measure(repeats: int) -> dict:
     figures["overhead"] = figures["epoch"] - sum(figures[name] for name in
                                                  ("gather_and_cast", "products", "softmax", "update"))
     figures["ratio"] = figures["epoch"] / figures["floor"]
+    figures["ratio_compiled"] = figures["epoch_compiled"] / figures["floor"]
+    figures["compiled_available"] = train._compiled() is not None
     return figures
 
 
@@ -116,7 +130,9 @@ def main() -> None:
         print(json.dumps(figures))
         return
     print(f"load {figures['load']:.2f}; best of {args.repeats}; batch 120, {math.ceil(N / 120)} steps, {N}x{D} uint8")
-    print(f"{'epoch':<16}{figures['epoch'] * 1e3:8.1f} ms   {figures['ratio']:.2f}x the floor")
+    print(f"{'epoch, compiled':<16}{figures['epoch_compiled'] * 1e3:8.1f} ms   {figures['ratio_compiled']:.2f}x the floor"
+          + ("" if figures["compiled_available"] else "   (numba missing: the NumPy loop again)"))
+    print(f"{'epoch, NumPy':<16}{figures['epoch'] * 1e3:8.1f} ms   {figures['ratio']:.2f}x the floor; its phases:")
     print(f"{'floor':<16}{figures['floor'] * 1e3:8.1f} ms   (the two matrix products of every step)")
     for name in ("gather_and_cast", "products", "softmax", "update", "overhead"):
         share = figures[name] / figures["epoch"]

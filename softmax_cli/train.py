@@ -17,6 +17,7 @@ the fast one. Why the fast one is fast:
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,7 +38,21 @@ LOSS_MARGIN = 10.0     # the cross-entropy may not exceed this many times log K,
 MAX_LOGIT = 1e4        # float32 softmax is saturated far below this: no sane model's logits get there
 PROBE_ROWS = 1000      # the logits are checked on this many training samples after each epoch (a fraction of a ms)
 MAX_WINDOW = 100_000   # no more epochs than config allows are ever averaged
+# Runs of at least this many steps take numba's compiled glue: loading it costs about half a second per process
+# and it saves about 45 us a step (bench/floor.py), so it pays from about 11,000 steps (the defaults take 2,000).
+COMPILED_MIN_STEPS = 20_000
 MAX_STEPS = 2**53      # a step count beyond this is not one a run can have made (float64 counts exactly to here)
+
+
+def _compiled():
+    """Return the compiled glue module (compiled.py), or None without numba or with SOFTMAX_NO_JIT set."""
+    if os.environ.get("SOFTMAX_NO_JIT"):  # the NumPy loop alone: for tests, and for anyone who wants it
+        return None
+    try:
+        from . import compiled
+    except ImportError:
+        return None
+    return compiled
 
 
 def lr_factor(schedule: str, progress: float) -> float:
@@ -186,38 +201,51 @@ class Trainer:
         order = self.rng.permutation(n)
         ordered_labels = labels[order]
         true_index = (np.arange(n) % batch_size) * k + ordered_labels  # flat index of the true class in Z
+        # a long cross-entropy run takes numba's compiled glue (compiled.py), when it is installed
+        glue = _compiled() if config.loss == "cross-entropy" and total_steps >= COMPILED_MIN_STEPS else None
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
             m = stop - start
             x, z = batch[:m], Z[:m]
             # gather and cast the batch
-            np.take(X, order[start:stop], axis=0, out=raw_batch[:m])
-            np.copyto(x[:, :d], raw_batch[:m])
+            if glue:
+                glue.gather_cast(X, order[start:stop], x)
+            else:
+                np.take(X, order[start:stop], axis=0, out=raw_batch[:m])
+                np.copyto(x[:, :d], raw_batch[:m])
             # forward
             np.matmul(x, self.weights.T, out=z)
-            np.argmax(z, axis=1, out=predicted[start:stop])
-            loss_sum += kernel(z, true_index[start:stop])  # z becomes d loss / d logits
+            if glue:
+                loss_sum += glue.cross_entropy_grad(z, ordered_labels[start:stop], predicted[start:stop])
+            else:
+                np.argmax(z, axis=1, out=predicted[start:stop])
+                loss_sum += kernel(z, true_index[start:stop])  # z becomes d loss / d logits
             # backward
             np.matmul(z.T, x, out=gradient)
-            gradient *= gradient_scale / m
-            if config.l2:                                 # in raw units the decay term is l2 * W_raw too
-                np.multiply(self.weights, config.l2, out=update)
-                update[:, d] = 0                          # the bias is not decayed
-                gradient += update
             # determine the learning rate of this step, then update with heavy-ball momentum
             lr = config.lr * lr_factor(config.schedule, self.step / total_steps)
-            if config.momentum:
-                self.velocity *= config.momentum
-                self.velocity += gradient
-                np.multiply(self.velocity, lr, out=update)
-            else:
-                np.multiply(gradient, lr, out=update)
-            self.weights -= update
-            self.step += 1
             # the average of the weights over the last steps (partial_fit's epochs may vary in length)
-            if config.average and self.step > average_start:
-                summed += self.weights
-                n_summed += 1
+            averaged = bool(config.average) and self.step + 1 > average_start
+            if glue:
+                glue.update(self.weights, self.velocity, gradient, gradient_scale / m, config.l2, config.momentum, lr,
+                            summed, averaged)
+            else:
+                gradient *= gradient_scale / m
+                if config.l2:                             # in raw units the decay term is l2 * W_raw too
+                    np.multiply(self.weights, config.l2, out=update)
+                    update[:, d] = 0                      # the bias is not decayed
+                    gradient += update
+                if config.momentum:
+                    self.velocity *= config.momentum
+                    self.velocity += gradient
+                    np.multiply(self.velocity, lr, out=update)
+                else:
+                    np.multiply(gradient, lr, out=update)
+                self.weights -= update
+                if averaged:
+                    summed += self.weights
+            self.step += 1
+            n_summed += averaged
 
         self.epoch += 1
         if self.windowed:

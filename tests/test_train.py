@@ -281,3 +281,85 @@ def test_on_mnist_early_stopping_ends_as_well_as_the_defaults(mnist):
     for settings in (dict(lr=3.0), dict(loss="mse")):   # sane runs on real data are never called diverged
         result = fit(Trainer(TrainConfig(**settings), 784, 10), mnist.x_train, mnist.y_train)
         assert result.epochs_run == TrainConfig().epochs
+
+
+# --- the compiled glue (compiled.py) and its NumPy fallback ---------------------------------------------------
+
+
+@pytest.fixture
+def compiled_always(monkeypatch):
+    """Every run takes the compiled glue, however short (numba is a dependency: CI must have it)."""
+    from softmax_cli import train as training
+
+    monkeypatch.setattr(training, "COMPILED_MIN_STEPS", 0)
+    assert training._compiled() is not None, "numba is not importable"
+    return training
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(momentum=0, schedule="constant", average=0),
+        dict(),
+        dict(schedule="cosine", average=0.3, l2=0.01),
+        dict(batch_size="full", momentum=0.5, epochs=4),
+        dict(batch_size=64, momentum=0, l2=0.05, schedule="constant"),
+    ],
+)
+def test_the_compiled_loop_equals_the_float64_reference_loop(compiled_always, settings):
+    pixels, labels = blobs(n=530)
+    config = TrainConfig(**{"epochs": 3, "lr": 0.3, **settings})
+    result = fit(Trainer(config, 16, 3), pixels, labels)
+    W, b, history = reference_fit(config, pixels, labels, 3)
+    np.testing.assert_allclose(result.W, W, atol=2e-5 * max(1, np.abs(W).max()))
+    np.testing.assert_allclose(result.b, b, atol=2e-5 * max(1, np.abs(b).max()))
+    for stats, expected in zip(result.history, history, strict=True):
+        assert stats["loss"] == pytest.approx(expected["loss"], rel=1e-5)
+        assert stats["accuracy"] == pytest.approx(expected["accuracy"], abs=2 / 530)
+
+
+def test_the_compiled_loop_resumes_bit_for_bit(compiled_always):
+    pixels, labels = blobs(n=530)
+    config = TrainConfig(epochs=4, batch_size=50)
+    straight = fit(Trainer(config, 16, 3), pixels, labels)
+    first = Trainer(config, 16, 3)
+    fit(first, pixels, labels, should_stop=lambda: first.epoch == 2)
+    arrays, state = first.to_checkpoint()
+    resumed = fit(Trainer.from_checkpoint(arrays, state, "x.ckpt.npz"), pixels, labels)
+    np.testing.assert_array_equal(resumed.W, straight.W)
+    np.testing.assert_array_equal(resumed.b, straight.b)
+
+
+def test_without_numba_the_numpy_loop_runs(monkeypatch):
+    """SOFTMAX_NO_JIT, or numba missing, leaves the NumPy loop: same results as the reference, no error."""
+    import sys as system
+
+    from softmax_cli import train as training
+
+    monkeypatch.setattr(training, "COMPILED_MIN_STEPS", 0)
+    monkeypatch.setenv("SOFTMAX_NO_JIT", "1")
+    assert training._compiled() is None
+    monkeypatch.delenv("SOFTMAX_NO_JIT")
+    monkeypatch.setitem(system.modules, "numba", None)  # import numba raises ImportError
+    monkeypatch.delitem(system.modules, "softmax_cli.compiled", raising=False)
+    monkeypatch.delattr(system.modules["softmax_cli"], "compiled", raising=False)
+    assert training._compiled() is None
+    pixels, labels = blobs(n=530)
+    config = TrainConfig(epochs=3, lr=0.3)
+    W, _, _ = reference_fit(config, pixels, labels, 3)
+    np.testing.assert_allclose(fit(Trainer(config, 16, 3), pixels, labels).W, W, atol=2e-5 * max(1, np.abs(W).max()))
+
+
+def test_long_runs_take_the_compiled_glue_and_short_ones_the_numpy_loop(monkeypatch):
+    from softmax_cli import train as training
+
+    asked, real = [], training._compiled
+    monkeypatch.setattr(training, "_compiled", lambda: asked.append(1) or real())
+    monkeypatch.setattr(training, "COMPILED_MIN_STEPS", 200)
+    pixels, labels = blobs(n=530)  # 53 steps an epoch at batch size 10
+    fit(Trainer(TrainConfig(epochs=3, batch_size=10), 16, 3), pixels, labels)  # 159 steps: the NumPy loop
+    assert asked == []
+    fit(Trainer(TrainConfig(epochs=4, batch_size=10), 16, 3), pixels, labels)  # 212 steps
+    assert len(asked) == 4  # once an epoch
+    fit(Trainer(TrainConfig(epochs=4, batch_size=10, loss="mse"), 16, 3), pixels, labels)  # mse: NumPy only
+    assert len(asked) == 4
