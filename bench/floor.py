@@ -31,14 +31,27 @@ from softmax_cli.train import COMPILED_MIN_STEPS, Trainer, steps_per_epoch
 N, D, K = 60_000, 784, 10
 
 
-def best_of(repeats: int, run) -> float:
-    """Return the fewest seconds run() took in repeats calls."""
-    times = []
+def best_of(repeats: int, runs: dict) -> dict:
+    """Return, for each named run() of runs, the fewest seconds it took in repeats rounds.
+
+    Each round calls every run once, in turn, so that all of them meet the same moments of the machine's load:
+    a ratio of two figures is then fair even when the load moves during the measurement.
+    """
+    times = {name: [] for name in runs}
     for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return min(times)
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - started)
+    return {name: min(seconds) for name, seconds in times.items()}
+
+
+def _numpy_epoch(trainer, pixels, labels) -> None:
+    os.environ["SOFTMAX_NO_JIT"] = "1"
+    try:
+        trainer.train_epoch(pixels, labels)
+    finally:
+        os.environ["SOFTMAX_NO_JIT"] = ""
 
 
 def measure(repeats: int) -> dict:
@@ -99,17 +112,16 @@ def measure(repeats: int) -> dict:
                 np.add(weight_sum, weights, out=weight_sum)
 
     with threadpool_limits(limits=1, user_api="blas"):
-        os.environ["SOFTMAX_NO_JIT"] = "1"
-        numpy_epoch = best_of(repeats, lambda: trainers["numpy"].train_epoch(pixels, labels))
-        os.environ["SOFTMAX_NO_JIT"] = ""
-        figures = {
-            "epoch": numpy_epoch,
-            "epoch_compiled": best_of(repeats, lambda: trainers["compiled"].train_epoch(pixels, labels)),
-            "floor": best_of(repeats, products),
-            "gather_and_cast": best_of(repeats, gather_and_cast),
-            "softmax": best_of(repeats, softmax) - best_of(repeats, copies),
-            "update": best_of(repeats, updates),
-        }
+        figures = best_of(repeats, {
+            "epoch": lambda: _numpy_epoch(trainers["numpy"], pixels, labels),
+            "epoch_compiled": lambda: trainers["compiled"].train_epoch(pixels, labels),
+            "floor": products,
+            "gather_and_cast": gather_and_cast,
+            "softmax_and_copies": softmax,
+            "copies": copies,
+            "update": updates,
+        })
+    figures["softmax"] = figures.pop("softmax_and_copies") - figures.pop("copies")
     figures["products"] = figures["floor"]
     figures["overhead"] = figures["epoch"] - sum(figures[name] for name in
                                                  ("gather_and_cast", "products", "softmax", "update"))
