@@ -154,6 +154,14 @@ def snapshot(folder: Path) -> dict:
 @given(data=st.data())
 def test_every_command_gives_a_result_or_one_clear_line(fresh, data):
     folder, made = fresh()
+    # contents drawn by hypothesis too: any bytes, and a real model or checkpoint with bytes changed or cut
+    made["drawn bytes"] = folder / "drawn.npz"
+    made["drawn bytes"].write_bytes(data.draw(st.binary(max_size=4096), label="bytes"))
+    made["mutated"] = folder / "mutated.npz"
+    original = made[data.draw(st.sampled_from(["model", "checkpoint", "data"]), label="mutated kind")].read_bytes()
+    position = data.draw(st.integers(0, len(original) - 1), label="position")
+    changed = data.draw(st.binary(min_size=0, max_size=8), label="new bytes")
+    made["mutated"].write_bytes(original[:position] + changed + original[position + len(changed):])
     kind = data.draw(st.sampled_from(sorted(made)), label="file kind")
     args = list(data.draw(commands(made[kind], made), label="command"))
     if args[0] == "train" and data.draw(st.booleans(), label="with a setting"):
