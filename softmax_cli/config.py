@@ -15,7 +15,7 @@ import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import SoftmaxError
+from .errors import SoftmaxError, shown
 
 DATASETS = ("mnist", "fashion_mnist", "digits")
 LOSSES = ("cross-entropy", "mse")
@@ -42,7 +42,7 @@ class Setting:
 
     def check(self, value):
         """Return value as this setting's type once it is allowed (text is parsed); raise SoftmaxError if not."""
-        wrong = SoftmaxError(f"{{setting}} must be {self.describe()}, got {_shown(value)}", setting=self.name)
+        wrong = SoftmaxError(f"{{setting}} must be {self.describe()}, got {shown(value)}", setting=self.name)
         if self.word is not None and isinstance(value, str) and value.strip().lower() == self.word:
             return self.word
         if self.kind is str:
@@ -129,12 +129,6 @@ def _number(value, kind: type):
     except OverflowError:  # an int beyond float's range, such as 10**400
         return None
     return number if math.isfinite(number) else None
-
-
-def _shown(value) -> str:
-    """Return a value as a message quotes it, cut short so that a huge value keeps the message on one line."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 @dataclass(frozen=True)

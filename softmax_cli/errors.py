@@ -27,3 +27,16 @@ class SoftmaxError(Exception):
 
     def __str__(self) -> str:
         return self.in_terms_of(str)
+
+
+def one_line(reason, limit: int | None = None) -> str:
+    """Return an error's message (or any text) on one line, cut to limit characters; an empty one names its type."""
+    text = " ".join(str(reason).split()) or (type(reason).__name__ if isinstance(reason, BaseException) else "")
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def shown(value, limit: int = 40) -> str:
+    """Return a value as a message quotes it (its repr), cut short so that a huge value keeps the message on one
+    line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

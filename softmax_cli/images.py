@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SoftmaxError
+from .errors import SoftmaxError, one_line
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 # The formats the README promises, recognised by content whatever the file is called: Pillow never hands a file to
@@ -192,13 +192,8 @@ def _read_grayscale(source: str | os.PathLike | bytes, name: str) -> np.ndarray:
             raise SoftmaxError(f"image {name} has more than {MAX_PIXELS:,} pixels: scale it down first") from None
         except Exception as e:  # Pillow's decoders raise OSError, SyntaxError, struct.error, ... on damaged files
             raise SoftmaxError(
-                f"cannot decode image {name} ({_one_line(e)}): is the file damaged or truncated?"
+                f"cannot decode image {name} ({one_line(e)}): is the file damaged or truncated?"
             ) from None
-
-
-def _one_line(error: Exception) -> str:
-    """Return the error's message on one line, or its type's name when it has none."""
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 def _grayscale_pixels(image) -> np.ndarray:

@@ -25,7 +25,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .errors import SoftmaxError
+from .errors import SoftmaxError, one_line
 
 READ_CHUNK = 2**20  # compressed bytes read, and decompressed bytes made, at a time
 NPY_HEADER_BYTES = 16 * 1024  # more than any .npy header numpy reads (it refuses headers over 10,000 bytes)
@@ -114,7 +114,7 @@ class NpzArchive:
         except OSError as e:
             raise SoftmaxError(f"cannot read {what} {path}: {e.strerror or e}") from None
         except _NOT_A_ZIP as e:
-            raise self._damaged(f"not an .npz archive: {_one_line(e)}") from None
+            raise self._damaged(f"not an .npz archive: {one_line(e)}") from None
         self.members = {entry.filename.removesuffix(".npy"): entry for entry in entries}
         if len(self.members) != len(entries):
             raise self._damaged("it holds the same member name twice")
@@ -179,7 +179,7 @@ class NpzArchive:
             else:
                 data = self._copy(entry, entry.file_size if limit is None else min(limit, entry.file_size))
         except (OSError, struct.error, zlib.error, ValueError, OverflowError) as e:
-            raise self._damaged(f"damaged archive: {_one_line(e)}") from None
+            raise self._damaged(f"damaged archive: {one_line(e)}") from None
         if limit is None and zlib.crc32(data) != entry.CRC:
             raise self._damaged(f"damaged archive: bad CRC-32 for {entry.filename}")
         return data
@@ -242,7 +242,7 @@ class NpzArchive:
             else:
                 raise self._damaged(f"unsupported .npy version {version}")
         except _NOT_AN_NPY_HEADER as e:
-            raise self._damaged(f"{name} is not a valid .npy array: {_one_line(e)}") from None
+            raise self._damaged(f"{name} is not a valid .npy array: {one_line(e)}") from None
         if dtype.hasobject or dtype.kind not in NPY_DTYPE_KINDS:
             raise self._damaged(
                 f"it holds an array of {dtype} (only numbers and text are read, never pickled objects)")
@@ -288,10 +288,6 @@ def zip_member_names(path) -> list[str] | None:
             return zipfile.ZipFile(file).namelist()
     except (SoftmaxError, OSError, *_NOT_A_ZIP):
         return None
-
-
-def _one_line(reason: Exception) -> str:
-    return " ".join(str(reason).split()) or type(reason).__name__
 
 
 def write_atomically(path, write: Callable[[Path], None], action: str, example_name: str = "model.npz",

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import __version__, safe_io
 from .config import PREPROCESSING
-from .errors import SoftmaxError
+from .errors import SoftmaxError, one_line
 from .safe_io import write_atomically
 
 FORMAT_VERSION = 2  # 2: framing and preprocess are separate fields (1 called the framing preprocess)
@@ -129,7 +129,7 @@ def _save(path, kind: _FileKind, arrays: dict[str, np.ndarray], document: dict) 
         _check_sizes(members)
         kind.build(arrays, _parse_document(kind, members[kind.document]))
     except _Invalid as e:
-        raise SoftmaxError(f"cannot save {kind.title} {path}: {_brief(e)}") from None
+        raise SoftmaxError(f"cannot save {kind.title} {path}: {one_line(e, 200)}") from None
 
     def write_archive(temporary: Path) -> None:
         # Through an open file, so that the name stays as given: np.savez appends .npz to a name without it.
@@ -158,17 +158,11 @@ def _load(path, kind: _FileKind):
         raise SoftmaxError(f"{path} is not a valid {kind.title} ({e.reason}): {kind.remedy}") from None
     except _NewerFormat as e:
         raise SoftmaxError(
-            f"{path} was written by a newer softmax-cli (format version {_brief(e)}; this one reads "
+            f"{path} was written by a newer softmax-cli (format version {one_line(e, 200)}; this one reads "
             f"up to {FORMAT_VERSION}): upgrade softmax-cli"
         ) from None
     except _Invalid as e:
-        raise SoftmaxError(f"{path} is not a valid {kind.title} ({_brief(e)}): {kind.remedy}") from None
-
-
-def _brief(reason: Exception, limit: int = 200) -> str:
-    """Return an error's text on one line, cut to limit characters."""
-    text = " ".join(str(reason).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+        raise SoftmaxError(f"{path} is not a valid {kind.title} ({one_line(e, 200)}): {kind.remedy}") from None
 
 
 def _read_members(path, kind: _FileKind) -> dict[str, np.ndarray]:
@@ -379,7 +373,7 @@ def _saved_model(arrays: dict[str, np.ndarray], metadata: dict) -> SavedModel:
         raise _Invalid(f"metadata lacks {', '.join(missing)}")
     for key, (is_valid, expected, _) in METADATA_FIELDS.items():
         if not is_valid(metadata[key]):
-            raise _Invalid(f"metadata {key} must be {expected}, got {_brief(repr(metadata[key]), 80)}")
+            raise _Invalid(f"metadata {key} must be {expected}, got {one_line(repr(metadata[key]), 80)}")
     if len(metadata["class_names"]) != W.shape[1]:
         raise _Invalid(f"metadata names {len(metadata['class_names'])} classes but W has {W.shape[1]}")
     if math.prod(metadata["image_shape"]) != W.shape[0]:

@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from . import model, store
 from .config import FULL_BATCH, TrainConfig
-from .errors import SoftmaxError
+from .errors import SoftmaxError, shown
 from .metrics import loss_and_accuracy
 
 # Divergence, beyond NaN and infinity: a sane run's epoch loss stays below the untrained model's (log K for the
@@ -336,7 +336,7 @@ class Trainer:
                 setattr(trainer, name, arrays[name].astype(getattr(trainer, name).dtype))
             epoch_steps = state.get("epoch_steps", [])
             if not (isinstance(epoch_steps, list) and len(epoch_steps) <= min(trainer.epoch, MAX_WINDOW)):
-                raise ValueError(f"epoch_steps is {_brief(epoch_steps)}")
+                raise ValueError(f"epoch_steps is {shown(epoch_steps, 60)}")
             trainer.epoch_steps = [_count(n, "epoch_steps", trainer.step) for n in epoch_steps]
             epoch_sums = arrays.get("epoch_sums", np.zeros((0, *shape)))
             if epoch_sums.shape != (len(epoch_steps), *shape):
@@ -371,7 +371,7 @@ def _window(average: float, epochs: int) -> int:
 def _count(count, name: str, high: int, low: int = 0) -> int:
     """Return count if it is a whole number from low to high (not a bool); raise ValueError naming it if not."""
     if type(count) is not int or not low <= count <= high:
-        raise ValueError(f"{name} is {_brief(count)}, not a count from {low} to {high}")
+        raise ValueError(f"{name} is {shown(count, 60)}, not a count from {low} to {high}")
     return count
 
 
@@ -380,13 +380,8 @@ def _history(history, epochs: int) -> list[dict]:
     is_history = store.METADATA_FIELDS["history"][0]
     if not (is_history(history) and [stats["epoch"] for stats in history] == list(range(1, epochs + 1))
             and all("seconds" in stats for stats in history)):
-        raise ValueError(f"its history is {_brief(history)}, not the {epochs} epochs training records")
+        raise ValueError(f"its history is {shown(history, 60)}, not the {epochs} epochs training records")
     return [dict(stats) for stats in history]
-
-
-def _brief(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass
