@@ -1,7 +1,8 @@
 """How far an epoch of the default recipe is from its floor, measured in one run.
 
-Two loops: the NumPy loop (what `softmax train`'s defaults run) and the loop with numba's compiled glue (what
-runs of COMPILED_MIN_STEPS steps and more, such as the card's command, run). The floor is the two matrix products
+Two loops: the NumPy loop (what `softmax train`'s defaults run) and numba's compiled epoch (what runs of
+COMPILED_MIN_STEPS steps and more, such as the card's command, run; on the threads it finds faster, and on one
+thread for comparison). The floor is the two matrix products
 of every step alone (logits x @ W.T and gradient G.T @ x, float32, one BLAS
 thread, the recipe's batch size), on batches already cast: no training loop can do less. Beside it, an epoch's
 breakdown by phase, each phase timed alone over the epoch's 500 steps: gather and cast, products, softmax (the
@@ -59,14 +60,17 @@ def measure(repeats: int) -> dict:
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, size=(N, D), dtype=np.uint8)
     labels = rng.integers(0, K, size=N)
-    # The default recipe's batch size, in a run long enough for the compiled glue (train.COMPILED_MIN_STEPS) and
-    # whose schedule never reaches 0 while we measure; SOFTMAX_NO_JIT switches that glue off for the NumPy loop.
+    # The default recipe's batch size, in a run long enough for the compiled epoch (train.COMPILED_MIN_STEPS) and
+    # whose schedule never reaches 0 while we measure; SOFTMAX_NO_JIT switches the compiled epoch off for the NumPy loop.
     config = TrainConfig(epochs=max(10 * repeats, 2 * COMPILED_MIN_STEPS // 500))
     batch_size, n_steps = steps_per_epoch(config, N)
     trainers = {}
-    for loop, no_jit in (("numpy", "1"), ("compiled", "")):
+    for loop, no_jit in (("numpy", "1"), ("compiled", ""), ("compiled_one_thread", "")):
         os.environ["SOFTMAX_NO_JIT"] = no_jit
         trainers[loop] = Trainer(config, D, K)
+        if loop == "compiled_one_thread" and train._compiled():
+            trainers[loop].threads = train._compiled().Threads()
+            trainers[loop].threads.threads = 1
         trainers[loop].train_epoch(pixels, labels)  # warm up: first-touch pages, BLAS set-up, numba's cache
 
     x = np.empty((batch_size, D + 1), np.float32)
@@ -115,6 +119,7 @@ def measure(repeats: int) -> dict:
         figures = best_of(repeats, {
             "epoch": lambda: _numpy_epoch(trainers["numpy"], pixels, labels),
             "epoch_compiled": lambda: trainers["compiled"].train_epoch(pixels, labels),
+            "epoch_compiled_one_thread": lambda: trainers["compiled_one_thread"].train_epoch(pixels, labels),
             "floor": products,
             "gather_and_cast": gather_and_cast,
             "softmax_and_copies": softmax,
@@ -127,6 +132,9 @@ def measure(repeats: int) -> dict:
                                                  ("gather_and_cast", "products", "softmax", "update"))
     figures["ratio"] = figures["epoch"] / figures["floor"]
     figures["ratio_compiled"] = figures["epoch_compiled"] / figures["floor"]
+    figures["ratio_compiled_one_thread"] = figures["epoch_compiled_one_thread"] / figures["floor"]
+    threads = trainers["compiled"].threads
+    figures["threads"] = threads.threads if threads and threads.current == "parallel" else 1
     figures["compiled_available"] = train._compiled() is not None
     return figures
 
@@ -143,7 +151,10 @@ def main() -> None:
         return
     print(f"load {figures['load']:.2f}; best of {args.repeats}; batch 120, {math.ceil(N / 120)} steps, {N}x{D} uint8")
     print(f"{'epoch, compiled':<16}{figures['epoch_compiled'] * 1e3:8.1f} ms   {figures['ratio_compiled']:.2f}x the floor"
+          f" (on {figures['threads']} thread{'s' if figures['threads'] > 1 else ''})"
           + ("" if figures["compiled_available"] else "   (numba missing: the NumPy loop again)"))
+    print(f"{'  on one thread':<16}{figures['epoch_compiled_one_thread'] * 1e3:8.1f} ms   "
+          f"{figures['ratio_compiled_one_thread']:.2f}x the floor")
     print(f"{'epoch, NumPy':<16}{figures['epoch'] * 1e3:8.1f} ms   {figures['ratio']:.2f}x the floor; its phases:")
     print(f"{'floor':<16}{figures['floor'] * 1e3:8.1f} ms   (the two matrix products of every step)")
     for name in ("gather_and_cast", "products", "softmax", "update", "overhead"):

@@ -147,6 +147,7 @@ class Trainer:
         self.best_epoch: int | None = None
         self.best_weights: np.ndarray | None = None
         self.epochs_since_best = 0
+        self.threads = None  # compiled.Threads of the compiled epochs, once one runs
 
     @property
     def n_classes(self) -> int:
@@ -176,77 +177,29 @@ class Trainer:
 
     def train_epoch(self, X: np.ndarray, labels: np.ndarray) -> dict:
         """Make one shuffled pass over (X, labels); return the epoch number, training loss and accuracy."""
-        config, (n, d), k = self.config, X.shape, self.n_classes
+        config, n = self.config, len(X)
         self._adopt_scale(X.dtype)
         batch_size, n_steps = steps_per_epoch(config, n)
         total_steps = config.epochs * n_steps
         average_start = total_steps - int(config.average * total_steps)
-        kernel = model.fused_cross_entropy_grad if config.loss == "cross-entropy" else model.mse_logit_grad
-        raw_batch = np.empty((batch_size, d), X.dtype)
-        batch = np.empty((batch_size, d + 1), np.float32)
-        batch[:, d] = 1 / self.scale                      # the bias column
-        Z = np.empty((batch_size, k), np.float32)
-        gradient = np.empty_like(self.weights)
-        update = np.empty_like(self.weights)
-        predicted = np.empty(n, np.intp)
-        loss_sum = 0.0
         if self.windowed:  # this epoch's steps are summed on their own (see model_weights)
             summed, average_start = np.zeros_like(self.weight_sum), self.step
         else:
             summed = self.weight_sum
-        n_summed = 0
         # d loss / d W_raw = scale * d loss / d W, and the batch features are raw: X_raw = X_scaled / scale
         gradient_scale = self.scale * self.scale
-
         order = self.rng.permutation(n)
         ordered_labels = labels[order]
-        true_index = (np.arange(n) % batch_size) * k + ordered_labels  # flat index of the true class in Z
-        # a long cross-entropy run takes numba's compiled glue (compiled.py), when it is installed
+        predicted = np.empty(n, np.intp)
+        # a long cross-entropy run takes numba's compiled epoch (compiled.py), when it is installed
         glue = _compiled() if config.loss == "cross-entropy" and total_steps >= COMPILED_MIN_STEPS else None
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
-            m = stop - start
-            x, z = batch[:m], Z[:m]
-            # gather and cast the batch
-            if glue:
-                glue.gather_cast(X, order[start:stop], x)
-            else:
-                np.take(X, order[start:stop], axis=0, out=raw_batch[:m])
-                np.copyto(x[:, :d], raw_batch[:m])
-            # forward
-            np.matmul(x, self.weights.T, out=z)
-            if glue:
-                loss_sum += glue.cross_entropy_grad(z, ordered_labels[start:stop], predicted[start:stop])
-            else:
-                np.argmax(z, axis=1, out=predicted[start:stop])
-                loss_sum += kernel(z, true_index[start:stop])  # z becomes d loss / d logits
-            # backward
-            np.matmul(z.T, x, out=gradient)
-            # determine the learning rate of this step, then update with heavy-ball momentum
-            lr = config.lr * lr_factor(config.schedule, self.step / total_steps)
-            # the average of the weights over the last steps (partial_fit's epochs may vary in length)
-            averaged = bool(config.average) and self.step + 1 > average_start
-            if glue:
-                glue.update(self.weights, self.velocity, gradient, gradient_scale / m, config.l2, config.momentum, lr,
-                            summed, averaged)
-            else:
-                gradient *= gradient_scale / m
-                if config.l2:                             # in raw units the decay term is l2 * W_raw too
-                    np.multiply(self.weights, config.l2, out=update)
-                    update[:, d] = 0                      # the bias is not decayed
-                    gradient += update
-                if config.momentum:
-                    self.velocity *= config.momentum
-                    self.velocity += gradient
-                    np.multiply(self.velocity, lr, out=update)
-                else:
-                    np.multiply(gradient, lr, out=update)
-                self.weights -= update
-                if averaged:
-                    summed += self.weights
-            self.step += 1
-            n_summed += averaged
-
+        if glue:
+            loss_sum, n_summed = self._compiled_epoch(glue, X, order, ordered_labels, predicted, summed,
+                                                      batch_size, n_steps, total_steps, average_start,
+                                                      gradient_scale)
+        else:
+            loss_sum, n_summed = self._numpy_epoch(X, order, ordered_labels, predicted, summed, batch_size,
+                                                   total_steps, average_start, gradient_scale)
         self.epoch += 1
         if self.windowed:
             self.epoch_sums.append(summed)
@@ -257,6 +210,74 @@ class Trainer:
             self.n_averaged += n_summed
         accuracy = np.count_nonzero(predicted == ordered_labels) / n
         return {"epoch": self.epoch, "loss": loss_sum / n, "accuracy": accuracy}
+
+    def _numpy_epoch(self, X, order, ordered_labels, predicted, summed, batch_size, total_steps, average_start,
+                     gradient_scale) -> tuple[float, int]:
+        """Make the steps of one epoch with NumPy calls; return (summed loss, steps added to summed)."""
+        config, (n, d), k = self.config, X.shape, self.n_classes
+        kernel = model.fused_cross_entropy_grad if config.loss == "cross-entropy" else model.mse_logit_grad
+        raw_batch = np.empty((batch_size, d), X.dtype)
+        batch = np.empty((batch_size, d + 1), np.float32)
+        batch[:, d] = 1 / self.scale                      # the bias column
+        Z = np.empty((batch_size, k), np.float32)
+        gradient = np.empty_like(self.weights)
+        update = np.empty_like(self.weights)
+        loss_sum, n_summed = 0.0, 0
+        true_index = (np.arange(n) % batch_size) * k + ordered_labels  # flat index of the true class in Z
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            m = stop - start
+            x, z = batch[:m], Z[:m]
+            # gather and cast the batch
+            np.take(X, order[start:stop], axis=0, out=raw_batch[:m])
+            np.copyto(x[:, :d], raw_batch[:m])
+            # forward
+            np.matmul(x, self.weights.T, out=z)
+            np.argmax(z, axis=1, out=predicted[start:stop])
+            loss_sum += kernel(z, true_index[start:stop])  # z becomes d loss / d logits
+            # backward
+            np.matmul(z.T, x, out=gradient)
+            # determine the learning rate of this step, then update with heavy-ball momentum
+            lr = config.lr * lr_factor(config.schedule, self.step / total_steps)
+            gradient *= gradient_scale / m
+            if config.l2:                             # in raw units the decay term is l2 * W_raw too
+                np.multiply(self.weights, config.l2, out=update)
+                update[:, d] = 0                      # the bias is not decayed
+                gradient += update
+            if config.momentum:
+                self.velocity *= config.momentum
+                self.velocity += gradient
+                np.multiply(self.velocity, lr, out=update)
+            else:
+                np.multiply(gradient, lr, out=update)
+            self.weights -= update
+            # the average of the weights over the last steps (partial_fit's epochs may vary in length)
+            averaged = bool(config.average) and self.step + 1 > average_start
+            if averaged:
+                summed += self.weights
+            self.step += 1
+            n_summed += averaged
+        return loss_sum, n_summed
+
+    def _compiled_epoch(self, glue, X, order, ordered_labels, predicted, summed, batch_size, n_steps, total_steps,
+                        average_start, gradient_scale) -> tuple[float, int]:
+        """Make the steps of one epoch in one call of compiled.py; return (summed loss, steps added to summed)."""
+        config, (n, d), k = self.config, X.shape, self.n_classes
+        lrs = np.array([config.lr * lr_factor(config.schedule, (self.step + s) / total_steps) for s in range(n_steps)])
+        # step s of this epoch is averaged when self.step + s + 1 > average_start, as in the NumPy loop
+        first_averaged = max(0, average_start - self.step) if config.average else n_steps
+        if self.threads is None:
+            self.threads = glue.Threads()
+        loss_sum = self.threads.epoch(
+            n_steps, X, order, ordered_labels, predicted, self.weights, self.velocity, summed, lrs, first_averaged,
+            batch_size, gradient_scale, config.l2, config.momentum, 1 / self.scale,
+            np.empty((glue.CHUNKS, k, d + 1), np.float32),
+            np.empty((glue.CHUNKS, glue.TILE, d + 1), np.float32),
+            np.empty((glue.CHUNKS, 16, k), np.float32),  # 16 rows, not TILE: the chunks' z apart in the cache
+            np.empty(glue.CHUNKS),
+        )
+        self.step += n_steps
+        return loss_sum, n_steps - min(n_steps, first_averaged)
 
     def _adopt_scale(self, dtype) -> None:
         """Take the feature scale of data of this dtype, or raise SoftmaxError if the run was trained on other data."""

@@ -351,3 +351,66 @@ def test_long_runs_take_the_compiled_glue_and_short_ones_the_numpy_loop(monkeypa
     assert len(asked) == 4  # once an epoch
     fit(Trainer(TrainConfig(epochs=4, batch_size=10, loss="mse"), 16, 3), pixels, labels)  # mse: NumPy only
     assert len(asked) == 4
+
+
+@pytest.mark.parametrize("k, dtype", [(3, np.uint8), (4, np.float32), (10, np.float64)])
+def test_the_compiled_epoch_equals_the_reference_on_one_thread_and_on_several(compiled_always, monkeypatch, k, dtype):
+    """An odd and an even number of classes, pixels and float features; the weights the same bits either way."""
+    from softmax_cli import compiled
+
+    pixels, labels = blobs(n=530, k=k)  # 530: a last batch of 50, a last piece of a batch that is not whole tiles
+    X = pixels if dtype == np.uint8 else model.features(pixels).astype(dtype)
+    config = TrainConfig(epochs=3, lr=0.3, batch_size=120, l2=0.01)
+    results = {}
+    for way in ("serial", "parallel"):
+        monkeypatch.setattr(compiled.Threads, "_way", lambda self, way=way: way)
+        monkeypatch.setattr(compiled.Threads, "SEGMENT", 2)  # a few segments an epoch
+        results[way] = fit(Trainer(config, 16, k), X, labels)
+    W, b, history = reference_fit(config, X, labels, k)
+    np.testing.assert_allclose(results["serial"].W, W, atol=2e-5 * max(1, np.abs(W).max()))
+    np.testing.assert_allclose(results["serial"].b, b, atol=2e-5 * max(1, np.abs(b).max()))
+    assert [stats["loss"] for stats in results["serial"].history] == pytest.approx([h["loss"] for h in history], 1e-5)
+    np.testing.assert_array_equal(results["parallel"].W, results["serial"].W)
+    np.testing.assert_array_equal(results["parallel"].b, results["serial"].b)
+
+
+def test_the_compiled_epoch_keeps_early_stoppings_window_of_averages(compiled_always):
+    pixels, labels = blobs(n=530)
+    validation = blobs(n=200, seed=1)
+    config = TrainConfig(epochs=6, val_split=0.1, patience=2, batch_size=50)  # fit is given the validation set
+    compiled_run = fit(Trainer(config, 16, 3), pixels, labels, validation=validation)
+    compiled_always.COMPILED_MIN_STEPS = 10**9  # the NumPy loop
+    numpy_run = fit(Trainer(config, 16, 3), pixels, labels, validation=validation)
+    assert compiled_run.best_epoch == numpy_run.best_epoch
+    np.testing.assert_allclose(compiled_run.W, numpy_run.W, atol=1e-5 * max(1, np.abs(numpy_run.W).max()))
+
+
+def test_threads_takes_the_faster_way_and_times_the_slower_one_less_and_less(monkeypatch):
+    """A second thread that waits for a busy core made steps 40 times slower: after a few short timings the
+    epochs run on one thread, and the slow way gets fewer and fewer steps."""
+    from softmax_cli import compiled
+
+    steps = {"parallel": 0, "serial": 0}
+    clock = [0.0]
+
+    def way(name, seconds_a_step):
+        def run(*arguments):
+            first, stop = arguments[-2:]
+            steps[name] += stop - first
+            clock[0] += seconds_a_step * (stop - first)
+            return float(stop - first)
+        return run
+
+    monkeypatch.setattr(compiled, "epoch_parallel", way("parallel", 40e-4))
+    monkeypatch.setattr(compiled, "epoch_serial", way("serial", 1e-4))
+    monkeypatch.setattr(compiled.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(compiled, "usable_threads", lambda: 2)
+    threads = compiled.Threads()
+    assert sum(threads.epoch(500) for _ in range(100)) == 500 * 100  # every step made once
+    assert threads.current == "serial"
+    assert steps["parallel"] <= 0.002 * 500 * 100
+    # and when the other core is free again, the faster way wins back at its next timing
+    monkeypatch.setattr(compiled, "epoch_parallel", way("parallel", 0.5e-4))
+    for _ in range(300):
+        threads.epoch(500)
+    assert threads.current == "parallel"
