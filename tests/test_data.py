@@ -875,3 +875,17 @@ def test_own_data_that_is_a_known_data_set_gets_its_name_and_class_names(tmp_pat
     data.check_model_fits(saved_model(load_own(folder)), dataset)
     with pytest.raises(SoftmaxError, match="trained on fashion_mnist but this data is mnist"):
         data.check_model_fits(saved_model(dataset), load_own(write_npz(tmp_path / "m.npz", known_tiny_sets["mnist"])))
+
+
+def test_a_data_sets_fingerprint_is_hashed_once_and_follows_its_arrays(monkeypatch):
+    """Hashing MNIST takes about 45 ms and a run asks for the fingerprint three times: once is enough."""
+    import hashlib
+
+    arrays = mnist_like()
+    dataset = data.make_dataset("mnist", arrays, {key: key for key in arrays}, "here")
+    made, real = [], hashlib.sha256
+    monkeypatch.setattr(hashlib, "sha256", lambda *a: made.append(1) or real(*a))
+    first = dataset.fingerprint()
+    assert dataset.fingerprint() == first and len(made) == 1
+    other = dataclasses.replace(dataset, x_train=255 - dataset.x_train)  # other arrays, another digest
+    assert other.fingerprint() != first
