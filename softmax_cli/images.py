@@ -201,12 +201,13 @@ def _grayscale_pixels(image) -> np.ndarray:
     if image.mode.startswith("I;16"):
         return np.asarray(image).astype(np.float32) / 65535
     if image.mode in ("I", "F"):
-        values = np.asarray(image).astype(np.float32)
+        # float64: the range of float32 pixels (up to 3.4e38 either way) overflows float32 when subtracted
+        values = np.asarray(image).astype(np.float64)
         if not np.isfinite(values).all():
             raise ValueError("some pixels are not finite numbers")
         low = min(float(values.min()), 0.0)
         high = next((scale for scale in (1, 255, 65535) if values.max() <= scale), float(values.max()))
-        return (values - low) / (high - low)
+        return ((values - low) / (high - low)).astype(np.float32)
     if "A" in image.getbands() or "transparency" in image.info:
         gray, alpha = np.moveaxis(np.asarray(image.convert("RGBA").convert("LA")), -1, 0) / np.float32(255)
         return _composite(gray, alpha)
@@ -308,6 +309,8 @@ def _framed(gray: np.ndarray, shape: tuple[int, int], box, place) -> np.ndarray:
     if ink is None:
         raise NoDigit
     rows, columns = _bounding_box(ink)
+    if rows.stop <= rows.start or columns.stop <= columns.start:  # no mass to measure (never for finite ink)
+        raise NoDigit
     return place(_fit_into_box(ink[rows, columns], box), shape).ravel()
 
 

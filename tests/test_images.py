@@ -544,3 +544,14 @@ def test_load_image_frames_by_the_convention_asked_for(tmp_path, seven, expected
     filled = load_image(tmp_path / "seven.png", (8, 8), convention="fill")
     np.testing.assert_allclose(filled, to_filled_frame(seven / 255, (8, 8)), atol=1e-6)
     assert ink_box(filled, (8, 8))[0] == 8 and ink_box(expected)[0] == 20
+
+
+def test_a_float_image_spanning_float32s_whole_range_is_read(tmp_path):
+    """Pixels of 3e38 and -3e38 are finite, but their difference overflows float32 (it became NaN, then a
+    ZeroDivisionError traceback, found by the fuzz test above)."""
+    pixels = np.zeros((28, 28), np.float32)
+    pixels[5:20, 10:14] = 3e38
+    pixels[0, 0] = -3e38
+    Image.fromarray(pixels, mode="F").save(tmp_path / "wide.tif")
+    vector = load_image(tmp_path / "wide.tif")
+    assert np.isfinite(vector).all() and vector.max() == 1 and vector.shape == (784,)
