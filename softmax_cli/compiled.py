@@ -201,6 +201,7 @@ class Threads:
     SEGMENT = 25      # steps of one call
     PROBE = 5         # steps of a call that loads or times a way: few, as a way can be forty times slower
     PROBE_EVERY = 40  # segments between two timings of the slower way, at first; doubled each time it loses
+    WIN = 0.8         # the other way is taken when its step took less than this fraction of the current way's
 
     def __init__(self):
         self.threads = usable_threads()
@@ -245,12 +246,13 @@ class Threads:
         seconds = (time.perf_counter() - started) / (stop - first)
         if way not in self.loaded:
             self.loaded.add(way)
-        elif way == self.current:
-            self.per_step[way] = seconds
+        elif way == self.current:  # its recent mean, so that one disturbed segment does not decide
+            last = self.per_step.get(way)
+            self.per_step[way] = seconds if last is None else 0.75 * last + 0.25 * seconds
             self.until_probe -= 1
-        else:  # a timing of the other way: take it if it was faster, else time it half as often
+        else:  # a timing of the other way: take it if it was clearly faster, else time it half as often
             self.per_step[way] = seconds
-            if seconds < self.per_step.get(self.current, math.inf):
+            if seconds < self.WIN * self.per_step.get(self.current, math.inf):
                 self.current, self.interval = way, self.PROBE_EVERY
             else:
                 self.interval = min(2 * self.interval, 64 * self.PROBE_EVERY)
