@@ -2,19 +2,19 @@
 
 A step of the default recipe is two small matrix products and about twenty NumPy calls of glue around them,
 whose per-call overhead costs more than the products' arithmetic (bench/floor.py). Here one compiled call makes
-a whole epoch, on both cores: each batch is cut into CHUNKS fixed pieces, each piece's rows are cast, multiplied,
-put through the softmax and multiplied back four rows at a time (the products' operands stay in cache and the
-vector units' registers, so the pixels are read once a step instead of twice and the gather costs no copy of
-the batch), and the pieces' gradients are summed in a fixed order before the update. The pieces are the same
-whatever the number of threads, so the weights are too: one thread or four, the same bits.
+Threads.SEGMENT steps. Each batch is cut into CHUNKS fixed pieces; each piece's rows are cast, multiplied, put
+through the softmax and multiplied back TILE rows at a time (the tile stays in cache, so each pixel is cast once
+a step and no copy of the batch is made), and the pieces' gradients are summed in a fixed order before the
+update. The pieces are the same whatever the number of threads, so the weights are too: one thread or four,
+the same bits.
 
-Importing numba and loading the cached machine code costs about half a second per process, so train.py imports
+Importing numba and loading the cached machine code costs about a second per process, so train.py imports
 this module only for runs long enough to win that back (train.COMPILED_MIN_STEPS), and keeps its NumPy loop
-when numba is missing: both loops are tested against the float64 reference loop. `epoch` has the contract of
+when numba is missing: both loops are tested against the float64 reference loop. `_epoch` has the contract of
 Trainer.train_epoch's NumPy loop for the cross-entropy.
 
 Threads: as many as the machine lets this process use, at most CHUNKS; NUMBA_NUM_THREADS=1 keeps one. A thread
-that waits for a busy core can make a step many times slower, so Threads times both ways now and then and
+that waits for a busy core can make a step forty times slower, so Threads times both ways now and then and
 takes the faster one (the weights do not depend on it).
 """
 
@@ -27,6 +27,9 @@ import types
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 CHUNKS = 4   # pieces of every batch, each its own partial gradient (and at most this many threads)
 TILE = 8     # rows a piece multiplies at once: _add_gradient takes eight, _logits four at a time
@@ -34,6 +37,32 @@ TILE = 8     # rows a piece multiplies at once: _add_gradient takes eight, _logi
 # never assume away NaN or infinity, which divergence checks rely on
 _FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FASTMATH)
+
+
+@intrinsic
+def _prefetch(typingctx, array, row, offset):
+    """Ask the processor to start fetching, into its caches, the byte at offset in a row of a 2D array."""
+    def codegen(context, builder, signature, arguments):
+        data = context.make_array(signature.args[0])(context, builder, arguments[0])
+        intp = context.get_value_type(numba.types.intp)
+        row_stride = cgutils.unpack_tuple(builder, data.strides)[0]
+        address = builder.add(builder.ptrtoint(data.data, intp),
+                              builder.add(builder.mul(arguments[1], row_stride), arguments[2]))
+        byte_pointer, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        prefetch = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]), "llvm.prefetch.p0i8")
+        # read, keep in all cache levels, data
+        builder.call(prefetch, [builder.inttoptr(address, byte_pointer), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+    return numba.types.void(array, numba.types.intp, numba.types.intp), codegen
+
+
+@_jit
+def _fetch_rows(X, rows):
+    """Start fetching the rows of X named by rows (the next tile's, while this one is multiplied)."""
+    for i in range(rows.shape[0]):
+        for offset in range(0, X.shape[1] * X.itemsize, 64):  # a cache line at a time
+            _prefetch(X, rows[i], offset)
 
 
 @_jit
@@ -122,6 +151,7 @@ def piece_gradient(X, rows, labels, predicted, W, G, tile, z, bias):
         for q in range(m):
             _cast(X, rows[i + q], tile[q], bias)
         tile[m:, :] = 0.0
+        _fetch_rows(X, rows[i + TILE:i + 2 * TILE])  # random rows of MNIST: memory latency, hidden this way
         _logits(tile, W, z)
         for q in range(m):
             row_loss, predicted[i + q] = _softmax_row(z[q], labels[i + q])
@@ -194,19 +224,18 @@ def usable_threads() -> int:
 
 class Threads:
     """Runs an epoch's steps a segment at a time, each on one thread or several, whichever was faster when last
-    timed. The other way is timed again on one segment now and then, less and less often while it keeps losing.
-    A way's first segment loads its machine code and is not timed.
+    timed. The other way is timed again on a few steps now and then, less and less often while it keeps losing.
+    Before a timing, one step runs untimed: it loads the way's machine code the first time, and wakes its threads.
     """
 
     SEGMENT = 25      # steps of one call
-    PROBE = 5         # steps of a call that loads or times a way: few, as a way can be forty times slower
+    PROBE = 5         # steps of a timing: few, as a way can be forty times slower
     PROBE_EVERY = 40  # segments between two timings of the slower way, at first; doubled each time it loses
     WIN = 0.8         # the other way is taken when its step took less than this fraction of the current way's
 
     def __init__(self):
         self.threads = usable_threads()
-        self.loaded: set[str] = set()
-        self.per_step: dict[str, float] = {}  # seconds a step took, by way, when last timed
+        self.per_step: dict[str, float] = {}  # seconds a step took, by way: the current's running mean
         self.current = "parallel" if self.threads > 1 else "serial"
         self.interval = self.PROBE_EVERY
         self.until_probe = self.interval
@@ -216,9 +245,16 @@ class Threads:
         loss, first = 0.0, 0
         while first < n_steps:
             way = self._way()
-            steps = self.SEGMENT if way == self.current and way in self.per_step else self.PROBE
+            steps = self.SEGMENT
+            if way != self.current or way not in self.per_step:  # a timing
+                loss += self._run(way, arguments, first, first + 1)
+                first, steps = first + 1, self.PROBE
+                if first == n_steps:
+                    break
             stop = min(n_steps, first + steps)
-            loss += self._segment(way, arguments, first, stop)
+            started = time.perf_counter()
+            loss += self._run(way, arguments, first, stop)
+            self._record(way, (time.perf_counter() - started) / (stop - first))
             first = stop
         return loss
 
@@ -230,23 +266,21 @@ class Threads:
             return self.current
         return other if other not in self.per_step or self.until_probe <= 0 else self.current
 
-    def _segment(self, way: str, arguments, first: int, stop: int) -> float:
-        started = time.perf_counter()
-        if way == "parallel":
+    def _run(self, way: str, arguments, first: int, stop: int) -> float:
+        if way == "parallel" and self.threads > 1:
             numba.set_num_threads(self.threads)
             try:
-                loss = epoch_parallel(*arguments, first, stop)
+                return epoch_parallel(*arguments, first, stop)
             except ValueError as e:  # no threading layer (neither OpenMP nor TBB) could be loaded: one thread
                 if "threading layer" not in str(e):
                     raise
                 self.threads, self.current = 1, "serial"
-                return self._segment("serial", arguments, first, stop)
-        else:
-            loss = epoch_serial(*arguments, first, stop)
-        seconds = (time.perf_counter() - started) / (stop - first)
-        if way not in self.loaded:
-            self.loaded.add(way)
-        elif way == self.current:  # its recent mean, so that one disturbed segment does not decide
+        return epoch_serial(*arguments, first, stop)
+
+    def _record(self, way: str, seconds: float) -> None:
+        if self.threads == 1:
+            return
+        if way == self.current:  # a running mean, so that one disturbed segment does not decide
             last = self.per_step.get(way)
             self.per_step[way] = seconds if last is None else 0.75 * last + 0.25 * seconds
             self.until_probe -= 1
@@ -257,4 +291,3 @@ class Threads:
             else:
                 self.interval = min(2 * self.interval, 64 * self.PROBE_EVERY)
             self.until_probe = self.interval
-        return loss

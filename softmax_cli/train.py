@@ -38,14 +38,15 @@ LOSS_MARGIN = 10.0     # the cross-entropy may not exceed this many times log K,
 MAX_LOGIT = 1e4        # float32 softmax is saturated far below this: no sane model's logits get there
 PROBE_ROWS = 1000      # the logits are checked on this many training samples after each epoch (a fraction of a ms)
 MAX_WINDOW = 100_000   # no more epochs than config allows are ever averaged
-# Runs of at least this many steps take numba's compiled glue: loading it costs about half a second per process
-# and it saves about 45 us a step (bench/floor.py), so it pays from about 11,000 steps (the defaults take 2,000).
+# Runs of at least this many steps take numba's compiled epoch: importing numba and loading its machine code cost
+# about a second per process, and it saves 50 to 120 us a step (bench/floor.py: 2.1-2.7x the floor for the NumPy
+# loop, 1.0-1.5x for the compiled one), so it pays from about 10,000 steps (the defaults take 2,000).
 COMPILED_MIN_STEPS = 20_000
 MAX_STEPS = 2**53      # a step count beyond this is not one a run can have made (float64 counts exactly to here)
 
 
 def _compiled():
-    """Return the compiled glue module (compiled.py), or None without numba or with SOFTMAX_NO_JIT set."""
+    """Return the compiled epoch's module (compiled.py), or None without numba or with SOFTMAX_NO_JIT set."""
     if os.environ.get("SOFTMAX_NO_JIT"):  # the NumPy loop alone: for tests, and for anyone who wants it
         return None
     try:
@@ -192,9 +193,9 @@ class Trainer:
         ordered_labels = labels[order]
         predicted = np.empty(n, np.intp)
         # a long cross-entropy run takes numba's compiled epoch (compiled.py), when it is installed
-        glue = _compiled() if config.loss == "cross-entropy" and total_steps >= COMPILED_MIN_STEPS else None
-        if glue:
-            loss_sum, n_summed = self._compiled_epoch(glue, X, order, ordered_labels, predicted, summed,
+        compiled = _compiled() if config.loss == "cross-entropy" and total_steps >= COMPILED_MIN_STEPS else None
+        if compiled:
+            loss_sum, n_summed = self._compiled_epoch(compiled, X, order, ordered_labels, predicted, summed,
                                                       batch_size, n_steps, total_steps, average_start,
                                                       gradient_scale)
         else:
@@ -259,22 +260,23 @@ class Trainer:
             n_summed += averaged
         return loss_sum, n_summed
 
-    def _compiled_epoch(self, glue, X, order, ordered_labels, predicted, summed, batch_size, n_steps, total_steps,
+    def _compiled_epoch(self, compiled, X, order, ordered_labels, predicted, summed, batch_size, n_steps, total_steps,
                         average_start, gradient_scale) -> tuple[float, int]:
-        """Make the steps of one epoch in one call of compiled.py; return (summed loss, steps added to summed)."""
-        config, (n, d), k = self.config, X.shape, self.n_classes
+        """Make the steps of one epoch with compiled.py, a segment of steps a call; return (summed loss, steps added
+        to summed)."""
+        config, d, k = self.config, X.shape[1], self.n_classes
         lrs = np.array([config.lr * lr_factor(config.schedule, (self.step + s) / total_steps) for s in range(n_steps)])
         # step s of this epoch is averaged when self.step + s + 1 > average_start, as in the NumPy loop
         first_averaged = max(0, average_start - self.step) if config.average else n_steps
         if self.threads is None:
-            self.threads = glue.Threads()
+            self.threads = compiled.Threads()
         loss_sum = self.threads.epoch(
             n_steps, X, order, ordered_labels, predicted, self.weights, self.velocity, summed, lrs, first_averaged,
             batch_size, gradient_scale, config.l2, config.momentum, 1 / self.scale,
-            np.empty((glue.CHUNKS, k, d + 1), np.float32),
-            np.empty((glue.CHUNKS, glue.TILE, d + 1), np.float32),
-            np.empty((glue.CHUNKS, 16, k), np.float32),  # 16 rows, not TILE: the chunks' z apart in the cache
-            np.empty(glue.CHUNKS),
+            np.empty((compiled.CHUNKS, k, d + 1), np.float32),
+            np.empty((compiled.CHUNKS, compiled.TILE, d + 1), np.float32),
+            np.empty((compiled.CHUNKS, 16, k), np.float32),  # 16 rows, not TILE: the chunks' z apart in the cache
+            np.empty(compiled.CHUNKS),
         )
         self.step += n_steps
         return loss_sum, n_steps - min(n_steps, first_averaged)

@@ -49,7 +49,7 @@ REFERENCE_CASES = [
     (settings, "compiled") for settings in REFERENCE_CASES if settings.get("loss") != "mse"  # mse: NumPy only
 ])
 def test_fast_loop_equals_the_float64_reference_loop(monkeypatch, settings, loop):
-    """Both fast loops: the NumPy one, and the one with numba's compiled glue (which long runs take)."""
+    """Both fast loops: the NumPy one, and numba's compiled epoch (which long runs take)."""
     from softmax_cli import train as training
 
     if loop == "compiled":
@@ -293,12 +293,12 @@ def test_on_mnist_early_stopping_ends_as_well_as_the_defaults(mnist):
         assert result.epochs_run == TrainConfig().epochs
 
 
-# --- the compiled glue (compiled.py) and its NumPy fallback ---------------------------------------------------
+# --- the compiled epoch (compiled.py) and its NumPy fallback ----------------------------------------------------
 
 
 @pytest.fixture
 def compiled_always(monkeypatch):
-    """Every run takes the compiled glue, however short (numba is a dependency: CI must have it)."""
+    """Every run takes the compiled epoch, however short (numba is a dependency: CI must have it)."""
     from softmax_cli import train as training
 
     monkeypatch.setattr(training, "COMPILED_MIN_STEPS", 0)
@@ -338,7 +338,7 @@ def test_without_numba_the_numpy_loop_runs(monkeypatch):
     np.testing.assert_allclose(fit(Trainer(config, 16, 3), pixels, labels).W, W, atol=2e-5 * max(1, np.abs(W).max()))
 
 
-def test_long_runs_take_the_compiled_glue_and_short_ones_the_numpy_loop(monkeypatch):
+def test_long_runs_take_the_compiled_epoch_and_short_ones_the_numpy_loop(monkeypatch):
     from softmax_cli import train as training
 
     asked, real = [], training._compiled
