@@ -168,8 +168,7 @@ def _epoch(X, order, labels, predicted, weights, velocity, summed, lrs, first_av
 
     Step s has learning rate lrs[s] and adds its new weights to summed from step first_averaged on. Heavy-ball
     momentum on the raw weights, the bias (last column) not decayed: Trainer.train_epoch's NumPy loop.
-    partial (CHUNKS, classes, features + 1), tiles (CHUNKS, TILE, features + 1), zs (CHUNKS, TILE, classes) and
-    losses (CHUNKS,) are scratch.
+    partial, tiles, zs and losses are scratch, as scratch() makes them: no index is checked here.
     """
     n = order.shape[0]
     k, d1 = weights.shape
@@ -203,11 +202,19 @@ def _epoch(X, order, labels, predicted, weights, velocity, summed, lrs, first_av
     return loss
 
 
+def scratch(n_classes: int, n_inputs: int) -> tuple[np.ndarray, ...]:
+    """Return _epoch's scratch arrays (partial, tiles, zs, losses) for weights of shape (n_classes, n_inputs)."""
+    return (np.empty((CHUNKS, n_classes, n_inputs), np.float32),
+            np.empty((CHUNKS, TILE, n_inputs), np.float32),
+            np.empty((CHUNKS, 2 * TILE, n_classes), np.float32),  # 2 * TILE rows: the pieces' z apart in the cache
+            np.empty(CHUNKS))
+
+
 def _named(function, name: str):
     """Return a copy of function called name: numba's cache files are named after a function, so the serial and
     the parallel machine code of one function need two names."""
     copy = types.FunctionType(function.__code__, function.__globals__, name, function.__defaults__)
-    copy.__qualname__ = copy.__doc__ = name
+    copy.__qualname__, copy.__doc__ = name, function.__doc__
     return copy
 
 

@@ -272,11 +272,7 @@ class Trainer:
             self.threads = compiled.Threads()
         loss_sum = self.threads.epoch(
             n_steps, X, order, ordered_labels, predicted, self.weights, self.velocity, summed, lrs, first_averaged,
-            batch_size, gradient_scale, config.l2, config.momentum, 1 / self.scale,
-            np.empty((compiled.CHUNKS, k, d + 1), np.float32),
-            np.empty((compiled.CHUNKS, compiled.TILE, d + 1), np.float32),
-            np.empty((compiled.CHUNKS, 16, k), np.float32),  # 16 rows, not TILE: the chunks' z apart in the cache
-            np.empty(compiled.CHUNKS),
+            batch_size, gradient_scale, config.l2, config.momentum, 1 / self.scale, *compiled.scratch(k, d + 1),
         )
         self.step += n_steps
         return loss_sum, n_steps - min(n_steps, first_averaged)
