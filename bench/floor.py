@@ -69,8 +69,7 @@ def measure(repeats: int) -> dict:
         os.environ["SOFTMAX_NO_JIT"] = no_jit
         trainers[loop] = Trainer(config, D, K)
         if loop == "compiled_one_thread" and train._compiled():
-            trainers[loop].threads = train._compiled().Threads()
-            trainers[loop].threads.threads = 1
+            trainers[loop].threads = train._compiled().Threads(threads=1)
         trainers[loop].train_epoch(pixels, labels)  # warm up: first-touch pages, BLAS set-up, numba's cache
 
     x = np.empty((batch_size, D + 1), np.float32)

@@ -240,8 +240,8 @@ class Threads:
     PROBE_EVERY = 40  # segments between two timings of the slower way, at first; doubled each time it loses
     WIN = 0.8         # the other way is taken when its step took less than this fraction of the current way's
 
-    def __init__(self):
-        self.threads = usable_threads()
+    def __init__(self, threads: int | None = None):
+        self.threads = usable_threads() if threads is None else threads  # at most this many
         self.per_step: dict[str, float] = {}  # seconds a step took, by way: the current's running mean
         self.current = "parallel" if self.threads > 1 else "serial"
         self.interval = self.PROBE_EVERY

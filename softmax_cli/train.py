@@ -192,15 +192,16 @@ class Trainer:
         order = self.rng.permutation(n)
         ordered_labels = labels[order]
         predicted = np.empty(n, np.intp)
+        # the learning rate of each step of this epoch, and the first of its steps whose weights are averaged (the
+        # averaging takes the last steps of the run; partial_fit's epochs may vary in length)
+        lrs = [config.lr * lr_factor(config.schedule, (self.step + s) / total_steps) for s in range(n_steps)]
+        first_averaged = max(0, average_start - self.step) if config.average else n_steps
         # a long cross-entropy run takes numba's compiled epoch (compiled.py), when it is installed
         compiled = _compiled() if config.loss == "cross-entropy" and total_steps >= COMPILED_MIN_STEPS else None
-        if compiled:
-            loss_sum, n_summed = self._compiled_epoch(compiled, X, order, ordered_labels, predicted, summed,
-                                                      batch_size, n_steps, total_steps, average_start,
-                                                      gradient_scale)
-        else:
-            loss_sum, n_summed = self._numpy_epoch(X, order, ordered_labels, predicted, summed, batch_size,
-                                                   total_steps, average_start, gradient_scale)
+        arguments = X, order, ordered_labels, predicted, summed, batch_size, lrs, first_averaged, gradient_scale
+        loss_sum = self._compiled_epoch(compiled, *arguments) if compiled else self._numpy_epoch(*arguments)
+        self.step += n_steps
+        n_summed = n_steps - min(n_steps, first_averaged)
         self.epoch += 1
         if self.windowed:
             self.epoch_sums.append(summed)
@@ -212,9 +213,10 @@ class Trainer:
         accuracy = np.count_nonzero(predicted == ordered_labels) / n
         return {"epoch": self.epoch, "loss": loss_sum / n, "accuracy": accuracy}
 
-    def _numpy_epoch(self, X, order, ordered_labels, predicted, summed, batch_size, total_steps, average_start,
-                     gradient_scale) -> tuple[float, int]:
-        """Make the steps of one epoch with NumPy calls; return (summed loss, steps added to summed)."""
+    def _numpy_epoch(self, X, order, ordered_labels, predicted, summed, batch_size, lrs, first_averaged,
+                     gradient_scale) -> float:
+        """Make the steps of one epoch with NumPy calls (step s at learning rate lrs[s], its weights added to summed
+        from step first_averaged on); return their summed loss."""
         config, (n, d), k = self.config, X.shape, self.n_classes
         kernel = model.fused_cross_entropy_grad if config.loss == "cross-entropy" else model.mse_logit_grad
         raw_batch = np.empty((batch_size, d), X.dtype)
@@ -223,9 +225,9 @@ class Trainer:
         Z = np.empty((batch_size, k), np.float32)
         gradient = np.empty_like(self.weights)
         update = np.empty_like(self.weights)
-        loss_sum, n_summed = 0.0, 0
+        loss_sum = 0.0
         true_index = (np.arange(n) % batch_size) * k + ordered_labels  # flat index of the true class in Z
-        for start in range(0, n, batch_size):
+        for s, start in enumerate(range(0, n, batch_size)):
             stop = min(start + batch_size, n)
             m = stop - start
             x, z = batch[:m], Z[:m]
@@ -238,8 +240,8 @@ class Trainer:
             loss_sum += kernel(z, true_index[start:stop])  # z becomes d loss / d logits
             # backward
             np.matmul(z.T, x, out=gradient)
-            # determine the learning rate of this step, then update with heavy-ball momentum
-            lr = config.lr * lr_factor(config.schedule, self.step / total_steps)
+            # update with heavy-ball momentum
+            lr = lrs[s]
             gradient *= gradient_scale / m
             if config.l2:                             # in raw units the decay term is l2 * W_raw too
                 np.multiply(self.weights, config.l2, out=update)
@@ -252,30 +254,21 @@ class Trainer:
             else:
                 np.multiply(gradient, lr, out=update)
             self.weights -= update
-            # the average of the weights over the last steps (partial_fit's epochs may vary in length)
-            averaged = bool(config.average) and self.step + 1 > average_start
-            if averaged:
+            if s >= first_averaged:  # the average of the weights over the last steps
                 summed += self.weights
-            self.step += 1
-            n_summed += averaged
-        return loss_sum, n_summed
+        return loss_sum
 
-    def _compiled_epoch(self, compiled, X, order, ordered_labels, predicted, summed, batch_size, n_steps, total_steps,
-                        average_start, gradient_scale) -> tuple[float, int]:
-        """Make the steps of one epoch with compiled.py, a segment of steps a call; return (summed loss, steps added
-        to summed)."""
+    def _compiled_epoch(self, compiled, X, order, ordered_labels, predicted, summed, batch_size, lrs, first_averaged,
+                        gradient_scale) -> float:
+        """Make the steps of one epoch as _numpy_epoch does, with compiled.py, a segment of steps a call."""
         config, d, k = self.config, X.shape[1], self.n_classes
-        lrs = np.array([config.lr * lr_factor(config.schedule, (self.step + s) / total_steps) for s in range(n_steps)])
-        # step s of this epoch is averaged when self.step + s + 1 > average_start, as in the NumPy loop
-        first_averaged = max(0, average_start - self.step) if config.average else n_steps
         if self.threads is None:
             self.threads = compiled.Threads()
-        loss_sum = self.threads.epoch(
-            n_steps, X, order, ordered_labels, predicted, self.weights, self.velocity, summed, lrs, first_averaged,
-            batch_size, gradient_scale, config.l2, config.momentum, 1 / self.scale, *compiled.scratch(k, d + 1),
+        return self.threads.epoch(
+            len(lrs), X, order, ordered_labels, predicted, self.weights, self.velocity, summed, np.asarray(lrs),
+            first_averaged, batch_size, gradient_scale, config.l2, config.momentum, 1 / self.scale,
+            *compiled.scratch(k, d + 1),
         )
-        self.step += n_steps
-        return loss_sum, n_steps - min(n_steps, first_averaged)
 
     def _adopt_scale(self, dtype) -> None:
         """Take the feature scale of data of this dtype, or raise SoftmaxError if the run was trained on other data."""
