@@ -2,15 +2,20 @@
 
 A step of the default recipe is two small matrix products and about twenty NumPy calls of glue around them,
 whose per-call overhead costs more than the products' arithmetic (bench/floor.py). Here one compiled call makes
-Threads.SEGMENT steps. Each batch is cut into CHUNKS fixed pieces; each piece's rows are cast, multiplied, put
-through the softmax and multiplied back TILE rows at a time (the tile stays in cache, so each pixel is cast once
-a step and no copy of the batch is made), and the pieces' gradients are summed in a fixed order before the
-update. The pieces are the same whatever the number of threads, so the weights are too: one thread or four,
-the same bits.
+Threads.SEGMENT steps. Each batch is cut into CHUNKS fixed pieces, each piece's gradient is made on its own, and
+the pieces' gradients are summed in a fixed order before the update. The pieces are the same whatever the number
+of threads, so the weights are too: one thread or four, the same bits.
+
+The products take one of two forms, chosen by the data (Rows):
+- dense: each piece's rows are cast, multiplied, put through the softmax and multiplied back TILE rows at a time
+  (the tile stays in cache, so each pixel is cast once a step and no copy of the batch is made);
+- sparse, for data with few non-zero values (MNIST: 19 %): the rows are compressed once a run (CSR), and each
+  non-zero value adds its weights' row to the logits and its share to the gradient's row, sixteen classes at a
+  time in two vector registers. The weights are laid out (groups of GROUP classes, features + 1, GROUP) for it.
 
 Importing numba and loading the cached machine code costs about a second per process, so train.py imports
 this module only for runs long enough to win that back (train.COMPILED_MIN_STEPS), and keeps its NumPy loop
-when numba is missing: both loops are tested against the float64 reference loop. `_epoch` has the contract of
+when numba is missing: both loops are tested against the float64 reference loop. `epoch` has the contract of
 Trainer.train_epoch's NumPy loop for the cross-entropy.
 
 Threads: as many as the machine lets this process use, at most CHUNKS; NUMBA_NUM_THREADS=1 keeps one. A thread
@@ -20,6 +25,7 @@ takes the faster one (the weights do not depend on it).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -33,36 +39,61 @@ from numba.extending import intrinsic
 
 CHUNKS = 4   # pieces of every batch, each its own partial gradient (and at most this many threads)
 TILE = 8     # rows a piece multiplies at once: _add_gradient takes eight, _logits four at a time
+GROUP = 16   # classes the sparse products take at once: two vector registers of eight float32
+SPARSE_DENSITY = 0.25  # at most this fraction of values not zero: the sparse products (break-even 0.26 measured)
 # the float rules the products may bend: reorder sums (to use vector registers) and fuse multiply-adds;
 # never assume away NaN or infinity, which divergence checks rely on
 _FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=_FASTMATH)
+# the sparse products' sixteen classes in vector registers: only fused multiply-adds, as reordering the sums over
+# the pixels made LLVM vectorise those instead, with slow gathers of weights
+_jit_lanes = numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+
+
+@contextlib.contextmanager
+def _vectorising():
+    """Compile, within, with LLVM's SLP vectoriser on (numba's default is off): it puts the sixteen classes of
+    the sparse products, written out lane by lane, into vector registers."""
+    before, numba.config.SLP_VECTORIZE = numba.config.SLP_VECTORIZE, 1
+    try:
+        yield
+    finally:
+        numba.config.SLP_VECTORIZE = before
 
 
 @intrinsic
-def _prefetch(typingctx, array, row, offset):
-    """Ask the processor to start fetching, into its caches, the byte at offset in a row of a 2D array."""
+def _prefetch(typingctx, array, offset):
+    """Ask the processor to start fetching, into its caches, the byte at offset from the start of an array."""
     def codegen(context, builder, signature, arguments):
         data = context.make_array(signature.args[0])(context, builder, arguments[0])
         intp = context.get_value_type(numba.types.intp)
-        row_stride = cgutils.unpack_tuple(builder, data.strides)[0]
-        address = builder.add(builder.ptrtoint(data.data, intp),
-                              builder.add(builder.mul(arguments[1], row_stride), arguments[2]))
+        address = builder.add(builder.ptrtoint(data.data, intp), arguments[1])
         byte_pointer, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
         prefetch = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]), "llvm.prefetch.p0i8")
         # read, keep in all cache levels, data
         builder.call(prefetch, [builder.inttoptr(address, byte_pointer), i32(0), i32(3), i32(1)])
         return context.get_dummy_value()
-    return numba.types.void(array, numba.types.intp, numba.types.intp), codegen
+    return numba.types.void(array, numba.types.intp), codegen
 
 
 @_jit
 def _fetch_rows(X, rows):
     """Start fetching the rows of X named by rows (the next tile's, while this one is multiplied)."""
     for i in range(rows.shape[0]):
-        for offset in range(0, X.shape[1] * X.itemsize, 64):  # a cache line at a time
-            _prefetch(X, rows[i], offset)
+        start = rows[i] * X.strides[0]
+        for offset in range(start, start + X.shape[1] * X.itemsize, 64):  # a cache line at a time
+            _prefetch(X, offset)
+
+
+@_jit
+def _fetch_sparse_row(indptr, columns, values, row):
+    """Start fetching a compressed row's columns and values (the next row's, while this one is multiplied)."""
+    lo, hi = indptr[row], indptr[row + 1]
+    for offset in range(lo * columns.itemsize, hi * columns.itemsize + 63, 64):
+        _prefetch(columns, offset)
+    for offset in range(lo * values.itemsize, hi * values.itemsize + 63, 64):
+        _prefetch(values, offset)
 
 
 @_jit
@@ -161,18 +192,96 @@ def piece_gradient(X, rows, labels, predicted, W, G, tile, z, bias):
     return loss
 
 
-def _epoch(X, order, labels, predicted, weights, velocity, summed, lrs, first_averaged, batch_size,
-           gradient_scale, l2, momentum, bias, partial, tiles, zs, losses, first, stop):
+@_jit_lanes
+def _group_logits(columns, values, W, z, bias):
+    """Set z[:GROUP] to the logits of one compressed row for a group of GROUP classes: W (features + 1, GROUP), its
+    last row the bias. Two chains of eight lanes, one vector register each."""
+    w = W[W.shape[0] - 1]
+    a0 = bias * w[0]; a1 = bias * w[1]; a2 = bias * w[2]; a3 = bias * w[3]
+    a4 = bias * w[4]; a5 = bias * w[5]; a6 = bias * w[6]; a7 = bias * w[7]
+    b0 = bias * w[8]; b1 = bias * w[9]; b2 = bias * w[10]; b3 = bias * w[11]
+    b4 = bias * w[12]; b5 = bias * w[13]; b6 = bias * w[14]; b7 = bias * w[15]
+    for t in range(columns.shape[0]):
+        v = values[t]
+        w = W[columns[t]]
+        a0 += v * w[0]; a1 += v * w[1]; a2 += v * w[2]; a3 += v * w[3]
+        a4 += v * w[4]; a5 += v * w[5]; a6 += v * w[6]; a7 += v * w[7]
+        b0 += v * w[8]; b1 += v * w[9]; b2 += v * w[10]; b3 += v * w[11]
+        b4 += v * w[12]; b5 += v * w[13]; b6 += v * w[14]; b7 += v * w[15]
+    z[0] = a0; z[1] = a1; z[2] = a2; z[3] = a3; z[4] = a4; z[5] = a5; z[6] = a6; z[7] = a7
+    z[8] = b0; z[9] = b1; z[10] = b2; z[11] = b3; z[12] = b4; z[13] = b5; z[14] = b6; z[15] = b7
+
+
+@_jit_lanes
+def _group_gradient(columns, values, G, z, bias):
+    """Add the gradient of one compressed row, z[:GROUP] its d loss / d logits, to G (features + 1, GROUP)."""
+    a0 = z[0]; a1 = z[1]; a2 = z[2]; a3 = z[3]; a4 = z[4]; a5 = z[5]; a6 = z[6]; a7 = z[7]
+    b0 = z[8]; b1 = z[9]; b2 = z[10]; b3 = z[11]; b4 = z[12]; b5 = z[13]; b6 = z[14]; b7 = z[15]
+    for t in range(columns.shape[0]):
+        v = values[t]
+        g = G[columns[t]]
+        g[0] += v * a0; g[1] += v * a1; g[2] += v * a2; g[3] += v * a3
+        g[4] += v * a4; g[5] += v * a5; g[6] += v * a6; g[7] += v * a7
+        g[8] += v * b0; g[9] += v * b1; g[10] += v * b2; g[11] += v * b3
+        g[12] += v * b4; g[13] += v * b5; g[14] += v * b6; g[15] += v * b7
+    g = G[G.shape[0] - 1]
+    g[0] += bias * a0; g[1] += bias * a1; g[2] += bias * a2; g[3] += bias * a3
+    g[4] += bias * a4; g[5] += bias * a5; g[6] += bias * a6; g[7] += bias * a7
+    g[8] += bias * b0; g[9] += bias * b1; g[10] += bias * b2; g[11] += bias * b3
+    g[12] += bias * b4; g[13] += bias * b5; g[14] += bias * b6; g[15] += bias * b7
+
+
+@_jit
+def sparse_piece_gradient(indptr, columns, values, rows, labels, predicted, W, G, z, bias, n_classes):
+    """Set G to the summed gradient over the compressed rows named by rows; return their summed cross-entropy,
+    and put each row's argmax in predicted. W and G are (groups, features + 1, GROUP), z (groups * GROUP) scratch;
+    the classes from n_classes on are padding, their weights and gradient zero."""
+    G[:, :, :] = 0.0
+    bias = np.float32(bias)
+    loss = 0.0
+    for i in range(rows.shape[0]):
+        if i + 1 < rows.shape[0]:
+            _fetch_sparse_row(indptr, columns, values, rows[i + 1])  # random rows: hide their memory latency
+        lo, hi = indptr[rows[i]], indptr[rows[i] + 1]
+        for g in range(W.shape[0]):
+            _group_logits(columns[lo:hi], values[lo:hi], W[g], z[g * GROUP:(g + 1) * GROUP], bias)
+        row_loss, predicted[i] = _softmax_row(z[:n_classes], labels[i])
+        loss += row_loss
+        z[n_classes:] = 0.0
+        for g in range(W.shape[0]):
+            _group_gradient(columns[lo:hi], values[lo:hi], G[g], z[g * GROUP:(g + 1) * GROUP], bias)
+    return loss
+
+
+@_jit
+def _update(weights, velocity, summed, partial, decay, scale, lr, momentum, averaged):
+    """Make one step of heavy-ball momentum on the weights, all flat, in float32 as the NumPy loop does: the
+    gradient is the sum of the pieces' partial gradients (partial, one row each) in their order, times scale, plus
+    decay (l2, 0 at the bias) times the weights. Add the new weights to summed if averaged."""
+    scale, lr, momentum = np.float32(scale), np.float32(lr), np.float32(momentum)
+    for e in range(weights.shape[0]):
+        gradient = partial[0, e]
+        for p in range(1, CHUNKS):
+            gradient += partial[p, e]
+        step = gradient * scale + decay[e] * weights[e]
+        if momentum != 0:
+            step += momentum * velocity[e]
+            velocity[e] = step
+        weights[e] -= lr * step
+        if averaged:
+            summed[e] += weights[e]
+
+
+def _dense_epoch(X, order, labels, predicted, weights, velocity, summed, decay, lrs, first_averaged, batch_size,
+                 gradient_scale, momentum, bias, partial, tiles, zs, losses, first, stop):
     """Make steps first to stop - 1 of an epoch over the rows of X in `order` (labels in the same order); return
     their summed loss.
 
-    Step s has learning rate lrs[s] and adds its new weights to summed from step first_averaged on. Heavy-ball
-    momentum on the raw weights, the bias (last column) not decayed: Trainer.train_epoch's NumPy loop.
-    partial, tiles, zs and losses are scratch, as scratch() makes them: no index is checked here.
+    Step s has learning rate lrs[s] and adds its new weights to summed from step first_averaged on; the weights
+    are (classes, features + 1). partial, tiles, zs and losses are scratch, as epoch() makes them: no index is
+    checked here.
     """
-    n = order.shape[0]
-    k, d1 = weights.shape
-    bias_column = d1 - 1
+    n, size = order.shape[0], weights.size
     loss = 0.0
     for s in range(first, stop):
         start = s * batch_size
@@ -184,30 +293,30 @@ def _epoch(X, order, labels, predicted, weights, velocity, summed, lrs, first_av
                                        tiles[p], zs[p], bias)
         for p in range(CHUNKS):
             loss += losses[p]
-        scale, lr, averaged = gradient_scale / m, lrs[s], s >= first_averaged
-        for a in range(k):
-            for j in range(d1):
-                gradient = partial[0, a, j]
-                for p in range(1, CHUNKS):
-                    gradient += partial[p, a, j]
-                step = gradient * scale
-                if l2 != 0 and j != bias_column:
-                    step += l2 * weights[a, j]
-                if momentum != 0:
-                    step += momentum * velocity[a, j]
-                    velocity[a, j] = step
-                weights[a, j] -= lr * step
-                if averaged:
-                    summed[a, j] += weights[a, j]
+        _update(weights.reshape(size), velocity.reshape(size), summed.reshape(size), partial.reshape((CHUNKS, size)),
+                decay, gradient_scale / m, lrs[s], momentum, s >= first_averaged)
     return loss
 
 
-def scratch(n_classes: int, n_inputs: int) -> tuple[np.ndarray, ...]:
-    """Return _epoch's scratch arrays (partial, tiles, zs, losses) for weights of shape (n_classes, n_inputs)."""
-    return (np.empty((CHUNKS, n_classes, n_inputs), np.float32),
-            np.empty((CHUNKS, TILE, n_inputs), np.float32),
-            np.empty((CHUNKS, 2 * TILE, n_classes), np.float32),  # 2 * TILE rows: the pieces' z apart in the cache
-            np.empty(CHUNKS))
+def _sparse_epoch(indptr, columns, values, order, labels, predicted, weights, velocity, summed, decay, lrs,
+                  first_averaged, batch_size, gradient_scale, momentum, bias, n_classes, partial, zs, losses, first,
+                  stop):
+    """_dense_epoch for compressed rows, the weights (groups, features + 1, GROUP)."""
+    n, size = order.shape[0], weights.size
+    loss = 0.0
+    for s in range(first, stop):
+        start = s * batch_size
+        m = min(batch_size, n - start)
+        per = (m + CHUNKS - 1) // CHUNKS
+        for p in numba.prange(CHUNKS):
+            lo, hi = start + min(m, p * per), start + min(m, (p + 1) * per)
+            losses[p] = sparse_piece_gradient(indptr, columns, values, order[lo:hi], labels[lo:hi],
+                                              predicted[lo:hi], weights, partial[p], zs[p], bias, n_classes)
+        for p in range(CHUNKS):
+            loss += losses[p]
+        _update(weights.reshape(size), velocity.reshape(size), summed.reshape(size), partial.reshape((CHUNKS, size)),
+                decay, gradient_scale / m, lrs[s], momentum, s >= first_averaged)
+    return loss
 
 
 def _named(function, name: str):
@@ -218,9 +327,93 @@ def _named(function, name: str):
     return copy
 
 
-epoch_serial = numba.njit(cache=True, nogil=True, error_model="numpy")(_named(_epoch, "epoch_serial"))
-epoch_parallel = numba.njit(cache=True, nogil=True, error_model="numpy", parallel=True)(
-    _named(_epoch, "epoch_parallel"))
+def _kernels(function, name: str):
+    """Return the serial and the parallel machine code of an epoch function, (serial, parallel)."""
+    return (numba.njit(cache=True, nogil=True, error_model="numpy")(_named(function, f"{name}_serial")),
+            numba.njit(cache=True, nogil=True, error_model="numpy", parallel=True)(
+                _named(function, f"{name}_parallel")))
+
+
+DENSE = _kernels(_dense_epoch, "dense_epoch")
+SPARSE = _kernels(_sparse_epoch, "sparse_epoch")
+
+
+@_jit
+def _row_starts(X):
+    """Return where each row of X starts among its non-zero values, and the end of the last (the CSR indptr)."""
+    indptr = np.zeros(X.shape[0] + 1, np.int64)
+    for i in range(X.shape[0]):
+        count = 0
+        for j in range(X.shape[1]):
+            count += X[i, j] != 0
+        indptr[i + 1] = indptr[i] + count
+    return indptr
+
+
+@_jit
+def _compress(X, indptr, columns, values):
+    """Fill columns and values with the non-zero values of X, row by row, indptr[i] where row i starts."""
+    for i in range(X.shape[0]):
+        t = indptr[i]
+        for j in range(X.shape[1]):
+            if X[i, j] != 0:
+                columns[t], values[t] = j, X[i, j]
+                t += 1
+
+
+class Rows:
+    """The rows of a 2D training set X as the compiled epoch reads them: X itself, or, for data with at most
+    SPARSE_DENSITY non-zero values (or with sparse=True), compressed: indptr, columns, values (CSR; the values
+    float32, or uint8 for pixels)."""
+
+    def __init__(self, X: np.ndarray, sparse: bool | None = None):
+        self.X = X
+        with _vectorising():
+            self.indptr = _row_starts(X)
+        self.density = self.indptr[-1] / max(1, X.size)
+        self.sparse = self.density <= SPARSE_DENSITY if sparse is None else sparse
+        if self.sparse:
+            self.columns = np.empty(self.indptr[-1], np.uint16 if X.shape[1] < 2**16 else np.uint32)
+            self.values = np.empty(self.indptr[-1], np.uint8 if X.dtype == np.uint8 else np.float32)
+            with _vectorising():
+                _compress(X, self.indptr, self.columns, self.values)
+
+
+def _grouped(array: np.ndarray, groups: int) -> np.ndarray:
+    """Return a (classes, features + 1) array laid out (groups, features + 1, GROUP), padded with zero classes."""
+    k, d1 = array.shape
+    padded = np.zeros((groups * GROUP, d1), array.dtype)
+    padded[:k] = array
+    return np.ascontiguousarray(padded.reshape(groups, GROUP, d1).transpose(0, 2, 1))
+
+
+def epoch(threads: Threads, rows: Rows, order, labels, predicted, weights, velocity, summed, lrs, first_averaged: int,
+          batch_size: int, gradient_scale: float, l2: float, momentum: float, bias: float) -> float:
+    """Make the len(lrs) steps of an epoch over rows, as Trainer.train_epoch's NumPy loop does for the
+    cross-entropy: update weights, velocity (classes, features + 1) and summed in place, put each row's argmax in
+    predicted; return the summed loss."""
+    k, d1 = weights.shape
+    lrs = np.asarray(lrs, np.float64)
+    losses = np.empty(CHUNKS)
+    if not rows.sparse:
+        decay = np.full((k, d1), l2, np.float32)
+        decay[:, -1] = 0  # the bias is not decayed
+        return threads.run(
+            DENSE, len(lrs), rows.X, order, labels, predicted, weights, velocity, summed, decay.reshape(-1), lrs,
+            first_averaged, batch_size, gradient_scale, momentum, bias,
+            np.empty((CHUNKS, k, d1), np.float32), np.empty((CHUNKS, TILE, d1), np.float32),
+            np.empty((CHUNKS, 2 * TILE, k), np.float32), losses)  # 2 * TILE rows: the pieces' z apart in the cache
+    groups = -(-k // GROUP)
+    laid_out = [_grouped(array, groups) for array in (weights, velocity, summed)]
+    decay = np.full((groups, d1, GROUP), l2, np.float32)
+    decay[:, -1] = 0
+    loss = threads.run(
+        SPARSE, len(lrs), rows.indptr, rows.columns, rows.values, order, labels, predicted, *laid_out,
+        decay.reshape(-1), lrs, first_averaged, batch_size, gradient_scale, momentum, bias, k,
+        np.empty((CHUNKS, groups, d1, GROUP), np.float32), np.empty((CHUNKS, 2 * groups * GROUP), np.float32), losses)
+    for array, grouped in zip((weights, velocity, summed), laid_out):
+        array[:] = grouped.transpose(0, 2, 1).reshape(groups * GROUP, d1)[:k]
+    return loss
 
 
 def usable_threads() -> int:
@@ -247,20 +440,21 @@ class Threads:
         self.interval = self.PROBE_EVERY
         self.until_probe = self.interval
 
-    def epoch(self, n_steps: int, *arguments) -> float:
-        """Return the summed loss of the n_steps steps of _epoch(*arguments, first, stop), made segment by segment."""
+    def run(self, kernels, n_steps: int, *arguments) -> float:
+        """Return the summed loss of the n_steps steps of kernel(*arguments, first, stop), made segment by segment,
+        kernel one of kernels, (serial, parallel)."""
         loss, first = 0.0, 0
         while first < n_steps:
             way = self._way()
             steps = self.SEGMENT
             if way != self.current or way not in self.per_step:  # a timing
-                loss += self._run(way, arguments, first, first + 1)
+                loss += self._run(kernels, way, arguments, first, first + 1)
                 first, steps = first + 1, self.PROBE
                 if first == n_steps:
                     break
             stop = min(n_steps, first + steps)
             started = time.perf_counter()
-            loss += self._run(way, arguments, first, stop)
+            loss += self._run(kernels, way, arguments, first, stop)
             self._record(way, (time.perf_counter() - started) / (stop - first))
             first = stop
         return loss
@@ -273,16 +467,18 @@ class Threads:
             return self.current
         return other if other not in self.per_step or self.until_probe <= 0 else self.current
 
-    def _run(self, way: str, arguments, first: int, stop: int) -> float:
-        if way == "parallel" and self.threads > 1:
-            numba.set_num_threads(self.threads)
-            try:
-                return epoch_parallel(*arguments, first, stop)
-            except ValueError as e:  # no threading layer (neither OpenMP nor TBB) could be loaded: one thread
-                if "threading layer" not in str(e):
-                    raise
-                self.threads, self.current = 1, "serial"
-        return epoch_serial(*arguments, first, stop)
+    def _run(self, kernels, way: str, arguments, first: int, stop: int) -> float:
+        serial, parallel = kernels
+        with _vectorising():  # (compiles the first time)
+            if way == "parallel" and self.threads > 1:
+                numba.set_num_threads(self.threads)
+                try:
+                    return parallel(*arguments, first, stop)
+                except ValueError as e:  # no threading layer (neither OpenMP nor TBB) could be loaded: one thread
+                    if "threading layer" not in str(e):
+                        raise
+                    self.threads, self.current = 1, "serial"
+            return serial(*arguments, first, stop)
 
     def _record(self, way: str, seconds: float) -> None:
         if self.threads == 1:

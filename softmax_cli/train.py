@@ -149,6 +149,9 @@ class Trainer:
         self.best_weights: np.ndarray | None = None
         self.epochs_since_best = 0
         self.threads = None  # compiled.Threads of the compiled epochs, once one runs
+        # compiled.Rows of the data the compiled epochs read (compressed once a fit, if sparse): fit() forgets them,
+        # as the caller may change X in place between two fits
+        self.rows = None
 
     @property
     def n_classes(self) -> int:
@@ -261,14 +264,14 @@ class Trainer:
     def _compiled_epoch(self, compiled, X, order, ordered_labels, predicted, summed, batch_size, lrs, first_averaged,
                         gradient_scale) -> float:
         """Make the steps of one epoch as _numpy_epoch does, with compiled.py, a segment of steps a call."""
-        config, d, k = self.config, X.shape[1], self.n_classes
+        config = self.config
         if self.threads is None:
             self.threads = compiled.Threads()
-        return self.threads.epoch(
-            len(lrs), X, order, ordered_labels, predicted, self.weights, self.velocity, summed, np.asarray(lrs),
-            first_averaged, batch_size, gradient_scale, config.l2, config.momentum, 1 / self.scale,
-            *compiled.scratch(k, d + 1),
-        )
+        if self.rows is None or self.rows.X is not X:
+            self.rows = compiled.Rows(X)
+        return compiled.epoch(self.threads, self.rows, order, ordered_labels, predicted, self.weights, self.velocity,
+                              summed, lrs, first_averaged, batch_size, gradient_scale, config.l2, config.momentum,
+                              1 / self.scale)
 
     def _adopt_scale(self, dtype) -> None:
         """Take the feature scale of data of this dtype, or raise SoftmaxError if the run was trained on other data."""
@@ -442,6 +445,7 @@ def fit(
     result = TrainResult(*trainer.coefficients(), history=trainer.history)
     # One BLAS thread: each step's matrices are small, and a second thread that has to wait for a busy core
     # made steps up to 20 times slower on a loaded two-core machine (bench/ and tune measured it).
+    trainer.rows = None
     with threadpool_limits(limits=1, user_api="blas"):
         started = time.perf_counter()
         seconds_before = trainer.history[-1]["seconds"] if trainer.history else 0.0
@@ -473,6 +477,7 @@ def fit(
                 result.interrupted = trainer.epoch < config.epochs
                 break
         result.train_seconds = seconds_before + time.perf_counter() - started
+    trainer.rows = None
     if watching and trainer.best_weights is not None:
         result.W, result.b = trainer.coefficients(trainer.best_weights)
         result.best_epoch = trainer.best_epoch

@@ -46,15 +46,18 @@ REFERENCE_CASES = [
 
 
 @pytest.mark.parametrize("settings, loop", [(settings, "numpy") for settings in REFERENCE_CASES] + [
-    (settings, "compiled") for settings in REFERENCE_CASES if settings.get("loss") != "mse"  # mse: NumPy only
+    (settings, loop) for settings in REFERENCE_CASES if settings.get("loss") != "mse"  # mse: NumPy only
+    for loop in ("compiled dense", "compiled sparse")
 ])
 def test_fast_loop_equals_the_float64_reference_loop(monkeypatch, settings, loop):
-    """Both fast loops: the NumPy one, and numba's compiled epoch (which long runs take)."""
+    """Both fast loops: the NumPy one, and numba's compiled epoch (which long runs take), its products dense or
+    sparse."""
     from softmax_cli import train as training
 
-    if loop == "compiled":
+    if loop.startswith("compiled"):
         monkeypatch.setattr(training, "COMPILED_MIN_STEPS", 0)
         assert training._compiled() is not None, "numba is not importable"
+        monkeypatch.setattr(training._compiled(), "SPARSE_DENSITY", 1.0 if loop.endswith("sparse") else -1.0)
     else:
         monkeypatch.setenv("SOFTMAX_NO_JIT", "1")
     pixels, labels = blobs(n=530)  # not a multiple of the batch size: a short last batch
@@ -306,7 +309,9 @@ def compiled_always(monkeypatch):
     return training
 
 
-def test_the_compiled_loop_resumes_bit_for_bit(compiled_always):
+@pytest.mark.parametrize("density", [-1.0, 1.0])
+def test_the_compiled_loop_resumes_bit_for_bit(compiled_always, monkeypatch, density):
+    monkeypatch.setattr(compiled_always._compiled(), "SPARSE_DENSITY", density)  # dense products, sparse ones
     pixels, labels = blobs(n=530)
     config = TrainConfig(epochs=4, batch_size=50)
     straight = fit(Trainer(config, 16, 3), pixels, labels)
@@ -353,12 +358,18 @@ def test_long_runs_take_the_compiled_epoch_and_short_ones_the_numpy_loop(monkeyp
     assert len(asked) == 4
 
 
-@pytest.mark.parametrize("k, dtype", [(3, np.uint8), (4, np.float32), (10, np.float64)])
-def test_the_compiled_epoch_equals_the_reference_on_one_thread_and_on_several(compiled_always, monkeypatch, k, dtype):
-    """An odd and an even number of classes, pixels and float features; the weights the same bits either way."""
+@pytest.mark.parametrize("products", ["dense", "sparse"])
+@pytest.mark.parametrize("k, dtype", [(3, np.uint8), (4, np.float32), (10, np.float64), (20, np.uint8)])
+def test_the_compiled_epoch_equals_the_reference_on_one_thread_and_on_several(compiled_always, monkeypatch, k, dtype,
+                                                                             products):
+    """An odd and an even number of classes (20: two groups of the sparse products), pixels and float features,
+    dense products and sparse ones; the weights the same bits on one thread or several."""
     from softmax_cli import compiled
 
+    monkeypatch.setattr(compiled, "SPARSE_DENSITY", 1.0 if products == "sparse" else -1.0)
     pixels, labels = blobs(n=530, k=k)  # 530: a last batch of 50, a last piece of a batch that is not whole tiles
+    pixels[:, ::3] = 0  # some zeros, as in MNIST, and some rows with none but the bias
+    pixels[::7] = 0
     X = pixels if dtype == np.uint8 else model.features(pixels).astype(dtype)
     config = TrainConfig(epochs=3, lr=0.3, batch_size=120, l2=0.01)
     results = {}
@@ -401,16 +412,64 @@ def test_threads_takes_the_faster_way_and_times_the_slower_one_less_and_less(mon
             return float(stop - first)
         return run
 
-    monkeypatch.setattr(compiled, "epoch_parallel", way("parallel", 40e-4))
-    monkeypatch.setattr(compiled, "epoch_serial", way("serial", 1e-4))
     monkeypatch.setattr(compiled.time, "perf_counter", lambda: clock[0])
     monkeypatch.setattr(compiled, "usable_threads", lambda: 2)
     threads = compiled.Threads()
-    assert sum(threads.epoch(500) for _ in range(100)) == 500 * 100  # every step made once
+    kernels = way("serial", 1e-4), way("parallel", 40e-4)
+    assert sum(threads.run(kernels, 500) for _ in range(100)) == 500 * 100  # every step made once
     assert threads.current == "serial"
     assert steps["parallel"] <= 0.002 * 500 * 100
     # and when the other core is free again, the faster way wins back at its next timing
-    monkeypatch.setattr(compiled, "epoch_parallel", way("parallel", 0.5e-4))
+    kernels = way("serial", 1e-4), way("parallel", 0.5e-4)
     for _ in range(300):
-        threads.epoch(500)
+        threads.run(kernels, 500)
     assert threads.current == "parallel"
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_rows_are_compressed_as_scipy_compresses_them(compiled_always, dtype):
+    from scipy import sparse
+
+    from softmax_cli import compiled
+
+    pixels, _ = blobs(n=50, d=20)
+    pixels[pixels < 120] = 0
+    pixels[3] = 0  # a row of zeros
+    X = pixels if dtype == np.uint8 else pixels.astype(dtype) / 7  # float features that float32 rounds
+    rows = compiled.Rows(X, sparse=True)
+    expected = sparse.csr_matrix(X)
+    assert rows.density == pytest.approx(expected.nnz / X.size)
+    np.testing.assert_array_equal(rows.indptr, expected.indptr)
+    np.testing.assert_array_equal(rows.columns, expected.indices)
+    np.testing.assert_array_equal(rows.values, expected.data.astype(rows.values.dtype))
+    assert rows.values.dtype == (np.uint8 if dtype == np.uint8 else np.float32)
+    # by default, by the density: mostly zeros the sparse products, the others the dense ones
+    mostly_zeros = np.zeros((10, 10), dtype)
+    mostly_zeros[:, 0] = 3
+    assert compiled.Rows(mostly_zeros).sparse
+    assert not compiled.Rows(np.full((4, 5), 3, dtype)).sparse
+
+
+def test_mnist_takes_the_sparse_products(compiled_always, mnist):
+    from softmax_cli import compiled
+
+    rows = compiled.Rows(mnist.x_train.reshape(len(mnist.x_train), -1))
+    assert rows.sparse and 0.15 < rows.density < 0.25  # 19 % of MNIST's pixels are not zero
+
+
+def test_a_later_fit_reads_the_data_it_is_given_even_in_the_same_array(compiled_always, monkeypatch):
+    """The compressed rows are made once a fit: data changed in place before the next fit is read anew."""
+    monkeypatch.setattr(compiled_always._compiled(), "SPARSE_DENSITY", 1.0)
+    pixels, labels = blobs(n=530)
+    other, other_labels = blobs(n=530, seed=5)
+
+    def two_fits(second):
+        trainer = Trainer(TrainConfig(epochs=2, lr=0.3), 16, 3)
+        fit(trainer, pixels, labels, should_stop=lambda: trainer.epoch == 1)
+        if second is None:
+            pixels[:] = other
+            second = pixels
+        return fit(trainer, second, other_labels).W
+
+    expected = two_fits(other.copy())
+    np.testing.assert_array_equal(two_fits(None), expected)
