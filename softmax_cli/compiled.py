@@ -370,15 +370,13 @@ class Rows:
 
     def __init__(self, X: np.ndarray, sparse: bool | None = None):
         self.X = X
-        with _vectorising():
-            self.indptr = _row_starts(X)
+        self.indptr = _row_starts(X)
         self.density = self.indptr[-1] / max(1, X.size)
         self.sparse = self.density <= SPARSE_DENSITY if sparse is None else sparse
         if self.sparse:
             self.columns = np.empty(self.indptr[-1], np.uint16 if X.shape[1] < 2**16 else np.uint32)
             self.values = np.empty(self.indptr[-1], np.uint8 if X.dtype == np.uint8 else np.float32)
-            with _vectorising():
-                _compress(X, self.indptr, self.columns, self.values)
+            _compress(X, self.indptr, self.columns, self.values)
 
 
 def _grouped(array: np.ndarray, groups: int) -> np.ndarray:
