@@ -444,19 +444,25 @@ class Threads:
         """Return the summed loss of the n_steps steps of kernel(*arguments, first, stop), made segment by segment,
         kernel one of kernels, (serial, parallel)."""
         loss, first = 0.0, 0
-        while first < n_steps:
-            way = self._way()
-            steps = self.SEGMENT
-            if way != self.current or way not in self.per_step:  # a timing
-                loss += self._run(kernels, way, arguments, first, first + 1)
-                first, steps = first + 1, self.PROBE
-                if first == n_steps:
-                    break
-            stop = min(n_steps, first + steps)
-            started = time.perf_counter()
-            loss += self._run(kernels, way, arguments, first, stop)
-            self._record(way, (time.perf_counter() - started) / (stop - first))
-            first = stop
+        if self.threads > 1:
+            try:
+                numba.set_num_threads(self.threads)  # (for this Python thread's parallel kernels)
+            except ValueError as e:
+                self._one_thread(e)
+        with _vectorising():  # (the kernels compile the first time)
+            while first < n_steps:
+                way = self._way()
+                steps = self.SEGMENT
+                if way != self.current or way not in self.per_step:  # a timing
+                    loss += self._run(kernels, way, arguments, first, first + 1)
+                    first, steps = first + 1, self.PROBE
+                    if first == n_steps:
+                        break
+                stop = min(n_steps, first + steps)
+                started = time.perf_counter()
+                loss += self._run(kernels, way, arguments, first, stop)
+                self._record(way, (time.perf_counter() - started) / (stop - first))
+                first = stop
         return loss
 
     def _way(self) -> str:
@@ -469,16 +475,19 @@ class Threads:
 
     def _run(self, kernels, way: str, arguments, first: int, stop: int) -> float:
         serial, parallel = kernels
-        with _vectorising():  # (compiles the first time)
-            if way == "parallel" and self.threads > 1:
-                numba.set_num_threads(self.threads)
-                try:
-                    return parallel(*arguments, first, stop)
-                except ValueError as e:  # no threading layer (neither OpenMP nor TBB) could be loaded: one thread
-                    if "threading layer" not in str(e):
-                        raise
-                    self.threads, self.current = 1, "serial"
-            return serial(*arguments, first, stop)
+        if way == "parallel" and self.threads > 1:
+            try:
+                return parallel(*arguments, first, stop)
+            except ValueError as e:
+                self._one_thread(e)
+        return serial(*arguments, first, stop)
+
+    def _one_thread(self, error: ValueError) -> None:
+        """Go on with one thread if error says that no threading layer (neither OpenMP nor TBB) could be loaded;
+        else raise it."""
+        if "threading layer" not in str(error):
+            raise error
+        self.threads, self.current = 1, "serial"
 
     def _record(self, way: str, seconds: float) -> None:
         if self.threads == 1:

@@ -56,14 +56,15 @@ def _compiled():
     return compiled
 
 
-def lr_factor(schedule: str, progress: float) -> float:
-    """Return what the learning rate is multiplied by after a fraction `progress` of all steps."""
-    progress = min(progress, 1.0)
+def lr_factor(schedule: str, progress):
+    """Return what the learning rate is multiplied by after a fraction `progress` of all steps (a number, or an
+    array of them: then an array)."""
+    progress = np.minimum(progress, 1.0)
     if schedule == "linear":
         return 1.0 - progress
     if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-    return 1.0
+        return 0.5 * (1.0 + np.cos(np.pi * progress))
+    return np.ones_like(progress)
 
 
 def split_validation(pixels: np.ndarray, labels: np.ndarray, fraction: float, seed: int):
@@ -197,7 +198,7 @@ class Trainer:
         predicted = np.empty(n, np.intp)
         # the learning rate of each step of this epoch, and the first of its steps whose weights are averaged (the
         # averaging takes the last steps of the run; partial_fit's epochs may vary in length)
-        lrs = [config.lr * lr_factor(config.schedule, (self.step + s) / total_steps) for s in range(n_steps)]
+        lrs = (config.lr * lr_factor(config.schedule, (self.step + np.arange(n_steps)) / total_steps)).tolist()
         first_averaged = max(0, average_start - self.step) if config.average else n_steps
         # a long cross-entropy run takes numba's compiled epoch (compiled.py), when it is installed
         compiled = _compiled() if config.loss == "cross-entropy" and total_steps >= COMPILED_MIN_STEPS else None

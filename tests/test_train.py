@@ -6,7 +6,7 @@ from softmax_cli.config import TrainConfig
 from softmax_cli.errors import SoftmaxError
 from softmax_cli.metrics import loss_and_accuracy
 from softmax_cli.store import load_checkpoint, save_checkpoint
-from softmax_cli.train import Trainer, fit, reference_fit, split_validation
+from softmax_cli.train import Trainer, fit, lr_factor, reference_fit, split_validation
 
 
 def blobs(n=600, d=16, k=3, seed=0):
@@ -473,3 +473,14 @@ def test_a_later_fit_reads_the_data_it_is_given_even_in_the_same_array(compiled_
 
     expected = two_fits(other.copy())
     np.testing.assert_array_equal(two_fits(None), expected)
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine", "constant"])
+def test_the_learning_rates_of_an_epoch_are_those_of_its_steps_one_by_one(schedule):
+    # train_epoch takes all of an epoch's rates in one call; the reference loop takes them a step at a time
+    progress = (np.arange(1200) + 37) / 1000  # past the end too: the rate stays at the schedule's end
+    rates = lr_factor(schedule, progress)
+    assert rates.shape == progress.shape
+    assert rates.tolist() == [float(lr_factor(schedule, float(p))) for p in progress]
+    assert float(lr_factor(schedule, 0.0)) == 1.0
+    assert float(lr_factor(schedule, 2.0)) == (1.0 if schedule == "constant" else 0.0)
