@@ -42,6 +42,7 @@ from numba.extending import intrinsic
 CHUNKS = 2
 TILE = 8     # rows a piece multiplies at once: _add_gradient takes eight, _logits four at a time
 GROUP = 16   # classes the sparse products take at once: two vector registers of eight float32
+AHEAD = 2    # rows ahead of the one multiplied whose compressed values the sparse products start fetching
 SPARSE_DENSITY = 0.25  # at most this fraction of values not zero: the sparse products (break-even 0.26 measured)
 # the float rules the products may bend: reorder sums (to use vector registers) and fuse multiply-adds;
 # never assume away NaN or infinity, which divergence checks rely on
@@ -89,9 +90,9 @@ def _fetch_rows(X, rows):
 
 
 @_jit
-def _fetch_sparse_row(indptr, columns, values, row):
-    """Start fetching a compressed row's columns and values (the next row's, while this one is multiplied)."""
-    lo, hi = indptr[row], indptr[row + 1]
+def _fetch_sparse_row(columns, values, lo, hi):
+    """Start fetching the compressed values lo to hi - 1, columns and values (a row's, a few rows before it is
+    multiplied)."""
     for offset in range(lo * columns.itemsize, hi * columns.itemsize + 63, 64):
         _prefetch(columns, offset)
     for offset in range(lo * values.itemsize, hi * values.itemsize + 63, 64):
@@ -234,17 +235,20 @@ def _group_gradient(columns, values, G, z, bias):
 
 
 @_jit
-def sparse_piece_gradient(indptr, columns, values, rows, labels, predicted, W, G, z, bias, n_classes):
-    """Set G to the summed gradient over the compressed rows named by rows; return their summed cross-entropy,
-    and put each row's argmax in predicted. W and G are (groups, features + 1, GROUP), z (groups * GROUP) scratch;
-    the classes from n_classes on are padding, their weights and gradient zero."""
+def sparse_piece_gradient(starts, ends, columns, values, labels, predicted, W, G, z, bias, n_classes):
+    """Set G to the summed gradient over the compressed rows whose values are starts[i] to ends[i] - 1; return their
+    summed cross-entropy, and put each row's argmax in predicted. W and G are (groups, features + 1, GROUP), z
+    (groups * GROUP) scratch; the classes from n_classes on are padding, their weights and gradient zero."""
     G[:, :, :] = 0.0
     bias = np.float32(bias)
     loss = 0.0
-    for i in range(rows.shape[0]):
-        if i + 1 < rows.shape[0]:
-            _fetch_sparse_row(indptr, columns, values, rows[i + 1])  # random rows: hide their memory latency
-        lo, hi = indptr[rows[i]], indptr[rows[i] + 1]
+    n = starts.shape[0]
+    for i in range(min(AHEAD, n)):
+        _fetch_sparse_row(columns, values, starts[i], ends[i])
+    for i in range(n):
+        if i + AHEAD < n:  # random rows: hide their memory latency
+            _fetch_sparse_row(columns, values, starts[i + AHEAD], ends[i + AHEAD])
+        lo, hi = starts[i], ends[i]
         for g in range(W.shape[0]):
             _group_logits(columns[lo:hi], values[lo:hi], W[g], z[g * GROUP:(g + 1) * GROUP], bias)
         row_loss, predicted[i] = _softmax_row(z[:n_classes], labels[i])
@@ -300,11 +304,12 @@ def _dense_epoch(X, order, labels, predicted, weights, velocity, summed, decay, 
     return loss
 
 
-def _sparse_epoch(indptr, columns, values, order, labels, predicted, weights, velocity, summed, decay, lrs,
+def _sparse_epoch(starts, ends, columns, values, labels, predicted, weights, velocity, summed, decay, lrs,
                   first_averaged, batch_size, gradient_scale, momentum, bias, n_classes, partial, zs, losses, first,
                   stop):
-    """_dense_epoch for compressed rows, the weights (groups, features + 1, GROUP)."""
-    n, size = order.shape[0], weights.size
+    """_dense_epoch for compressed rows, the weights (groups, features + 1, GROUP): row i of the epoch (in its
+    order) has the values starts[i] to ends[i] - 1."""
+    n, size = starts.shape[0], weights.size
     loss = 0.0
     for s in range(first, stop):
         start = s * batch_size
@@ -312,7 +317,7 @@ def _sparse_epoch(indptr, columns, values, order, labels, predicted, weights, ve
         per = (m + CHUNKS - 1) // CHUNKS
         for p in numba.prange(CHUNKS):
             lo, hi = start + min(m, p * per), start + min(m, (p + 1) * per)
-            losses[p] = sparse_piece_gradient(indptr, columns, values, order[lo:hi], labels[lo:hi],
+            losses[p] = sparse_piece_gradient(starts[lo:hi], ends[lo:hi], columns, values, labels[lo:hi],
                                               predicted[lo:hi], weights, partial[p], zs[p], bias, n_classes)
         for p in range(CHUNKS):
             loss += losses[p]
@@ -408,7 +413,8 @@ def epoch(threads: Threads, rows: Rows, order, labels, predicted, weights, veloc
     decay = np.full((groups, d1, GROUP), l2, np.float32)
     decay[:, -1] = 0
     loss = threads.run(
-        SPARSE, len(lrs), rows.indptr, rows.columns, rows.values, order, labels, predicted, *laid_out,
+        SPARSE, len(lrs), rows.indptr[order], rows.indptr[order + 1], rows.columns, rows.values, labels, predicted,
+        *laid_out,
         decay.reshape(-1), lrs, first_averaged, batch_size, gradient_scale, momentum, bias, k,
         np.empty((CHUNKS, groups, d1, GROUP), np.float32), np.empty((CHUNKS, 2 * groups * GROUP), np.float32), losses)
     for array, grouped in zip((weights, velocity, summed), laid_out):
