@@ -38,16 +38,13 @@ LOSS_MARGIN = 10.0     # the cross-entropy may not exceed this many times log K,
 MAX_LOGIT = 1e4        # float32 softmax is saturated far below this: no sane model's logits get there
 PROBE_ROWS = 1000      # the logits are checked on this many training samples after each epoch (a fraction of a ms)
 MAX_WINDOW = 100_000   # no more epochs than config allows are ever averaged
-# Runs of at least this many steps take numba's compiled epoch: importing numba and loading its machine code cost
-# about a second per process, and it saves 50 to 120 us a step (bench/floor.py: 2.1-2.7x the floor for the NumPy
-# loop, 1.0-1.5x for the compiled one), so it pays from about 10,000 steps (the defaults take 2,000).
-COMPILED_MIN_STEPS = 20_000
 MAX_STEPS = 2**53      # a step count beyond this is not one a run can have made (float64 counts exactly to here)
 
 
 def _compiled():
-    """Return the compiled epoch's module (compiled.py), or None without numba or with SOFTMAX_NO_JIT set."""
-    if os.environ.get("SOFTMAX_NO_JIT"):  # the NumPy loop alone: for tests, and for anyone who wants it
+    """Return the compiled epoch's module (compiled.py), or None where its extension was not built or with
+    SOFTMAX_NUMPY_LOOP set."""
+    if os.environ.get("SOFTMAX_NUMPY_LOOP"):  # the NumPy loop alone: for tests, and for anyone who wants it
         return None
     try:
         from . import compiled
@@ -149,7 +146,6 @@ class Trainer:
         self.best_epoch: int | None = None
         self.best_weights: np.ndarray | None = None
         self.epochs_since_best = 0
-        self.threads = None  # compiled.Threads of the compiled epochs, once one runs
         # compiled.Rows of the data the compiled epochs read (compressed once a fit, if sparse): fit() forgets them,
         # as the caller may change X in place between two fits
         self.rows = None
@@ -200,8 +196,10 @@ class Trainer:
         # averaging takes the last steps of the run; partial_fit's epochs may vary in length)
         lrs = (config.lr * lr_factor(config.schedule, (self.step + np.arange(n_steps)) / total_steps)).tolist()
         first_averaged = max(0, average_start - self.step) if config.average else n_steps
-        # a long cross-entropy run takes numba's compiled epoch (compiled.py), when it is installed
-        compiled = _compiled() if config.loss == "cross-entropy" and total_steps >= COMPILED_MIN_STEPS else None
+        # the compiled epoch (compiled.py), where its extension was built
+        compiled = _compiled()
+        if compiled and not compiled.supports(self.n_classes, config.loss):
+            compiled = None
         arguments = X, order, ordered_labels, predicted, summed, batch_size, lrs, first_averaged, gradient_scale
         loss_sum = self._compiled_epoch(compiled, *arguments) if compiled else self._numpy_epoch(*arguments)
         self.step += n_steps
@@ -264,15 +262,13 @@ class Trainer:
 
     def _compiled_epoch(self, compiled, X, order, ordered_labels, predicted, summed, batch_size, lrs, first_averaged,
                         gradient_scale) -> float:
-        """Make the steps of one epoch as _numpy_epoch does, with compiled.py, a segment of steps a call."""
-        config = self.config
-        if self.threads is None:
-            self.threads = compiled.Threads()
+        """Make the steps of one epoch as _numpy_epoch does, in one call of compiled.py."""
         if self.rows is None or self.rows.X is not X:
             self.rows = compiled.Rows(X)
-        return compiled.epoch(self.threads, self.rows, order, ordered_labels, predicted, self.weights, self.velocity,
-                              summed, lrs, first_averaged, batch_size, gradient_scale, config.l2, config.momentum,
-                              1 / self.scale)
+        config = self.config
+        return compiled.epoch(self.rows, order, ordered_labels, predicted, self.weights, self.velocity, summed, lrs,
+                              first_averaged, batch_size, gradient_scale, config.l2, config.momentum, 1 / self.scale,
+                              config.loss)
 
     def _adopt_scale(self, dtype) -> None:
         """Take the feature scale of data of this dtype, or raise SoftmaxError if the run was trained on other data."""

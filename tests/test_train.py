@@ -45,21 +45,25 @@ REFERENCE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("settings, loop", [(settings, "numpy") for settings in REFERENCE_CASES] + [
-    (settings, loop) for settings in REFERENCE_CASES if settings.get("loss") != "mse"  # mse: NumPy only
-    for loop in ("compiled dense", "compiled sparse")
-])
-def test_fast_loop_equals_the_float64_reference_loop(monkeypatch, settings, loop):
-    """Both fast loops: the NumPy one, and numba's compiled epoch (which long runs take), its products dense or
-    sparse."""
+def compiled_module():
+    """Return compiled.py: its extension is built by every install with a C compiler, as CI's has."""
     from softmax_cli import train as training
 
-    if loop.startswith("compiled"):
-        monkeypatch.setattr(training, "COMPILED_MIN_STEPS", 0)
-        assert training._compiled() is not None, "numba is not importable"
-        monkeypatch.setattr(training._compiled(), "SPARSE_DENSITY", 1.0 if loop.endswith("sparse") else -1.0)
-    else:
-        monkeypatch.setenv("SOFTMAX_NO_JIT", "1")
+    compiled = training._compiled()
+    assert compiled is not None, "the compiled epoch's extension (softmax_cli/_epoch.c) was not built"
+    return compiled
+
+
+@pytest.fixture(params=["best", "any"])
+def compiled(request):
+    """compiled.py, its kernel in each of its forms: the fastest this processor has, and the one for any processor."""
+    compiled = compiled_module()
+    compiled.use_instructions(request.param)
+    yield compiled
+    compiled.use_instructions("best")
+
+
+def assert_equals_the_reference(settings):
     pixels, labels = blobs(n=530)  # not a multiple of the batch size: a short last batch
     config = TrainConfig(**{"epochs": 3, "lr": 0.3, **settings})
     result = fit(Trainer(config, 16, 3), pixels, labels)
@@ -70,6 +74,17 @@ def test_fast_loop_equals_the_float64_reference_loop(monkeypatch, settings, loop
         assert stats["epoch"] == expected["epoch"]
         assert stats["loss"] == pytest.approx(expected["loss"], rel=1e-5)
         assert stats["accuracy"] == pytest.approx(expected["accuracy"], abs=2 / 530)
+
+
+@pytest.mark.parametrize("settings", REFERENCE_CASES)
+def test_the_numpy_loop_equals_the_float64_reference_loop(monkeypatch, settings):
+    monkeypatch.setenv("SOFTMAX_NUMPY_LOOP", "1")
+    assert_equals_the_reference(settings)
+
+
+@pytest.mark.parametrize("settings", REFERENCE_CASES)
+def test_the_compiled_epoch_equals_the_float64_reference_loop(compiled, settings):
+    assert_equals_the_reference(settings)
 
 
 def test_the_reference_loop_learns_on_its_own():
@@ -296,22 +311,10 @@ def test_on_mnist_early_stopping_ends_as_well_as_the_defaults(mnist):
         assert result.epochs_run == TrainConfig().epochs
 
 
-# --- the compiled epoch (compiled.py) and its NumPy fallback ----------------------------------------------------
+# --- the compiled epoch (compiled.py, _epoch.c) and its NumPy fallback -----------------------------------------
 
 
-@pytest.fixture
-def compiled_always(monkeypatch):
-    """Every run takes the compiled epoch, however short (numba is a dependency: CI must have it)."""
-    from softmax_cli import train as training
-
-    monkeypatch.setattr(training, "COMPILED_MIN_STEPS", 0)
-    assert training._compiled() is not None, "numba is not importable"
-    return training
-
-
-@pytest.mark.parametrize("density", [-1.0, 1.0])
-def test_the_compiled_loop_resumes_bit_for_bit(compiled_always, monkeypatch, density):
-    monkeypatch.setattr(compiled_always._compiled(), "SPARSE_DENSITY", density)  # dense products, sparse ones
+def test_the_compiled_loop_resumes_bit_for_bit(compiled):
     pixels, labels = blobs(n=530)
     config = TrainConfig(epochs=4, batch_size=50)
     straight = fit(Trainer(config, 16, 3), pixels, labels)
@@ -323,19 +326,20 @@ def test_the_compiled_loop_resumes_bit_for_bit(compiled_always, monkeypatch, den
     np.testing.assert_array_equal(resumed.b, straight.b)
 
 
-def test_without_numba_the_numpy_loop_runs(monkeypatch):
-    """SOFTMAX_NO_JIT, or numba missing, leaves the NumPy loop: same results as the reference, no error."""
+def test_without_the_extension_the_numpy_loop_runs(monkeypatch):
+    """SOFTMAX_NUMPY_LOOP, or an install that could not build the extension, leaves the NumPy loop: same results
+    as the reference, no error."""
     import sys as system
 
     from softmax_cli import train as training
 
-    monkeypatch.setattr(training, "COMPILED_MIN_STEPS", 0)
-    monkeypatch.setenv("SOFTMAX_NO_JIT", "1")
+    monkeypatch.setenv("SOFTMAX_NUMPY_LOOP", "1")
     assert training._compiled() is None
-    monkeypatch.delenv("SOFTMAX_NO_JIT")
-    monkeypatch.setitem(system.modules, "numba", None)  # import numba raises ImportError
+    monkeypatch.delenv("SOFTMAX_NUMPY_LOOP")
+    monkeypatch.setitem(system.modules, "softmax_cli._epoch", None)  # its import raises ImportError
     monkeypatch.delitem(system.modules, "softmax_cli.compiled", raising=False)
-    monkeypatch.delattr(system.modules["softmax_cli"], "compiled", raising=False)
+    for name in ("compiled", "_epoch"):
+        monkeypatch.delattr(system.modules["softmax_cli"], name, raising=False)
     assert training._compiled() is None
     pixels, labels = blobs(n=530)
     config = TrainConfig(epochs=3, lr=0.3)
@@ -343,123 +347,109 @@ def test_without_numba_the_numpy_loop_runs(monkeypatch):
     np.testing.assert_allclose(fit(Trainer(config, 16, 3), pixels, labels).W, W, atol=2e-5 * max(1, np.abs(W).max()))
 
 
-def test_long_runs_take_the_compiled_epoch_and_short_ones_the_numpy_loop(monkeypatch):
+def test_every_run_takes_the_compiled_epoch_however_short(monkeypatch):
+    """The extension loads in a millisecond, so even one step takes it, for both losses; more classes than its
+    scratch holds take the NumPy loop."""
     from softmax_cli import train as training
 
-    asked, real = [], training._compiled
-    monkeypatch.setattr(training, "_compiled", lambda: asked.append(1) or real())
-    monkeypatch.setattr(training, "COMPILED_MIN_STEPS", 200)
-    pixels, labels = blobs(n=530)  # 53 steps an epoch at batch size 10
-    fit(Trainer(TrainConfig(epochs=3, batch_size=10), 16, 3), pixels, labels)  # 159 steps: the NumPy loop
-    assert asked == []
-    fit(Trainer(TrainConfig(epochs=4, batch_size=10), 16, 3), pixels, labels)  # 212 steps
-    assert len(asked) == 4  # once an epoch
-    fit(Trainer(TrainConfig(epochs=4, batch_size=10, loss="mse"), 16, 3), pixels, labels)  # mse: NumPy only
-    assert len(asked) == 4
+    compiled = compiled_module()
+    calls = []
+    monkeypatch.setattr(compiled, "epoch", lambda *arguments, real=compiled.epoch: calls.append(1) or real(*arguments))
+    pixels, labels = blobs(n=530)
+    fit(Trainer(TrainConfig(epochs=1, batch_size="full"), 16, 3), pixels, labels)
+    fit(Trainer(TrainConfig(epochs=2, loss="mse"), 16, 3), pixels, labels)
+    assert len(calls) == 3  # once an epoch
+    k = compiled.LANES * compiled.MAX_GROUPS + 1
+    assert not compiled.supports(k, "cross-entropy") and compiled.supports(k - 1, "mse")
+    many, many_labels = blobs(n=50, k=k)
+    fit(Trainer(TrainConfig(epochs=1), 16, k), many, many_labels)
+    assert len(calls) == 3
+    assert training._compiled() is compiled
 
 
-@pytest.mark.parametrize("products", ["dense", "sparse"])
-@pytest.mark.parametrize("k, dtype", [(3, np.uint8), (4, np.float32), (10, np.float64), (20, np.uint8)])
-def test_the_compiled_epoch_equals_the_reference_on_one_thread_and_on_several(compiled_always, monkeypatch, k, dtype,
-                                                                             products):
-    """An odd and an even number of classes (20: two groups of the sparse products), pixels and float features,
-    dense products and sparse ones; the weights the same bits on one thread or several."""
-    from softmax_cli import compiled
-
-    monkeypatch.setattr(compiled, "SPARSE_DENSITY", 1.0 if products == "sparse" else -1.0)
-    pixels, labels = blobs(n=530, k=k)  # 530: a last batch of 50, a last piece of a batch that is not whole tiles
+@pytest.mark.parametrize("loss", ["cross-entropy", "mse"])
+@pytest.mark.parametrize("k, dtype", [(3, np.uint8), (4, np.float32), (10, np.float64), (20, np.uint8),
+                                      (33, np.float32)])
+def test_the_compiled_epoch_equals_the_reference_for_any_classes_and_data(compiled, k, dtype, loss):
+    """An odd and an even number of classes (20 and 33: two and three groups of LANES), pixels and float features,
+    zero columns and rows with nothing but the bias, l2."""
+    pixels, labels = blobs(n=530, k=k)  # 530: a last batch of 50
     pixels[:, ::3] = 0  # some zeros, as in MNIST, and some rows with none but the bias
     pixels[::7] = 0
     X = pixels if dtype == np.uint8 else model.features(pixels).astype(dtype)
-    config = TrainConfig(epochs=3, lr=0.3, batch_size=120, l2=0.01)
-    results = {}
-    for way in ("serial", "parallel"):
-        monkeypatch.setattr(compiled.Threads, "_way", lambda self, way=way: way)
-        monkeypatch.setattr(compiled.Threads, "SEGMENT", 2)  # a few segments an epoch
-        results[way] = fit(Trainer(config, 16, k), X, labels)
+    config = TrainConfig(epochs=3, lr=0.3, batch_size=120, l2=0.01, loss=loss)
+    result = fit(Trainer(config, 16, k), X, labels)
     W, b, history = reference_fit(config, X, labels, k)
-    np.testing.assert_allclose(results["serial"].W, W, atol=2e-5 * max(1, np.abs(W).max()))
-    np.testing.assert_allclose(results["serial"].b, b, atol=2e-5 * max(1, np.abs(b).max()))
-    assert [stats["loss"] for stats in results["serial"].history] == pytest.approx([h["loss"] for h in history], 1e-5)
-    np.testing.assert_array_equal(results["parallel"].W, results["serial"].W)
-    np.testing.assert_array_equal(results["parallel"].b, results["serial"].b)
+    np.testing.assert_allclose(result.W, W, atol=2e-5 * max(1, np.abs(W).max()))
+    np.testing.assert_allclose(result.b, b, atol=2e-5 * max(1, np.abs(b).max()))
+    assert [stats["loss"] for stats in result.history] == pytest.approx([h["loss"] for h in history], 1e-5)
 
 
-def test_the_compiled_epoch_keeps_early_stoppings_window_of_averages(compiled_always):
+def test_the_compiled_epoch_keeps_early_stoppings_window_of_averages(monkeypatch):
+    compiled_module()
     pixels, labels = blobs(n=530)
     validation = blobs(n=200, seed=1)
     config = TrainConfig(epochs=6, val_split=0.1, patience=2, batch_size=50)  # fit is given the validation set
     compiled_run = fit(Trainer(config, 16, 3), pixels, labels, validation=validation)
-    compiled_always.COMPILED_MIN_STEPS = 10**9  # the NumPy loop
+    monkeypatch.setenv("SOFTMAX_NUMPY_LOOP", "1")
     numpy_run = fit(Trainer(config, 16, 3), pixels, labels, validation=validation)
     assert compiled_run.best_epoch == numpy_run.best_epoch
     np.testing.assert_allclose(compiled_run.W, numpy_run.W, atol=1e-5 * max(1, np.abs(numpy_run.W).max()))
 
 
-def test_threads_takes_the_faster_way_and_times_the_slower_one_less_and_less(monkeypatch):
-    """A second thread that waits for a busy core made steps 40 times slower: after a few short timings the
-    epochs run on one thread, and the slow way gets fewer and fewer steps."""
-    from softmax_cli import compiled
-
-    steps = {"parallel": 0, "serial": 0}
-    clock = [0.0]
-
-    def way(name, seconds_a_step):
-        def run(*arguments):
-            first, stop = arguments[-2:]
-            steps[name] += stop - first
-            clock[0] += seconds_a_step * (stop - first)
-            return float(stop - first)
-        return run
-
-    monkeypatch.setattr(compiled.time, "perf_counter", lambda: clock[0])
-    monkeypatch.setattr(compiled, "usable_threads", lambda: 2)
-    threads = compiled.Threads()
-    kernels = way("serial", 1e-4), way("parallel", 40e-4)
-    assert sum(threads.run(kernels, 500) for _ in range(100)) == 500 * 100  # every step made once
-    assert threads.current == "serial"
-    assert steps["parallel"] <= 0.002 * 500 * 100
-    # and when the other core is free again, the faster way wins back at its next timing
-    kernels = way("serial", 1e-4), way("parallel", 0.5e-4)
-    for _ in range(300):
-        threads.run(kernels, 500)
-    assert threads.current == "parallel"
-
-
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
-def test_rows_are_compressed_as_scipy_compresses_them(compiled_always, dtype):
+@pytest.mark.parametrize("d", [20, 70_000])  # 70,000 features: columns past uint16's range
+def test_rows_are_compressed_as_scipy_compresses_them(dtype, d):
     from scipy import sparse
 
-    from softmax_cli import compiled
-
-    pixels, _ = blobs(n=50, d=20)
+    compiled = compiled_module()
+    pixels, _ = blobs(n=50, d=d)
     pixels[pixels < 120] = 0
     pixels[3] = 0  # a row of zeros
     X = pixels if dtype == np.uint8 else pixels.astype(dtype) / 7  # float features that float32 rounds
-    rows = compiled.Rows(X, sparse=True)
+    rows = compiled.Rows(X)
     expected = sparse.csr_matrix(X)
     assert rows.density == pytest.approx(expected.nnz / X.size)
     np.testing.assert_array_equal(rows.indptr, expected.indptr)
     np.testing.assert_array_equal(rows.columns, expected.indices)
     np.testing.assert_array_equal(rows.values, expected.data.astype(rows.values.dtype))
     assert rows.values.dtype == (np.uint8 if dtype == np.uint8 else np.float32)
-    # by default, by the density: mostly zeros the sparse products, the others the dense ones
-    mostly_zeros = np.zeros((10, 10), dtype)
-    mostly_zeros[:, 0] = 3
-    assert compiled.Rows(mostly_zeros).sparse
-    assert not compiled.Rows(np.full((4, 5), 3, dtype)).sparse
+    assert rows.columns.dtype == (np.uint16 if d < 2**16 else np.uint32)
 
 
-def test_mnist_takes_the_sparse_products(compiled_always, mnist):
-    from softmax_cli import compiled
+def test_the_compiled_epoch_trains_on_more_features_than_uint16_counts(compiled):
+    pixels, labels = blobs(n=60, d=70_000)
+    config = TrainConfig(epochs=2, lr=0.001, batch_size=16)  # 70,000 features of up to 1 each: a small step
+    result = fit(Trainer(config, 70_000, 3), pixels, labels)
+    W, b, _ = reference_fit(config, pixels, labels, 3)
+    np.testing.assert_allclose(result.W, W, atol=2e-5 * max(1, np.abs(W).max()))
 
-    rows = compiled.Rows(mnist.x_train.reshape(len(mnist.x_train), -1))
-    assert rows.sparse and 0.15 < rows.density < 0.25  # 19 % of MNIST's pixels are not zero
+
+def test_mnist_is_mostly_zeros(mnist):
+    rows = compiled_module().Rows(mnist.x_train.reshape(len(mnist.x_train), -1))
+    assert 0.15 < rows.density < 0.25  # 19 % of MNIST's pixels are not zero
 
 
-def test_a_later_fit_reads_the_data_it_is_given_even_in_the_same_array(compiled_always, monkeypatch):
+def test_the_kernel_refuses_arrays_of_the_wrong_size():
+    """compiled.epoch makes every array the kernel reads; should a caller get one wrong, the kernel says so instead
+    of reading past it."""
+    compiled = compiled_module()
+    pixels, labels = blobs(n=30)
+    rows = compiled.Rows(pixels)
+    weights = np.zeros((3, 17), np.float32)
+    arguments = dict(order=np.arange(30), labels=labels, predicted=np.empty(30, np.intp), weights=weights,
+                     velocity=np.zeros_like(weights), summed=np.zeros(weights.shape), lrs=[0.1] * 3, first_averaged=0,
+                     batch_size=10, gradient_scale=1.0, l2=0.0, momentum=0.9, bias=1.0, loss="cross-entropy")
+    compiled.epoch(rows, **arguments)
+    for name, wrong in [("lrs", [0.1] * 2), ("order", np.arange(30) + 1), ("labels", labels + 3),
+                        ("order", np.arange(29))]:
+        with pytest.raises(ValueError):
+            compiled.epoch(rows, **{**arguments, name: wrong})
+
+
+def test_a_later_fit_reads_the_data_it_is_given_even_in_the_same_array():
     """The compressed rows are made once a fit: data changed in place before the next fit is read anew."""
-    monkeypatch.setattr(compiled_always._compiled(), "SPARSE_DENSITY", 1.0)
+    compiled_module()
     pixels, labels = blobs(n=530)
     other, other_labels = blobs(n=530, seed=5)
 
