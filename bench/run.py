@@ -41,6 +41,10 @@ def main():
     args = parser.parse_args()
     out = args.out or HERE / "out" / ("quick" if args.quick else "")
     os.environ["SOFTMAX_DATA"] = str(data_path())  # absolute, so every child reads the same copy
+    # Children run as on a person's machine, where Python keeps the bytecode of the modules it compiles (pip did so
+    # for the installed competitors; the warm-up does it for this editable package). A shell that switches that off
+    # would make every child compile softmax-cli's modules anew, about 25 ms a process.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     about = {
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),

@@ -198,12 +198,15 @@ class NpzArchive:
         """Return the first wanted bytes of a stored member."""
         if entry.compress_size != entry.file_size:
             raise self._damaged(f"damaged archive: stored member {entry.filename} has two different sizes")
-        data = bytearray()
-        for chunk in self._compressed_chunks(entry, wanted):
-            data += chunk
-            if len(data) >= wanted:
-                break
-        return data[:wanted] if len(data) > wanted else data
+        data = bytearray(wanted)
+        view, filled = memoryview(data), 0
+        while filled < wanted:  # straight into the array's buffer: one copy of a large member, not two
+            count = self._file.readinto(view[filled:])
+            if not count:
+                raise self._damaged(f"damaged archive: {entry.filename} is cut short")
+            filled += count
+        view.release()
+        return data
 
     def _inflate(self, entry: zipfile.ZipInfo, wanted: int) -> bytearray:
         """Return the first wanted bytes of a deflated member; all of them must be exactly its declared size."""

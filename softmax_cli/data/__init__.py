@@ -39,15 +39,15 @@ def load_dataset(path: str | os.PathLike | None = None, name: str | None = "mnis
         if spec is None:
             raise SoftmaxError("your own data needs a path: set {setting} to its .npz or IDX folder", setting="data")
         arrays, where, source = sources.download(spec.name, spec.title)
-        own_name = spec.name
+        own_name, key = spec.name, None
     else:
-        arrays, where, source, own_name = sources.read_local(Path(path), name)
+        arrays, where, source, own_name, key = sources.read_local(Path(path), name)
     if spec is None:
-        dataset = make_dataset(own_name, arrays, where, source)
+        dataset = make_dataset(own_name, arrays, where, source, cache_key=key)
         spec = datasets.identify(dataset.fingerprint())
         if spec is None:
             return dataset
-    dataset = make_dataset(spec.name, arrays, where, source, spec.class_names)
+    dataset = make_dataset(spec.name, arrays, where, source, spec.class_names, cache_key=key)
     datasets.check_is(spec, dataset)
     return dataset
 

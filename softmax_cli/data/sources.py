@@ -59,9 +59,10 @@ def _digits() -> tuple[Arrays, dict[str, str], str]:
     return dict(zip(KEYS, (x_train, y_train, x_test, y_test))), {key: f"{source} ({key})" for key in KEYS}, source
 
 
-def read_local(path: Path, name: str | None) -> tuple[Arrays, dict[str, str], str, str]:
+def read_local(path: Path, name: str | None) -> tuple[Arrays, dict[str, str], str, str, str | None]:
     """Return the arrays in a local .npz or IDX folder (from the verified fast copy when there is one), where each
-    came from, the source shown in messages, and the name the data calls itself (its file's or folder's)."""
+    came from, the source shown in messages, the name the data calls itself (its file's or folder's), and the
+    cache key of its source (None when it is read directly, uncompressed)."""
     source = find_source(path, name)
     files = [source] if isinstance(source, Path) else list(source.values())
     shown = str(source if isinstance(source, Path) else path)
@@ -69,11 +70,11 @@ def read_local(path: Path, name: str | None) -> tuple[Arrays, dict[str, str], st
     key = cache.source_key(files) if any(map(_is_compressed, files)) else None
     arrays = cache.read(key) if key is not None else None
     if arrays is not None:
-        return arrays, {name: f"{shown} ({name})" for name in arrays}, shown, own_name
+        return arrays, {name: f"{shown} ({name})" for name in arrays}, shown, own_name, key
     arrays, where = read_npz(source) if isinstance(source, Path) else read_idx_folder(source)
     if key is not None:
         cache.write(key, arrays)
-    return arrays, where, shown, own_name
+    return arrays, where, shown, own_name, key
 
 
 def find_source(path: Path, name: str | None) -> Path | dict[str, Path]:
