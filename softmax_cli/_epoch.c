@@ -3,7 +3,7 @@
    A training set is read as compressed rows (CSR: indptr, columns, values), so that only the pixels that are not
    zero cost anything (81 % of MNIST's are zero). The weights are laid out (groups of LANES classes, features + 1,
    LANES), the last row of each group the bias, so that one value's contribution to the logits, and to the
-   gradient, is one multiply-add over LANES adjacent floats: one AVX-512 register, or two AVX2 ones. Classes past
+   gradient, is one multiply-add over LANES adjacent floats: two AVX2 registers, or four SSE ones. Classes past
    the last real one are padding: their weights and gradient stay zero.
 
    A step, for a batch of m rows in the epoch's order:
@@ -13,7 +13,10 @@
      then, for every weight: step = G * scale + l2 * W (not at the bias) + momentum * velocity;
                              velocity = step; W -= lr * step; summed += W (float64) once averaging has begun.
    The same arithmetic as Trainer._numpy_epoch, in float32 with a float64 loss, in a fixed order: the same input
-   gives the same bits. The kernel trusts its caller (compiled.epoch) for every shape and index.
+   gives the same bits. Each batch is cut in two pieces, each with its own gradient, summed in order at the
+   update: on two threads, each makes one piece and half the update, meeting twice a step; on one, the same
+   arithmetic one after the other. Rows, labels and sizes are checked here; every other index (the columns of
+   compressed rows) comes from compress.
 
    It is compiled twice, for AVX2 with FMA and for any processor, and the first the processor has is chosen when
    the module loads (AVX-512's wider registers measured no faster than two AVX2 ones here).
@@ -23,12 +26,23 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
+#ifndef _WIN32
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#define THREADS 2  /* at most: the two pieces of every step */
+#else
+#define THREADS 1
+#endif
 
-#define LANES 16  /* classes a group holds */
-#define AHEAD 2   /* rows ahead of the one multiplied whose values are fetched into the cache */
+#define LANES 16       /* classes a group holds */
+#define MAX_GROUPS 64  /* groups of classes at most: a row's logits are scratch on the stack */
+#define AHEAD 2        /* rows ahead of the one multiplied whose values are fetched into the cache */
+#define WINDOW 32      /* steps after which two threads look whether waiting for each other cost more than working */
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
@@ -43,15 +57,57 @@ typedef struct {
     int64_t *predicted;         /* (n,): each one's argmax, written */
     float *weights, *velocity;  /* (groups, d + 1, LANES) */
     double *summed;             /* the same shape: the weights of averaged steps added up */
-    float *gradient;            /* the same shape: scratch */
-    int64_t *offsets;           /* (d,): scratch, a row's values decoded */
+    float *gradient;            /* (2, groups, d + 1, LANES): scratch, the gradient of each piece of a step */
+    int64_t *offsets;           /* (2, d): scratch, a row's values decoded, for each piece */
     float *floats;
     const double *lrs;          /* (steps,): the learning rate of each step */
     int64_t n, steps, first_averaged, batch_size, d, groups, classes;
     double gradient_scale, l2, momentum;
     float bias;
     int loss, wide_columns, float_values;
+    /* two threads: each makes one piece of every step and half the update, meeting twice a step */
+    int parallel;               /* whether a second thread runs the epoch's first steps with the caller's */
+    int64_t stop_at;            /* the step after which the caller goes on alone (-1: none so far) */
+    double piece_loss[2];
+#ifndef _WIN32
+    atomic_int arrived, sense;  /* the meeting point: how many threads are there, and which meeting it is */
+#endif
 } Epoch;
+
+/* Wall-clock seconds, for two threads to see whether they wait for each other. */
+static double seconds(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
+}
+
+/* Wait until both threads are here (sense: this thread's count of meetings, odd or even). A few thousand spins
+   first, as the other thread is usually a microsecond away; then give the core away between looks, in case
+   the other thread waits for it. */
+static void barrier(Epoch *e, int *sense)
+{
+#ifndef _WIN32
+    int mine = !*sense;
+    *sense = mine;
+    if (atomic_fetch_add(&e->arrived, 1) == THREADS - 1) {
+        atomic_store(&e->arrived, 0);
+        atomic_store(&e->sense, mine);
+        return;
+    }
+    for (unsigned spins = 0; atomic_load(&e->sense) != mine; spins++) {
+        if (spins >= 4096)
+            sched_yield();
+#ifdef __SSE2__
+        else
+            _mm_pause();
+#endif
+    }
+#else
+    (void)e;
+    (void)sense;
+#endif
+}
 
 ALWAYS_INLINE int64_t column(const Epoch *e, int wide, int64_t t)
 {
@@ -140,18 +196,21 @@ ALWAYS_INLINE double loss_gradient(int loss, float *z, int64_t classes, int64_t 
 #undef VECTOR
 #undef K
 
-static double (*run_best)(const Epoch *) = forms_any;
+static double (*run_best)(Epoch *, int) = forms_any;
+static void *(*second_thread)(void *) = second_thread_any;
 static const char *instructions = "any";
 
 /* The fastest form this processor has, or, where use is "any", the form for any processor. */
 static void choose_instructions(const char *use)
 {
     run_best = forms_any;
+    second_thread = second_thread_any;
     instructions = "any";
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
     if (strcmp(use, "any") != 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         run_best = forms_avx2;
+        second_thread = second_thread_avx2;
         instructions = "avx2";
     }
 #else
@@ -178,24 +237,25 @@ static PyObject *epoch(PyObject *self, PyObject *args)
     memset(b, 0, sizeof(b));
     memset(&e, 0, sizeof(e));
     double bias;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*w*w*w*y*LLLLLddddiii", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+    int threads;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*w*w*w*y*LLLLLddddiiii", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
                           &b[6], &b[7], &b[8], &b[9], &b[10], &e.first_averaged, &e.batch_size, &e.d, &e.groups,
                           &e.classes, &e.gradient_scale, &e.l2, &e.momentum, &bias, &e.loss, &e.wide_columns,
-                          &e.float_values))
+                          &e.float_values, &threads))
         return NULL;
     PyObject *result = NULL;
     e.n = b[3].len / 8;
     e.steps = b[10].len / 8;
     Py_ssize_t rows = b[0].len / 8 - 1, nonzero = b[0].len >= 8 ? ((const int64_t *)b[0].buf)[rows] : -1;
     Py_ssize_t size = e.groups * (e.d + 1) * LANES;
-    if (rows < 0 || e.groups < 1 || e.groups > 64 || e.classes < 1 || e.classes > e.groups * LANES || e.d < 1 ||
+    if (rows < 0 || e.groups < 1 || e.groups > MAX_GROUPS || e.classes < 1 || e.classes > e.groups * LANES || e.d < 1 ||
         e.batch_size < 1 || (e.n + e.batch_size - 1) / e.batch_size != e.steps || e.d > (e.wide_columns ? 1L << 32 : 1L << 16)) {
         PyErr_SetString(PyExc_ValueError, "the epoch's sizes do not fit together");
         goto done;
     }
     if (!(sized(&b[1], nonzero, e.wide_columns ? 4 : 2, "columns") && sized(&b[2], nonzero, e.float_values ? 4 : 1, "values")
           && sized(&b[4], e.n, 8, "labels") && sized(&b[5], e.n, 8, "predicted") && sized(&b[6], size, 4, "weights")
-          && sized(&b[7], size, 4, "velocity") && sized(&b[8], size, 8, "summed") && sized(&b[9], size, 4, "gradient")))
+          && sized(&b[7], size, 4, "velocity") && sized(&b[8], size, 8, "summed") && sized(&b[9], 2 * size, 4, "gradient")))
         goto done;
     e.indptr = b[0].buf;
     e.columns = b[1].buf;
@@ -214,14 +274,24 @@ static PyObject *epoch(PyObject *self, PyObject *args)
             PyErr_SetString(PyExc_ValueError, "a row or a label of the epoch is out of range");
             goto done;
         }
-    e.offsets = PyMem_RawMalloc(e.d * sizeof(int64_t));
-    e.floats = PyMem_RawMalloc(e.d * sizeof(float));
+    e.offsets = PyMem_RawMalloc(2 * e.d * sizeof(int64_t));
+    e.floats = PyMem_RawMalloc(2 * e.d * sizeof(float));
     if (!e.offsets || !e.floats) {
         PyErr_NoMemory();
     } else {
         double loss;
+        e.stop_at = -1;
         Py_BEGIN_ALLOW_THREADS
-        loss = run_best(&e);
+        memset(e.gradient, 0, 2 * size * sizeof(float));
+#ifndef _WIN32
+        pthread_t second;
+        e.parallel = threads >= 2 && e.steps > 0 && pthread_create(&second, NULL, second_thread, &e) == 0;
+#endif
+        loss = run_best(&e, 0);
+#ifndef _WIN32
+        if (e.parallel)
+            pthread_join(second, NULL);
+#endif
         Py_END_ALLOW_THREADS
         result = PyFloat_FromDouble(loss);
     }
@@ -348,7 +418,9 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_epoch", "The compiled epoch (see compiled.py).", -1, methods};
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_epoch", "The compiled epoch (see compiled.py).", -1, methods, NULL, NULL, NULL, NULL,
+};
 
 PyMODINIT_FUNC PyInit__epoch(void)
 {

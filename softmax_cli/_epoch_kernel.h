@@ -88,24 +88,58 @@ ALWAYS_INLINE void K(group_gradient)(const Epoch *e, float *G, int64_t count, co
     K(store)(g, K(add_times)(K(load)(g), e->bias, y));
 }
 
-/* z (the row's logits, classes of them) becomes d loss / d z; return the row's loss, and its argmax in *best. */
-/* One heavy-ball step on every weight from the gradient summed in G, which is left zero for the next step. */
-ALWAYS_INLINE void K(update)(const Epoch *e, float lr, float scale, int averaged)
+/* Piece p of step s: the rows of its half of the batch, each one's logits, loss, argmax and gradient (into that
+   piece's own G); return their summed loss. */
+ALWAYS_INLINE double K(piece)(const Epoch *e, int wide, int floats, int p, int64_t s)
 {
-    const int64_t rows = e->groups * (e->d + 1);
+    const int64_t group_size = (e->d + 1) * LANES;
+    float *G = e->gradient + p * e->groups * group_size;
+    int64_t *offsets = e->offsets + p * e->d;
+    float *values = e->floats + p * e->d;
+    float z[LANES * MAX_GROUPS];
+    int64_t start = s * e->batch_size, stop = start + e->batch_size < e->n ? start + e->batch_size : e->n;
+    int64_t half = start + (stop - start + 1) / 2, lo = p ? half : start, hi = p ? stop : half;
+    double loss = 0.0;
+    for (int64_t i = lo; i < hi; i++) {
+        if (i + AHEAD < hi)  /* the rows come in a random order: fetch a later one while this one is made */
+            fetch_row(e, wide, floats, e->order[i + AHEAD]);
+        int64_t row = e->order[i];
+        int64_t count = decode(e, wide, floats, e->indptr[row], e->indptr[row + 1], offsets, values);
+        for (int64_t g = 0; g < e->groups; g++)
+            K(group_logits)(e, e->weights + g * group_size, count, offsets, values, z + g * LANES);
+        loss += loss_gradient(e->loss, z, e->classes, e->labels[i], &e->predicted[i]);
+        for (int64_t c = e->classes; c < e->groups * LANES; c++)
+            z[c] = 0.0f;
+        for (int64_t g = 0; g < e->groups; g++)
+            K(group_gradient)(e, G + g * group_size, count, offsets, values, z + g * LANES);
+    }
+    return loss;
+}
+
+/* Step s's heavy-ball update of the weights' rows first to end - 1 (of groups * (d + 1), LANES each), from the
+   gradient the pieces summed (in their order), which is left zero for the next step. */
+ALWAYS_INLINE void K(update)(const Epoch *e, int64_t s, int64_t first, int64_t end)
+{
+    int64_t start = s * e->batch_size, m = (start + e->batch_size < e->n ? e->batch_size : e->n - start);
+    const float lr = (float)e->lrs[s], scale = (float)(e->gradient_scale / (double)m);
     const float l2 = (float)e->l2, momentum = (float)e->momentum;
+    const int averaged = s >= e->first_averaged;
+    const int64_t size = e->groups * (e->d + 1) * LANES;
     const K(lanes) zero = {{{0}}};
-    for (int64_t r = 0; r < rows; r++) {
-        float *w = e->weights + r * LANES, *v = e->velocity + r * LANES, *g = e->gradient + r * LANES;
+    for (int64_t r = first; r < end; r++) {
+        float *w = e->weights + r * LANES, *v = e->velocity + r * LANES;
+        float *g0 = e->gradient + r * LANES, *g1 = g0 + size;
         float decay = r % (e->d + 1) == e->d ? 0.0f : l2;  /* the bias is not decayed */
-        K(lanes) weights = K(load)(w), step = K(add_times)(K(times)(scale, K(load)(g)), decay, weights);
+        K(lanes) weights = K(load)(w), gradient = K(add)(K(load)(g0), K(load)(g1));
+        K(lanes) step = K(add_times)(K(times)(scale, gradient), decay, weights);
         if (momentum != 0.0f) {
             step = K(add_times)(step, momentum, K(load)(v));
             K(store)(v, step);
         }
         weights = K(add_times)(weights, -lr, step);
         K(store)(w, weights);
-        K(store)(g, zero);
+        K(store)(g0, zero);
+        K(store)(g1, zero);
         if (averaged) {
             double *sum = e->summed + r * LANES;
             for (int l = 0; l < LANES; l++)
@@ -114,39 +148,65 @@ ALWAYS_INLINE void K(update)(const Epoch *e, float lr, float scale, int averaged
     }
 }
 
-ALWAYS_INLINE double K(run)(const Epoch *e, int wide, int floats)
+/* The steps of the epoch, as thread role (0: the caller's, 1: the second one's, which runs only while parallel);
+   return the summed loss (role 0). Both pieces of a step, and its update, are the same arithmetic whether one
+   thread makes them or two: the same bits. */
+ALWAYS_INLINE double K(run)(Epoch *e, int wide, int floats, int role)
 {
-    const int64_t group_size = (e->d + 1) * LANES;
-    float z[LANES * 64];  /* groups <= 64: compiled.py checks it */
+    const int64_t rows = e->groups * (e->d + 1), half = rows / 2;
     double loss = 0.0;
-    memset(e->gradient, 0, sizeof(float) * e->groups * group_size);
-    for (int64_t s = 0; s < e->steps; s++) {
-        int64_t start = s * e->batch_size;
-        int64_t stop = start + e->batch_size < e->n ? start + e->batch_size : e->n;
-        for (int64_t i = start; i < stop; i++) {
-            if (i + AHEAD < e->n)  /* the rows come in a random order: fetch a later one while this one is made */
-                fetch_row(e, wide, floats, e->order[i + AHEAD]);
-            int64_t row = e->order[i];
-            int64_t count = decode(e, wide, floats, e->indptr[row], e->indptr[row + 1], e->offsets, e->floats);
-            for (int64_t g = 0; g < e->groups; g++)
-                K(group_logits)(e, e->weights + g * group_size, count, e->offsets, e->floats, z + g * LANES);
-            loss += loss_gradient(e->loss, z, e->classes, e->labels[i], &e->predicted[i]);
-            for (int64_t c = e->classes; c < e->groups * LANES; c++)
-                z[c] = 0.0f;
-            for (int64_t g = 0; g < e->groups; g++)
-                K(group_gradient)(e, e->gradient + g * group_size, count, e->offsets, e->floats, z + g * LANES);
+    int64_t s = 0;
+    if (e->parallel) {
+        int sense = 0;
+        double work = 0.0, waited = 0.0;
+        for (; s < e->steps; s++) {
+            double t0 = seconds();
+            e->piece_loss[role] = K(piece)(e, wide, floats, role, s);
+            double t1 = seconds();
+            barrier(e, &sense);
+            double t2 = seconds();
+            if (role == 0)
+                loss += e->piece_loss[0] + e->piece_loss[1];
+            K(update)(e, s, role ? half : 0, role ? rows : half);
+            if (role == 0) {
+                work += (t1 - t0) + (seconds() - t2);
+                waited += t2 - t1;
+                if ((s + 1) % WINDOW == 0) {  /* waiting for the other thread took longer than working: alone */
+                    if (waited > work)
+                        e->stop_at = s;
+                    work = waited = 0.0;
+                }
+            }
+            barrier(e, &sense);
+            if (e->stop_at == s) {
+                s++;
+                break;
+            }
         }
-        K(update)(e, (float)e->lrs[s], (float)(e->gradient_scale / (double)(stop - start)), s >= e->first_averaged);
+        if (role == 1)
+            return 0.0;
+    }
+    for (; s < e->steps; s++) {
+        double first = K(piece)(e, wide, floats, 0, s);
+        double second = K(piece)(e, wide, floats, 1, s);
+        loss += first + second;
+        K(update)(e, s, 0, rows);
     }
     return loss;
 }
 
 /* The four forms of the data: the flags are constants, so each form is its own loop. */
-static double K(forms)(const Epoch *e)
+static double K(forms)(Epoch *e, int role)
 {
     if (e->wide_columns)
-        return e->float_values ? K(run)(e, 1, 1) : K(run)(e, 1, 0);
-    return e->float_values ? K(run)(e, 0, 1) : K(run)(e, 0, 0);
+        return e->float_values ? K(run)(e, 1, 1, role) : K(run)(e, 1, 0, role);
+    return e->float_values ? K(run)(e, 0, 1, role) : K(run)(e, 0, 0, role);
+}
+
+static void *K(second_thread)(void *epoch)
+{
+    K(forms)(epoch, 1);
+    return NULL;
 }
 
 #undef EACH_PART

@@ -7,6 +7,11 @@ are zero): the training rows are compressed once a fit (Rows, CSR), and each val
 the logits and its share to the gradient, sixteen classes at a time in vector registers. For that the weights
 are laid out (groups of LANES classes, features + 1, LANES) during the epoch and put back after it.
 
+Two threads, where the process may use two cores: every step's batch is cut in two pieces, each thread makes one
+piece's gradient and half the update, and they meet twice a step. The pieces are the same on one thread, so one
+thread or two give the same bits. A thread that has to wait for a busy core would make every step wait: where
+waiting costs more than working over WINDOW steps, the caller goes on alone for the rest of the epoch.
+
 The extension is built when the package is installed (setup.py) and loads in a millisecond, so every run takes
 it, however short. Where it could not be built (no C compiler), this module does not import and train.py keeps
 its NumPy loop; both loops are tested against the float64 reference loop. `epoch` has the contract of
@@ -15,15 +20,33 @@ Trainer._numpy_epoch.
 
 from __future__ import annotations
 
+import os
+import threading
+
 import numpy as np
 
 from . import _epoch  # ImportError where the extension was not built: train.py then keeps its NumPy loop
+from .errors import SoftmaxError, shown
 
 use_instructions = _epoch.use_instructions  # "best" (the default) or "any": the kernel for any processor, for tests
 LANES = _epoch.LANES    # classes a group holds: one AVX-512 register of float32, or two AVX2 ones
 MAX_GROUPS = 64         # at most LANES * MAX_GROUPS = 1024 classes (the kernel's scratch for one row's logits)
 LOSSES = {"cross-entropy": 0, "mse": 1}
 WIDE_FEATURES = 2**16   # more features than this: columns as uint32 instead of uint16
+PIECES = 2              # each step's batch is cut in two halves, each its own partial gradient: at most two threads
+
+
+def usable_threads() -> int:
+    """Return how many threads an epoch may use: the cores this process may run on, at most PIECES, at most
+    SOFTMAX_THREADS where it is set."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    limit = os.environ.get("SOFTMAX_THREADS", "").strip()
+    if limit:
+        if not (limit.isdigit() and int(limit) >= 1):
+            raise SoftmaxError(f"SOFTMAX_THREADS must be a whole number at least 1, got {shown(limit, 40)}: "
+                               "set it to 1 to train on one thread, or unset it")
+        cores = min(cores, int(limit))
+    return max(1, min(PIECES, cores))
 
 
 def supports(n_classes: int, loss: str) -> bool:
@@ -41,12 +64,43 @@ class Rows:
         self.floats = X.dtype != np.uint8
         self.wide = X.shape[1] > WIDE_FEATURES
         data = np.ascontiguousarray(X, np.float32 if self.floats else np.uint8)
-        self.indptr = np.empty(len(X) + 1, np.int64)
-        _epoch.compress(data, len(X), X.shape[1], self.floats, self.wide, self.indptr)
-        self.columns = np.empty(self.indptr[-1], np.uint32 if self.wide else np.uint16)
-        self.values = np.empty(self.indptr[-1], np.float32 if self.floats else np.uint8)
-        _epoch.compress(data, len(X), X.shape[1], self.floats, self.wide, self.indptr, self.columns, self.values)
+        # the two halves of the rows on two threads (the C loops let go of the GIL): counted, then filled in place
+        halves = [data[: len(data) // 2], data[len(data) // 2:]] if usable_threads() > 1 else [data]
+        starts = [np.empty(len(half) + 1, np.int64) for half in halves]
+        _on_threads([lambda half=half, start=start: _epoch.compress(half, len(half), X.shape[1], self.floats,
+                                                                    self.wide, start)
+                     for half, start in zip(halves, starts)])
+        ends = np.cumsum([start[-1] for start in starts])
+        self.columns = np.empty(ends[-1], np.uint32 if self.wide else np.uint16)
+        self.values = np.empty(ends[-1], np.float32 if self.floats else np.uint8)
+        _on_threads([lambda half=half, start=start, lo=end - start[-1], hi=end: _epoch.compress(
+                         half, len(half), X.shape[1], self.floats, self.wide, start, self.columns[lo:hi],
+                         self.values[lo:hi])
+                     for half, start, end in zip(halves, starts, ends)])
+        self.indptr = np.concatenate([starts[0][:-1], *(start[:-1] + end for start, end in zip(starts[1:], ends)),
+                                      ends[-1:]])
         self.density = self.indptr[-1] / max(1, X.size)
+
+
+def _on_threads(calls) -> None:
+    """Make each call, the first on this thread and each other one on a thread of its own, all at once; raise
+    what any of them raised."""
+    raised = []
+
+    def call_catching(call):
+        try:
+            call()
+        except BaseException as e:  # (MemoryError) raised again below, on the caller's thread
+            raised.append(e)
+
+    threads = [threading.Thread(target=call_catching, args=(call,)) for call in calls[1:]]
+    for thread in threads:
+        thread.start()
+    call_catching(calls[0])
+    for thread in threads:
+        thread.join()
+    if raised:
+        raise raised[0]
 
 
 def _grouped(array: np.ndarray, groups: int) -> np.ndarray:
@@ -67,9 +121,9 @@ def epoch(rows: Rows, order, labels, predicted, weights, velocity, summed, lrs, 
     argmax = np.empty(len(order), np.int64)
     total = _epoch.epoch(
         rows.indptr, rows.columns, rows.values, np.ascontiguousarray(order, np.int64),
-        np.ascontiguousarray(labels, np.int64), argmax, *laid_out, np.empty_like(laid_out[0]),
+        np.ascontiguousarray(labels, np.int64), argmax, *laid_out, np.empty((PIECES, *laid_out[0].shape), np.float32),
         np.ascontiguousarray(lrs, np.float64), first_averaged, batch_size, d1 - 1, groups, k,
-        gradient_scale, l2, momentum, bias, LOSSES[loss], rows.wide, rows.floats)
+        gradient_scale, l2, momentum, bias, LOSSES[loss], rows.wide, rows.floats, usable_threads())
     for array, grouped in zip((weights, velocity, summed), laid_out):
         array[:] = grouped.transpose(0, 2, 1).reshape(groups * LANES, d1)[:k]
     predicted[:] = argmax

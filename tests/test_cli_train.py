@@ -314,6 +314,18 @@ def test_divergence_names_the_first_epoch_that_went_wrong(capsys, tmp_path):
     assert_one_line_error(code, err, "training diverged in epoch 3 (the loss became", "smaller --lr than 1000")
 
 
+def test_a_bad_softmax_threads_is_one_line_and_keeps_the_old_model(capsys, tmp_path, monkeypatch):
+    model = tmp_path / "model.npz"
+    before = an_older_model(model)
+    monkeypatch.setenv("SOFTMAX_THREADS", "many")
+    code, out, err = train(capsys, model)
+    assert_one_line_error(code, err, "SOFTMAX_THREADS must be a whole number at least 1, got 'many'")
+    assert code == 1 and out == "" and model.read_bytes() == before
+    monkeypatch.setenv("SOFTMAX_THREADS", "1")
+    code, _, err = train(capsys, model)
+    assert code == 0, err
+
+
 # --- Determinism ----------------------------------------------------------------------------------------------
 
 

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -54,11 +56,14 @@ def compiled_module():
     return compiled
 
 
-@pytest.fixture(params=["best", "any"])
-def compiled(request):
-    """compiled.py, its kernel in each of its forms: the fastest this processor has, and the one for any processor."""
+@pytest.fixture(params=[("best", 2), ("best", 1), ("any", 2)], ids=["two threads", "one thread", "any processor"])
+def compiled(request, monkeypatch):
+    """compiled.py, its kernel in each of its forms: the fastest this processor has, on two threads and on one, and
+    the form for any processor."""
     compiled = compiled_module()
-    compiled.use_instructions(request.param)
+    instructions, threads = request.param
+    monkeypatch.setattr(compiled, "usable_threads", lambda: threads)
+    compiled.use_instructions(instructions)
     yield compiled
     compiled.use_instructions("best")
 
@@ -383,6 +388,43 @@ def test_the_compiled_epoch_equals_the_reference_for_any_classes_and_data(compil
     np.testing.assert_allclose(result.W, W, atol=2e-5 * max(1, np.abs(W).max()))
     np.testing.assert_allclose(result.b, b, atol=2e-5 * max(1, np.abs(b).max()))
     assert [stats["loss"] for stats in result.history] == pytest.approx([h["loss"] for h in history], 1e-5)
+
+
+@pytest.mark.parametrize("k, dtype, loss", [(10, np.uint8, "cross-entropy"), (20, np.float32, "mse")])
+def test_one_thread_or_two_give_the_same_bits(monkeypatch, k, dtype, loss):
+    """Each step's batch is cut in the same two pieces whatever the threads, and summed in the same order; also when
+    two threads share one core, where they soon find that waiting costs more than working and go on as one."""
+    compiled = compiled_module()
+    pixels, labels = blobs(n=530, k=k)
+    X = pixels if dtype == np.uint8 else model.features(pixels).astype(dtype)
+    config = TrainConfig(epochs=2, lr=0.05, batch_size=4, l2=0.01, loss=loss)  # 133 steps an epoch
+    results = []
+    for threads, cores in [(1, None), (2, None), (2, 1)]:
+        monkeypatch.setattr(compiled, "usable_threads", lambda threads=threads: threads)
+        before = os.sched_getaffinity(0)
+        if cores:
+            os.sched_setaffinity(0, set(sorted(before)[:cores]))  # the second thread inherits it
+        try:
+            results.append(fit(Trainer(config, 16, k), X, labels))
+        finally:
+            os.sched_setaffinity(0, before)
+    for result in results[1:]:
+        np.testing.assert_array_equal(result.W, results[0].W)
+        np.testing.assert_array_equal(result.b, results[0].b)
+        assert [stats["loss"] for stats in result.history] == [stats["loss"] for stats in results[0].history]
+
+
+def test_softmax_threads_limits_the_threads_and_a_bad_value_is_one_clear_error(monkeypatch):
+    compiled = compiled_module()
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setenv("SOFTMAX_THREADS", "1")
+    assert compiled.usable_threads() == 1
+    monkeypatch.setenv("SOFTMAX_THREADS", "8")
+    assert compiled.usable_threads() == min(cores, compiled.PIECES)
+    for bad in ("0", "two", "-1", "1.5"):
+        monkeypatch.setenv("SOFTMAX_THREADS", bad)
+        with pytest.raises(SoftmaxError, match="SOFTMAX_THREADS must be a whole number at least 1"):
+            compiled.usable_threads()
 
 
 def test_the_compiled_epoch_keeps_early_stoppings_window_of_averages(monkeypatch):
