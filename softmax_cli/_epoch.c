@@ -42,7 +42,12 @@
 #define LANES 16       /* classes a group holds */
 #define MAX_GROUPS 64  /* groups of classes at most: a row's logits are scratch on the stack */
 #define AHEAD 2        /* rows ahead of the one multiplied whose values are fetched into the cache */
-#define WINDOW 32      /* steps after which two threads look whether waiting for each other cost more than working */
+/* Two threads look, each time the caller has worked this many seconds, whether it waited for the other thread
+   more than WAIT_LIMIT times as long: a thread that waits for a busy core makes every step wait (forty times
+   slower measured), while a free core's thread keeps a caller waiting for a few percent of its work, and the odd
+   interruption of a millisecond or two should not cost two threads for the rest of the epoch. */
+#define JUDGE_AFTER 0.004
+#define WAIT_LIMIT 2.0
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
@@ -142,6 +147,7 @@ ALWAYS_INLINE int64_t decode(const Epoch *e, int wide, int floats, int64_t lo, i
     return hi - lo;
 }
 
+/* z (the row's logits, classes of them) becomes d loss / d z; return the row's loss, and its argmax in *best. */
 ALWAYS_INLINE double loss_gradient(int loss, float *z, int64_t classes, int64_t label, int64_t *best)
 {
     float largest = z[0];
@@ -281,6 +287,10 @@ static PyObject *epoch(PyObject *self, PyObject *args)
     } else {
         double loss;
         e.stop_at = -1;
+#ifndef _WIN32
+        atomic_init(&e.arrived, 0);
+        atomic_init(&e.sense, 0);
+#endif
         Py_BEGIN_ALLOW_THREADS
         memset(e.gradient, 0, 2 * size * sizeof(float));
 #ifndef _WIN32

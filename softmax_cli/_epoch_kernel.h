@@ -171,8 +171,8 @@ ALWAYS_INLINE double K(run)(Epoch *e, int wide, int floats, int role)
             if (role == 0) {
                 work += (t1 - t0) + (seconds() - t2);
                 waited += t2 - t1;
-                if ((s + 1) % WINDOW == 0) {  /* waiting for the other thread took longer than working: alone */
-                    if (waited > work)
+                if (work >= JUDGE_AFTER) {  /* waiting for the other thread cost more than working: alone */
+                    if (waited > WAIT_LIMIT * work)
                         e->stop_at = s;
                     work = waited = 0.0;
                 }

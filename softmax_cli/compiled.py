@@ -10,7 +10,8 @@ are laid out (groups of LANES classes, features + 1, LANES) during the epoch and
 Two threads, where the process may use two cores: every step's batch is cut in two pieces, each thread makes one
 piece's gradient and half the update, and they meet twice a step. The pieces are the same on one thread, so one
 thread or two give the same bits. A thread that has to wait for a busy core would make every step wait: where
-waiting costs more than working over WINDOW steps, the caller goes on alone for the rest of the epoch.
+the caller waits for it more than twice as long as it works (judged every 4 ms of work), it goes on alone for
+the rest of the epoch.
 
 The extension is built when the package is installed (setup.py) and loads in a millisecond, so every run takes
 it, however short. Where it could not be built (no C compiler), this module does not import and train.py keeps

@@ -3,7 +3,8 @@
 Mini-batch gradient descent with heavy-ball momentum, a learning-rate schedule and iterate averaging
 (the saved model is the mean of the weights over the last part of training). Two loops with one contract:
 `reference_fit`, plain float64 NumPy on model.loss_and_grad to read and check against, and `Trainer.train_epoch`,
-the fast one. Why the fast one is fast:
+the fast one. The fast one makes an epoch's steps in one call of the compiled epoch (compiled.py) where its C
+extension was built, and otherwise with NumPy calls (_numpy_epoch), fast for these reasons:
 - Features stay as they came (uint8 pixels) and one batch at a time is cast to float32. The feature scale
   (model.PIXEL_SCALE for uint8 pixels, 1 for float features) is folded into the weights instead of into every
   pixel: during training the weights live in raw units, W_raw = W * scale.
@@ -146,7 +147,7 @@ class Trainer:
         self.best_epoch: int | None = None
         self.best_weights: np.ndarray | None = None
         self.epochs_since_best = 0
-        # compiled.Rows of the data the compiled epochs read (compressed once a fit, if sparse): fit() forgets them,
+        # compiled.Rows of the data the compiled epochs read (compressed once a fit): fit() forgets them,
         # as the caller may change X in place between two fits
         self.rows = None
 

@@ -395,9 +395,9 @@ def test_one_thread_or_two_give_the_same_bits(monkeypatch, k, dtype, loss):
     """Each step's batch is cut in the same two pieces whatever the threads, and summed in the same order; also when
     two threads share one core, where they soon find that waiting costs more than working and go on as one."""
     compiled = compiled_module()
-    pixels, labels = blobs(n=530, k=k)
+    pixels, labels = blobs(n=30_000, d=100, k=k)  # enough work an epoch (milliseconds) for the threads to judge
     X = pixels if dtype == np.uint8 else model.features(pixels).astype(dtype)
-    config = TrainConfig(epochs=2, lr=0.05, batch_size=4, l2=0.01, loss=loss)  # 133 steps an epoch
+    config = TrainConfig(epochs=2, lr=0.01, batch_size=64, l2=0.01, loss=loss)
     results = []
     for threads, cores in [(1, None), (2, None), (2, 1)]:
         monkeypatch.setattr(compiled, "usable_threads", lambda threads=threads: threads)
@@ -405,7 +405,7 @@ def test_one_thread_or_two_give_the_same_bits(monkeypatch, k, dtype, loss):
         if cores:
             os.sched_setaffinity(0, set(sorted(before)[:cores]))  # the second thread inherits it
         try:
-            results.append(fit(Trainer(config, 16, k), X, labels))
+            results.append(fit(Trainer(config, 100, k), X, labels))
         finally:
             os.sched_setaffinity(0, before)
     for result in results[1:]:
