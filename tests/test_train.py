@@ -48,11 +48,16 @@ REFERENCE_CASES = [
 
 
 def compiled_module():
-    """Return compiled.py: its extension is built by every install with a C compiler, as CI's has."""
+    """Return compiled.py: its extension is built by every install with a C compiler; CI must have it, elsewhere
+    a machine without one skips these tests (its training takes the NumPy loop, tested on its own)."""
     from softmax_cli import train as training
 
     compiled = training._compiled()
-    assert compiled is not None, "the compiled epoch's extension (softmax_cli/_epoch.c) was not built"
+    if compiled is None:
+        message = "the compiled epoch's extension (softmax_cli/_epoch.c) was not built: is there a C compiler?"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
     return compiled
 
 
