@@ -176,4 +176,4 @@ def test_the_shipped_best_config_reaches_95_percent(mnist):
     result = fit(Trainer(config, mnist.n_features, mnist.n_classes), preprocess.deskewed_training_set(mnist),
                  mnist.y_train)
     _, accuracy = loss_and_accuracy(result.W, result.b, features(mnist.x_test, "deskew"), mnist.y_test)
-    assert accuracy >= 0.950  # 0.9515 measured (settings chosen on a validation split, see the file)
+    assert accuracy >= 0.950  # 0.9517 measured (settings chosen on a validation split, see the file)
