@@ -255,7 +255,7 @@ static PyObject *epoch(PyObject *self, PyObject *args)
     Py_ssize_t rows = b[0].len / 8 - 1, nonzero = b[0].len >= 8 ? ((const int64_t *)b[0].buf)[rows] : -1;
     Py_ssize_t size = e.groups * (e.d + 1) * LANES;
     if (rows < 0 || e.groups < 1 || e.groups > MAX_GROUPS || e.classes < 1 || e.classes > e.groups * LANES || e.d < 1 ||
-        e.batch_size < 1 || (e.n + e.batch_size - 1) / e.batch_size != e.steps || e.d > (e.wide_columns ? 1L << 32 : 1L << 16)) {
+        e.batch_size < 1 || (e.n + e.batch_size - 1) / e.batch_size != e.steps || e.d > ((int64_t)1 << (e.wide_columns ? 32 : 16))) {
         PyErr_SetString(PyExc_ValueError, "the epoch's sizes do not fit together");
         goto done;
     }

@@ -151,6 +151,27 @@ def test_the_deskewed_training_set_is_cached_for_its_data_and_version(monkeypatc
         preprocess.deskewed_training_set(dataset)
 
 
+def test_the_deskewed_test_set_is_cached_for_its_own_images(monkeypatch):
+    """A data set's fingerprint names its training set only: two sets that share it but not their test images
+    never share a deskewed test set."""
+    from softmax_cli.data import Dataset
+
+    images = strokes(6)
+    labels = np.arange(6) % 2
+    dataset = Dataset("strokes", images, labels, images[:3], labels[:3], ("0", "1"), "tests")
+    other = Dataset("strokes", images, labels, images[3:], labels[3:], ("0", "1"), "tests")
+    assert other.fingerprint() == dataset.fingerprint()
+    first, second = deskew(images[:3]), deskew(images[3:])
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(preprocess.deskewed_test_set(dataset), first)
+    real, made = preprocess.deskew, []
+    monkeypatch.setattr(preprocess, "deskew", lambda images: made.append(1) or real(images))
+    np.testing.assert_array_equal(preprocess.deskewed_test_set(dataset), first)
+    assert made == []  # from the cache
+    np.testing.assert_array_equal(preprocess.deskewed_test_set(other), second)
+    assert made == [1]
+
+
 @pytest.mark.slow
 def test_deskewed_mnist_with_default_settings_reaches_94_8_percent(mnist):
     from softmax_cli.config import TrainConfig
