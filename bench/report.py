@@ -103,7 +103,8 @@ def plot_time_to_accuracy(path: Path, rows: list[Row]) -> None:
     axes.set_ylabel("test accuracy (%)")
     axes.set_title("MNIST softmax regression: test accuracy against training time")
     axes.grid(True, which="both", alpha=0.3)
-    figure.legend(loc="outside lower center", ncols=2, fontsize="small")  # outside: no curve is ever hidden
+    figure.legend(loc="outside lower center", ncols=1, fontsize="small")  # outside: no curve is ever hidden; one
+    # column, as two of these long labels are wider than the figure
     figure.savefig(path, dpi=120)
     plt.close(figure)
 
