@@ -295,7 +295,10 @@ static PyObject *epoch(PyObject *self, PyObject *args)
         memset(e.gradient, 0, 2 * size * sizeof(float));
 #ifndef _WIN32
         pthread_t second;
-        e.parallel = threads >= 2 && e.steps > 0 && pthread_create(&second, NULL, second_thread, &e) == 0;
+        /* set before the second thread starts, which reads it at once */
+        e.parallel = threads >= 2 && e.steps > 0;
+        if (e.parallel && pthread_create(&second, NULL, second_thread, &e) != 0)
+            e.parallel = 0;
 #endif
         loss = run_best(&e, 0);
 #ifndef _WIN32

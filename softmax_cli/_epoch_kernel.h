@@ -183,9 +183,9 @@ ALWAYS_INLINE double K(run)(Epoch *e, int wide, int floats, int role)
                 break;
             }
         }
-        if (role == 1)
-            return 0.0;
     }
+    if (role == 1)  /* the second thread's part ends here, whatever happens */
+        return 0.0;
     for (; s < e->steps; s++) {
         double first = K(piece)(e, wide, floats, 0, s);
         double second = K(piece)(e, wide, floats, 1, s);

@@ -13,7 +13,7 @@ thread or two give the same bits. A thread that has to wait for a busy core woul
 the caller waits for it more than twice as long as it works (judged every 4 ms of work), it goes on alone for
 the rest of the epoch.
 
-The extension is built when the package is installed (setup.py) and loads in a millisecond, so every run takes
+The extension is built when the package is installed (pyproject.toml) and loads in a millisecond, so every run takes
 it, however short. Where it could not be built (no C compiler), this module does not import and train.py keeps
 its NumPy loop; both loops are tested against the float64 reference loop. `epoch` has the contract of
 Trainer._numpy_epoch.

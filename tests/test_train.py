@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -417,6 +419,29 @@ def test_one_thread_or_two_give_the_same_bits(monkeypatch, k, dtype, loss):
         np.testing.assert_array_equal(result.W, results[0].W)
         np.testing.assert_array_equal(result.b, results[0].b)
         assert [stats["loss"] for stats in result.history] == [stats["loss"] for stats in results[0].history]
+
+
+def test_many_short_epochs_on_two_threads_neither_hang_nor_differ():
+    """A second thread is started every epoch and meets the caller twice a step: a thousand epochs of a few steps
+    each, in a process of their own so that a hang fails the test instead of stopping the suite."""
+    compiled_module()
+    script = """
+import numpy as np
+from softmax_cli import compiled
+from softmax_cli.config import TrainConfig
+from softmax_cli.train import Trainer, fit
+rng = np.random.default_rng(0)
+pixels, labels = rng.integers(0, 256, size=(40, 16), dtype=np.uint8), rng.integers(0, 3, size=40)
+weights = []
+for threads in (2, 1):
+    compiled.usable_threads = lambda threads=threads: threads
+    trainer = Trainer(TrainConfig(epochs=1000, batch_size=20, lr=0.01), 16, 3)
+    weights.append(fit(trainer, pixels, labels).W)
+assert np.array_equal(weights[0], weights[1])
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "ok", result.stderr
 
 
 def test_softmax_threads_limits_the_threads_and_a_bad_value_is_one_clear_error(monkeypatch):
