@@ -439,7 +439,7 @@ PyMODINIT_FUNC PyInit__epoch(void)
 {
     choose_instructions("best");
     PyObject *m = PyModule_Create(&module);
-    if (m && PyModule_AddIntConstant(m, "LANES", LANES) < 0) {
+    if (m && (PyModule_AddIntConstant(m, "LANES", LANES) < 0 || PyModule_AddIntConstant(m, "MAX_GROUPS", MAX_GROUPS) < 0)) {
         Py_DECREF(m);
         return NULL;
     }

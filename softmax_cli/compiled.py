@@ -30,8 +30,8 @@ from . import _epoch  # ImportError where the extension was not built: train.py 
 from .errors import SoftmaxError, shown
 
 use_instructions = _epoch.use_instructions  # "best" (the default) or "any": the kernel for any processor, for tests
-LANES = _epoch.LANES    # classes a group holds: one AVX-512 register of float32, or two AVX2 ones
-MAX_GROUPS = 64         # at most LANES * MAX_GROUPS = 1024 classes (the kernel's scratch for one row's logits)
+LANES = _epoch.LANES    # classes a group holds: two AVX2 registers of float32, or four SSE ones
+MAX_GROUPS = _epoch.MAX_GROUPS  # at most LANES * MAX_GROUPS = 1024 classes (the kernel's scratch for a row's logits)
 LOSSES = {"cross-entropy": 0, "mse": 1}
 WIDE_FEATURES = 2**16   # more features than this: columns as uint32 instead of uint16
 PIECES = 2              # each step's batch is cut in two halves, each its own partial gradient: at most two threads
