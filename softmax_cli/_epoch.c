@@ -187,14 +187,22 @@ ALWAYS_INLINE double loss_gradient(int loss, float *z, int64_t classes, int64_t 
 
 /* The kernel, compiled for AVX2 with FMA (eight float32 a vector), and for any processor (four: SSE, NEON). */
 #if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+#endif
 #define VECTOR 8
 #define K(name) name##_avx2
 #include "_epoch_kernel.h"
 #undef VECTOR
 #undef K
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 #endif
 #define VECTOR 4
 #define K(name) name##_any
