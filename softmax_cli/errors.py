@@ -29,6 +29,11 @@ class SoftmaxError(Exception):
         return self.in_terms_of(str)
 
 
+class TrainingDiverged(SoftmaxError):
+    """Training blew up with these settings (a learning rate too large): other settings may still train, so a
+    search (tune) notes it and goes on, where any other SoftmaxError stops it."""
+
+
 def one_line(reason, limit: int | None = None) -> str:
     """Return an error's message (or any text) on one line, cut to limit characters; an empty one names its type."""
     text = " ".join(str(reason).split()) or (type(reason).__name__ if isinstance(reason, BaseException) else "")

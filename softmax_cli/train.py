@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from . import model, store
 from .config import FULL_BATCH, TrainConfig
-from .errors import SoftmaxError, shown
+from .errors import SoftmaxError, TrainingDiverged, shown
 from .metrics import loss_and_accuracy
 
 # Divergence, beyond NaN and infinity: a sane run's epoch loss stays below the untrained model's (log K for the
@@ -451,7 +451,7 @@ def fit(
             stats = trainer.train_epoch(X, labels)
             diverged = trainer.divergence(stats, X)
             if diverged:
-                raise SoftmaxError(
+                raise TrainingDiverged(
                     f"training diverged in epoch {stats['epoch']} ({diverged}): try a smaller {{setting}} than "
                     f"{config.lr:g}", setting="lr"
                 )

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import model, run
 from .config import TrainConfig
-from .errors import SoftmaxError
+from .errors import SoftmaxError, TrainingDiverged
 from .train import split_validation
 
 GRID_SETTINGS = ("lr", "batch_size", "l2")  # what the search varies; every other setting comes from the base
@@ -77,7 +77,7 @@ def run_trial(config: TrainConfig, pixels, labels, n_classes: int, val_split: fl
     started = time.perf_counter()
     try:
         _, result = run.learn(config.replace(val_split=val_split), pixels, labels, n_classes, on_epoch=on_epoch)
-    except SoftmaxError as e:  # a learning rate too large for the others diverges; the rest of the grid goes on
+    except TrainingDiverged as e:  # a learning rate too large for the others diverges; the rest of the grid goes on
         return Trial(config, None, None, time.perf_counter() - started, problem=str(e))
     seconds = time.perf_counter() - started
     kept = result.history[result.best_epoch - 1] if result.best_epoch else result.history[-1]

@@ -165,6 +165,16 @@ def test_when_every_setting_diverges_the_search_says_so():
         search(TrainConfig(epochs=2), pixels, labels, 3, 0.25, lr=(1e5,), batch_size=(20,), l2=(0.0,))
 
 
+def test_a_problem_that_is_not_divergence_stops_the_search_in_its_own_words(capsys, blob_data, monkeypatch):
+    """Only divergence is a trial's own problem: a bad SOFTMAX_THREADS used to be reported as every setting
+    diverging."""
+    from test_cli import assert_one_line_error, run
+
+    monkeypatch.setenv("SOFTMAX_THREADS", "0")
+    code, _, err = run(capsys, "tune", "--data", blob_data, "--lr", "0.1", "--batch-size", "20", "--epochs", "1")
+    assert_one_line_error(code, err, "SOFTMAX_THREADS must be a whole number at least 1, got '0'")
+
+
 def test_a_split_that_leaves_no_validation_images_is_refused():
     pixels, labels = blobs(10)
     with pytest.raises(SoftmaxError, match="leaves 10 for training and 0 for validation"):
