@@ -1,4 +1,8 @@
-"""Figures: every one is a real, non-blank PNG, for MNIST-like and other shapes, and from the command line."""
+"""Figures: every one is a real, non-blank PNG that draws the data it is given, for MNIST-like and other shapes.
+
+The figures are written at a low resolution (LOW_DPI) so the suite stays fast; what they draw is read back from
+the matplotlib figure (the `drawn` fixture): line data, image arrays, colour limits and titles.
+"""
 
 import json
 import subprocess
@@ -15,13 +19,27 @@ from softmax_cli.store import SavedModel
 
 HISTORY = [{"epoch": e, "loss": 1 / e, "accuracy": 1 - 0.1 / e, "seconds": 0.1 * e} for e in range(1, 5)]
 HISTORY_WITH_VALIDATION = [{**epoch, "val_loss": 1.2 / epoch["epoch"], "val_accuracy": 0.97} for epoch in HISTORY]
+LOW_DPI = 30  # plots.DPI is 110; the figures' content and layout do not depend on it
+
+
+@pytest.fixture(autouse=True)
+def low_resolution(monkeypatch):
+    monkeypatch.setattr(plots, "DPI", LOW_DPI)
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """Return the list that every figure a plot function saves is appended to (it is still written)."""
+    figures, save = [], plots._save
+    monkeypatch.setattr(plots, "_save", lambda figure, path: figures.append(figure) or save(figure, path))
+    return figures
 
 
 def png_pixels(path) -> np.ndarray:
     """Return the RGB pixels of the PNG at path, after checking it is a readable, sizeable, non-blank PNG."""
     with Image.open(path) as image:
         assert image.format == "PNG"
-        assert image.width > 300 and image.height > 250, image.size
+        assert image.width > 300 * LOW_DPI / 110 and image.height > 250 * LOW_DPI / 110, image.size
         pixels = np.asarray(image.convert("RGB"))
     assert pixels.std() > 10
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20
@@ -44,35 +62,80 @@ def test_importing_plots_does_not_import_matplotlib():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_confusion_matrix(tmp_path):
+def test_confusion_matrix(tmp_path, drawn):
     matrix = [[50, 2, 0], [3, 40, 7], [0, 1, 60]]
     path = plots.plot_confusion_matrix(matrix, ["T-shirt/top", "Trouser", "Ankle boot"], tmp_path / "cm.png")
     assert path == tmp_path / "cm.png"
     png_pixels(path)
+    axes = drawn[0].axes[0]
+    assert axes.images[0].get_array().tolist() == matrix  # rows: the true class
+    assert [text.get_text() for text in axes.texts] == [str(count) for row in matrix for count in row]
+    assert axes.get_title() == "Confusion matrix: accuracy 92.02% on 163 test images"
+    assert [label.get_text() for label in axes.get_yticklabels()] == ["T-shirt/top", "Trouser", "Ankle boot"]
 
 
-def test_weight_templates_of_8x8_images_in_red_and_blue(tmp_path):
+def drawn_templates(figure) -> list:
+    """Return the figure's weight-template images, in panel order."""
+    return [image for axes in figure.axes for image in axes.images]
+
+
+def test_weight_templates_of_8x8_images_in_red_and_blue(tmp_path, drawn):
     W = np.zeros((64, 3), np.float32)
     W[:, 0], W[:, 1] = 2.0, -2.0  # one class all for ink, one all against, one indifferent
+    W[9, 2] = 0.5                 # and the indifferent one with a single pixel, which must land in row 1, column 1
     pixels = png_pixels(plots.plot_weight_templates(W, (8, 8), ["up", "down", "flat"], tmp_path / "w.png"))
+    images = drawn_templates(drawn[0])
+    assert len(images) == 3 and titles(drawn[0]) == ["up", "down", "flat"]
+    for k, image in enumerate(images):
+        np.testing.assert_array_equal(image.get_array(), W[:, k].reshape(8, 8))
+        assert image.get_cmap().name == "RdBu_r"
+        assert (image.norm.vmin, image.norm.vmax) == (-2.0, 2.0)  # symmetric: zero is white
     # Symmetric limits put +2 and -2 at the two ends of the colour map: a whole panel of each.
     for end in (0.0, 1.0):
         colour = np.array(colormaps["RdBu_r"](end)[:3]) * 255
-        assert (np.abs(pixels - colour).max(axis=-1) < 8).sum() > 100 * 100
+        assert (np.abs(pixels - colour).max(axis=-1) < 8).sum() > 100 * 100 * (LOW_DPI / 110) ** 2
+
+
+def curves(axes) -> dict[str, tuple[list, list]]:
+    """Return each line of a panel by its legend label, as (x data, y data)."""
+    return {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in axes.lines}
 
 
 @pytest.mark.parametrize("history", [HISTORY, HISTORY_WITH_VALIDATION])
-def test_learning_curves(tmp_path, history):
+def test_learning_curves(tmp_path, history, drawn):
     png_pixels(plots.plot_learning_curves(history, tmp_path / "curves.png"))
+    loss, accuracy = drawn[0].axes
+    assert (loss.get_title(), accuracy.get_title()) == ("Loss per epoch", "Accuracy per epoch")
+    epochs = [1, 2, 3, 4]
+    for axes, metric in [(loss, "loss"), (accuracy, "accuracy")]:
+        wanted = {"training": (epochs, [epoch[metric] for epoch in history])}
+        if "val_loss" in history[0]:
+            wanted["validation"] = (epochs, [epoch[f"val_{metric}"] for epoch in history])
+        assert curves(axes) == wanted
+        assert [text.get_text() for text in axes.get_legend().get_texts()] == list(wanted)
+
+
+def test_learning_curves_of_some_epochs_without_validation(tmp_path, drawn):
+    history = [HISTORY[0], HISTORY_WITH_VALIDATION[1], HISTORY[2], HISTORY_WITH_VALIDATION[3]]
+    plots.plot_learning_curves(history, tmp_path / "curves.png")
+    assert curves(drawn[0].axes[0])["validation"] == ([2, 4], [0.6, 0.3])
 
 
 def test_learning_curves_without_history_say_so(tmp_path):
     png_pixels(plots.plot_learning_curves([], tmp_path / "curves.png"))
 
 
-def test_loss_comparison(tmp_path):
+def test_loss_comparison(tmp_path, drawn):
     histories = {"cross-entropy": HISTORY_WITH_VALIDATION, "mse": HISTORY}
     png_pixels(plots.plot_loss_comparison(histories, tmp_path / "compare.png"))
+    (axes,) = drawn[0].axes
+    accuracy = [epoch["accuracy"] for epoch in HISTORY]
+    assert curves(axes) == {"cross-entropy (training)": ([1, 2, 3, 4], accuracy),
+                            "cross-entropy (validation)": ([1, 2, 3, 4], [0.97] * 4),
+                            "mse (training)": ([1, 2, 3, 4], accuracy)}
+    training, validation, other = axes.lines
+    assert training.get_color() == validation.get_color() != other.get_color()  # one colour per run
+    assert (training.get_linestyle(), validation.get_linestyle()) == ("-", "--")
 
 
 def test_loss_comparison_of_an_unknown_metric():
@@ -97,14 +160,6 @@ def three_class_model(class_names=("a", "b", "c"), preprocess="none", seed=1) ->
     metadata = {"class_names": list(class_names), "image_shape": [8, 8], "history": HISTORY_WITH_VALIDATION,
                 "preprocess": preprocess}
     return SavedModel(np.random.default_rng(seed).normal(size=(64, 3)).astype(np.float32), np.zeros(3), metadata)
-
-
-@pytest.fixture
-def drawn(monkeypatch):
-    """Return the list that every figure a plot function saves is appended to (it is still written)."""
-    figures, save = [], plots._save
-    monkeypatch.setattr(plots, "_save", lambda figure, path: figures.append(figure) or save(figure, path))
-    return figures
 
 
 def titles(figure) -> list[str]:
@@ -178,17 +233,16 @@ def test_each_confident_mistake_shows_its_probability_and_the_runner_up(tmp_path
     assert len(shown) == 2
 
 
-def test_weight_templates_are_scaled_to_the_bulk_of_the_weights_not_a_few_border_pixels(tmp_path):
+def test_weight_templates_are_scaled_to_the_bulk_of_the_weights_not_a_few_border_pixels(tmp_path, drawn):
     W = np.zeros((64, 3), np.float32)
     W[18:22, 0] = W[26:30, 0] = 1.0    # each template a small block of ordinary weights
     W[34:38, 1] = W[42:46, 1] = -1.0
     W[0, 2] = 50.0                     # and one corner pixel far larger, as the border of MNIST gives
     assert plots.weight_limit(W) == pytest.approx(1.0)
-    pixels = png_pixels(plots.plot_weight_templates(W, (8, 8), ["up", "down", "corner"], tmp_path / "w.png"))
+    plots.plot_weight_templates(W, (8, 8), ["up", "down", "corner"], tmp_path / "w.png")
     # At full strength: scaled to 50, the blocks would be drawn in a pale pink and a pale blue.
-    for end in (0.0, 1.0):
-        colour = np.array(colormaps["RdBu_r"](end)[:3]) * 255
-        assert (np.abs(pixels - colour).max(axis=-1) < 8).sum() > 8 * 500
+    for image in drawn_templates(drawn[0]):
+        assert (image.norm.vmin, image.norm.vmax) == (-1.0, 1.0)
 
 
 @pytest.mark.parametrize("W, limit", [(np.zeros((4, 2)), 1.0), (np.full((4, 2), np.nan), 1.0),
