@@ -1,4 +1,4 @@
-"""What a benchmark run writes: the markdown tables, the JSON record and the time-to-accuracy figure."""
+"""What a benchmark run writes: the markdown tables, the JSON record, the time-to-accuracy figure, docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -74,6 +74,20 @@ def markdown(rows: list[Row], targets: list[Target], context: str) -> str:
         result = {True: "PASS", False: "**FAIL**", None: "not measured"}[target.passed]
         lines.append(f"| {target.goal} | {target.wanted} | {escape(target.measured)} | {result} |")
     return "\n".join(lines) + "\n"
+
+
+BENCHMARKS_PAGE_INTRO = """# Benchmarks
+
+Written by `make bench` (`bench/run.py`, through `bench/report.py`); do not edit by hand. Each row is one command,
+all reading the same local copy of MNIST. Shared machines differ in speed from one day to the next and are noisy
+within a day: compare the ratios within one run, never seconds across runs. The figures of a single loop, phase by
+phase, come from `python bench/floor.py`; the drawing page's from `python bench/serve.py --model model.npz`.
+"""
+
+
+def benchmarks_page(results: str) -> str:
+    """Return docs/benchmarks.md: what the page is and how it is made, then a run's results (from `markdown`)."""
+    return BENCHMARKS_PAGE_INTRO + "\n" + results + "\n![test accuracy against training seconds](../bench/figures/time_to_accuracy.png)\n"
 
 
 def write_json(path: Path, rows: list[Row], targets: list[Target], about: dict) -> None:
