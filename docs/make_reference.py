@@ -44,7 +44,8 @@ def reference() -> str:
         flag = "--" + setting.name.replace("_", "-")
         lines.append(f"| `{setting.name}` | `{flag}` | {escape(setting.meaning)} | {escape(setting.describe())} "
                      f"| `{setting.default}` |")
-    context = click.Context(cli, info_name="softmax", terminal_width=HELP_WIDTH, max_content_width=HELP_WIDTH)
+    settings = {**cli.context_settings, "terminal_width": HELP_WIDTH, "max_content_width": HELP_WIDTH}
+    context = click.Context(cli, info_name="softmax", **settings)  # as `softmax` makes it: -h too
     lines += ["", "## `softmax`", "", "```", cli.get_help(context), "```"]
     for name in cli.list_commands(context):
         command = cli.get_command(context, name)
