@@ -105,3 +105,40 @@ def test_the_tutorial_notebook_runs(mnist_path, tmp_path, monkeypatch):
     assert namespace["relative_error"] < 1e-6
     assert namespace["wrong_axis_accuracy"] < namespace["right_axis_accuracy"] - 0.1
     assert namespace["full_batch_accuracy"] < namespace["mini_batch_accuracy"] - 0.03
+
+
+def results_table(text: str) -> list[str]:
+    """Return the lines of the first methods table in a page."""
+    lines = text.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("| method | test accuracy |")))
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))
+    return lines[start:end]
+
+
+def test_the_benchmarks_page_is_bench_reports_and_the_readme_quotes_its_table():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from report import BENCHMARKS_PAGE_INTRO
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    page = (DOCS / "benchmarks.md").read_text(encoding="utf-8")
+    assert page.startswith(BENCHMARKS_PAGE_INTRO)
+    assert results_table((ROOT / "README.md").read_text(encoding="utf-8")) == results_table(page), \
+        "the README's results table is not the one in docs/benchmarks.md (the last make bench)"
+
+
+def test_bench_report_writes_the_benchmarks_page_with_date_machine_and_load():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from report import Row, Target, benchmarks_page, markdown
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    row = Row("softmax", "`softmax train` (defaults)", 0.9276, 0.12, 0.35, 146.0, runs=3, ratio=1.0)
+    context = "measured 2026-12-04 on AMD EPYC, 2 cores; load average 0.0 at the start and 1.9 at the end."
+    page = benchmarks_page(markdown([row], [Target("accuracy", ">= 92.5 %", "92.76 %", True)], context))
+    assert context in page and "| `softmax train` (defaults) | 92.76% | 0.12 | 0.35 | 146 | 1.0× |" in page
+    assert results_table(page)[2].startswith("| `softmax train` (defaults)")
