@@ -14,8 +14,8 @@
                              velocity = step; W -= lr * step; summed += W (float64) once averaging has begun.
    The same arithmetic as Trainer._numpy_epoch, in float32 with a float64 loss, in a fixed order: the same input
    gives the same bits. Each batch is cut in two pieces, each with its own gradient, summed in order at the
-   update: on two threads, each makes one piece and half the update, meeting twice a step; on one, the same
-   arithmetic one after the other. Rows, labels and sizes are checked here; every other index (the columns of
+   update. One thread makes the whole epoch (docs/kernel.md: two threads meeting twice a step were never faster
+   than one by enough to pay for a busy core, where they were many times slower). Rows, labels and sizes are checked here; every other index (the columns of
    compressed rows) comes from compress.
 
    It is compiled twice, for AVX2 with FMA and for any processor, and the first the processor has is chosen when
@@ -26,28 +26,13 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
-#endif
-#ifndef _WIN32
-#include <pthread.h>
-#include <sched.h>
-#include <stdatomic.h>
-#define THREADS 2  /* at most: the two pieces of every step */
-#else
-#define THREADS 1
 #endif
 
 #define LANES 16       /* classes a group holds */
 #define MAX_GROUPS 64  /* groups of classes at most: a row's logits are scratch on the stack */
 #define AHEAD 2        /* rows ahead of the one multiplied whose values are fetched into the cache */
-/* Two threads look, each time the caller has worked this many seconds, whether it waited for the other thread
-   more than WAIT_LIMIT times as long: a thread that waits for a busy core makes every step wait (forty times
-   slower measured), while a free core's thread keeps a caller waiting for a few percent of its work, and the odd
-   interruption of a millisecond or two should not cost two threads for the rest of the epoch. */
-#define JUDGE_AFTER 0.004
-#define WAIT_LIMIT 2.0
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
@@ -70,49 +55,7 @@ typedef struct {
     double gradient_scale, l2, momentum;
     float bias;
     int loss, wide_columns, float_values;
-    /* two threads: each makes one piece of every step and half the update, meeting twice a step */
-    int parallel;               /* whether a second thread runs the epoch's first steps with the caller's */
-    int64_t stop_at;            /* the step after which the caller goes on alone (-1: none so far) */
-    double piece_loss[2];
-#ifndef _WIN32
-    atomic_int arrived, sense;  /* the meeting point: how many threads are there, and which meeting it is */
-#endif
 } Epoch;
-
-/* Wall-clock seconds, for two threads to see whether they wait for each other. */
-static double seconds(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
-}
-
-/* Wait until both threads are here (sense: this thread's count of meetings, odd or even). A few thousand spins
-   first, as the other thread is usually a microsecond away; then give the core away between looks, in case
-   the other thread waits for it. */
-static void barrier(Epoch *e, int *sense)
-{
-#ifndef _WIN32
-    int mine = !*sense;
-    *sense = mine;
-    if (atomic_fetch_add(&e->arrived, 1) == THREADS - 1) {
-        atomic_store(&e->arrived, 0);
-        atomic_store(&e->sense, mine);
-        return;
-    }
-    for (unsigned spins = 0; atomic_load(&e->sense) != mine; spins++) {
-        if (spins >= 4096)
-            sched_yield();
-#ifdef __SSE2__
-        else
-            _mm_pause();
-#endif
-    }
-#else
-    (void)e;
-    (void)sense;
-#endif
-}
 
 ALWAYS_INLINE int64_t column(const Epoch *e, int wide, int64_t t)
 {
@@ -210,21 +153,18 @@ ALWAYS_INLINE double loss_gradient(int loss, float *z, int64_t classes, int64_t 
 #undef VECTOR
 #undef K
 
-static double (*run_best)(Epoch *, int) = forms_any;
-static void *(*second_thread)(void *) = second_thread_any;
+static double (*run_best)(Epoch *) = forms_any;
 static const char *instructions = "any";
 
 /* The fastest form this processor has, or, where use is "any", the form for any processor. */
 static void choose_instructions(const char *use)
 {
     run_best = forms_any;
-    second_thread = second_thread_any;
     instructions = "any";
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
     if (strcmp(use, "any") != 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         run_best = forms_avx2;
-        second_thread = second_thread_avx2;
         instructions = "avx2";
     }
 #else
@@ -251,11 +191,10 @@ static PyObject *epoch(PyObject *self, PyObject *args)
     memset(b, 0, sizeof(b));
     memset(&e, 0, sizeof(e));
     double bias;
-    int threads;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*w*w*w*y*LLLLLddddiiii", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*w*w*w*y*LLLLLddddiii", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
                           &b[6], &b[7], &b[8], &b[9], &b[10], &e.first_averaged, &e.batch_size, &e.d, &e.groups,
                           &e.classes, &e.gradient_scale, &e.l2, &e.momentum, &bias, &e.loss, &e.wide_columns,
-                          &e.float_values, &threads))
+                          &e.float_values))
         return NULL;
     PyObject *result = NULL;
     e.n = b[3].len / 8;
@@ -294,25 +233,9 @@ static PyObject *epoch(PyObject *self, PyObject *args)
         PyErr_NoMemory();
     } else {
         double loss;
-        e.stop_at = -1;
-#ifndef _WIN32
-        atomic_init(&e.arrived, 0);
-        atomic_init(&e.sense, 0);
-#endif
         Py_BEGIN_ALLOW_THREADS
         memset(e.gradient, 0, 2 * size * sizeof(float));
-#ifndef _WIN32
-        pthread_t second;
-        /* set before the second thread starts, which reads it at once */
-        e.parallel = threads >= 2 && e.steps > 0;
-        if (e.parallel && pthread_create(&second, NULL, second_thread, &e) != 0)
-            e.parallel = 0;
-#endif
-        loss = run_best(&e, 0);
-#ifndef _WIN32
-        if (e.parallel)
-            pthread_join(second, NULL);
-#endif
+        loss = run_best(&e);
         Py_END_ALLOW_THREADS
         result = PyFloat_FromDouble(loss);
     }

@@ -148,45 +148,13 @@ ALWAYS_INLINE void K(update)(const Epoch *e, int64_t s, int64_t first, int64_t e
     }
 }
 
-/* The steps of the epoch, as thread role (0: the caller's, 1: the second one's, which runs only while parallel);
-   return the summed loss (role 0). Both pieces of a step, and its update, are the same arithmetic whether one
-   thread makes them or two: the same bits. */
-ALWAYS_INLINE double K(run)(Epoch *e, int wide, int floats, int role)
+/* The steps of the epoch; return the summed loss. Each step's two pieces are made one after the other, each into
+   its own gradient, summed in order at the update. */
+ALWAYS_INLINE double K(run)(Epoch *e, int wide, int floats)
 {
-    const int64_t rows = e->groups * (e->d + 1), half = rows / 2;
+    const int64_t rows = e->groups * (e->d + 1);
     double loss = 0.0;
-    int64_t s = 0;
-    if (e->parallel) {
-        int sense = 0;
-        double work = 0.0, waited = 0.0;
-        for (; s < e->steps; s++) {
-            double t0 = seconds();
-            e->piece_loss[role] = K(piece)(e, wide, floats, role, s);
-            double t1 = seconds();
-            barrier(e, &sense);
-            double t2 = seconds();
-            if (role == 0)
-                loss += e->piece_loss[0] + e->piece_loss[1];
-            K(update)(e, s, role ? half : 0, role ? rows : half);
-            if (role == 0) {
-                work += (t1 - t0) + (seconds() - t2);
-                waited += t2 - t1;
-                if (work >= JUDGE_AFTER) {  /* waiting for the other thread cost more than working: alone */
-                    if (waited > WAIT_LIMIT * work)
-                        e->stop_at = s;
-                    work = waited = 0.0;
-                }
-            }
-            barrier(e, &sense);
-            if (e->stop_at == s) {
-                s++;
-                break;
-            }
-        }
-    }
-    if (role == 1)  /* the second thread's part ends here, whatever happens */
-        return 0.0;
-    for (; s < e->steps; s++) {
+    for (int64_t s = 0; s < e->steps; s++) {
         double first = K(piece)(e, wide, floats, 0, s);
         double second = K(piece)(e, wide, floats, 1, s);
         loss += first + second;
@@ -196,17 +164,11 @@ ALWAYS_INLINE double K(run)(Epoch *e, int wide, int floats, int role)
 }
 
 /* The four forms of the data: the flags are constants, so each form is its own loop. */
-static double K(forms)(Epoch *e, int role)
+static double K(forms)(Epoch *e)
 {
     if (e->wide_columns)
-        return e->float_values ? K(run)(e, 1, 1, role) : K(run)(e, 1, 0, role);
-    return e->float_values ? K(run)(e, 0, 1, role) : K(run)(e, 0, 0, role);
-}
-
-static void *K(second_thread)(void *epoch)
-{
-    K(forms)(epoch, 1);
-    return NULL;
+        return e->float_values ? K(run)(e, 1, 1) : K(run)(e, 1, 0);
+    return e->float_values ? K(run)(e, 0, 1) : K(run)(e, 0, 0);
 }
 
 #undef EACH_PART
