@@ -29,11 +29,12 @@ from . import _epoch  # ImportError where the extension was not built: train.py 
 from .errors import SoftmaxError, shown
 
 use_instructions = _epoch.use_instructions  # "best" (the default) or "any": the kernel for any processor, for tests
-LANES = _epoch.LANES    # classes a group holds: two AVX2 registers of float32, or four SSE ones
+LANES = _epoch.LANES    # classes a group holds: two vectors of eight float32 (two AVX2 registers)
 MAX_GROUPS = _epoch.MAX_GROUPS  # at most LANES * MAX_GROUPS = 1024 classes (the kernel's scratch for a row's logits)
 LOSSES = {"cross-entropy": 0, "mse": 1}
 WIDE_FEATURES = 2**16   # more features than this: columns as uint32 instead of uint16
-PIECES = 2              # each step's batch is cut in two halves, each its own partial gradient: at most two threads
+TWO_THREADS_FROM = 2**22  # values (MNIST has 47 million): fewer are compressed on one thread
+PIECES = 2              # threads that compress the rows at most (each a half)
 
 
 def usable_threads() -> int:
@@ -66,8 +67,10 @@ class Rows:
         self.floats = X.dtype != np.uint8
         self.wide = X.shape[1] > WIDE_FEATURES
         data = np.ascontiguousarray(X, np.float32 if self.floats else np.uint8)
-        # the two halves of the rows on two threads (the C loops let go of the GIL): counted, then filled in place
-        halves = [data[: len(data) // 2], data[len(data) // 2:]] if usable_threads() > 1 else [data]
+        # large data: the two halves of the rows on two threads (the C loops let go of the GIL), counted, then filled
+        # in place; small data (digits' fits) was 1.4x slower so beside a busy core: one thread
+        two = X.size >= TWO_THREADS_FROM and usable_threads() > 1
+        halves = [data[: len(data) // 2], data[len(data) // 2:]] if two else [data]
         starts = [np.empty(len(half) + 1, np.int64) for half in halves]
         _on_threads([lambda half=half, start=start: _epoch.compress(half, len(half), X.shape[1], self.floats,
                                                                     self.wide, start)

@@ -115,7 +115,8 @@ def test_the_compiled_epoch_equals_the_reference_for_any_classes_and_data(compil
 @pytest.mark.parametrize("k, dtype, loss", [(10, np.uint8, "cross-entropy"), (20, np.float32, "mse")])
 def test_one_thread_or_the_default_give_the_same_bits(monkeypatch, k, dtype, loss):
     """SOFTMAX_THREADS changes only how many threads compress the rows (each its own rows): the same bits."""
-    compiled_module()
+    compiled = compiled_module()
+    monkeypatch.setattr(compiled, "TWO_THREADS_FROM", 0)  # two threads compress even these few rows
     pixels, labels = blobs(n=3_000, d=100, k=k)
     X = pixels if dtype == np.uint8 else model.features(pixels).astype(dtype)
     config = TrainConfig(epochs=2, lr=0.01, batch_size=64, l2=0.01, loss=loss)
@@ -180,10 +181,12 @@ def test_the_compiled_epoch_keeps_early_stoppings_window_of_averages(monkeypatch
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
 @pytest.mark.parametrize("d", [20, 70_000])  # 70,000 features: columns past uint16's range
-def test_rows_are_compressed_as_scipy_compresses_them(dtype, d):
+@pytest.mark.parametrize("two_threads_from", [0, 2**62])
+def test_rows_are_compressed_as_scipy_compresses_them(monkeypatch, dtype, d, two_threads_from):
     from scipy import sparse
 
     compiled = compiled_module()
+    monkeypatch.setattr(compiled, "TWO_THREADS_FROM", two_threads_from)  # on two threads, or on one
     pixels, _ = blobs(n=50, d=d)
     pixels[pixels < 120] = 0
     pixels[3] = 0  # a row of zeros
