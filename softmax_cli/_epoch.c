@@ -3,7 +3,7 @@
    A training set is read as compressed rows (CSR: indptr, columns, values), so that only the pixels that are not
    zero cost anything (81 % of MNIST's are zero). The weights are laid out (groups of LANES classes, features + 1,
    LANES), the last row of each group the bias, so that one value's contribution to the logits, and to the
-   gradient, is one multiply-add over LANES adjacent floats: two AVX2 registers, or four SSE ones. Classes past
+   gradient, is one multiply-add over LANES adjacent floats: two vectors of eight (two AVX2 registers). Classes past
    the last real one are padding: their weights and gradient stay zero.
 
    A step, for a batch of m rows in the epoch's order:
@@ -14,12 +14,13 @@
                              velocity = step; W -= lr * step; summed += W (float64) once averaging has begun.
    The same arithmetic as Trainer._numpy_epoch, in float32 with a float64 loss, in a fixed order: the same input
    gives the same bits. Each batch is cut in two pieces, each with its own gradient, summed in order at the
-   update. One thread makes the whole epoch (docs/kernel.md: two threads meeting twice a step were never faster
-   than one by enough to pay for a busy core, where they were many times slower). Rows, labels and sizes are checked here; every other index (the columns of
-   compressed rows) comes from compress.
+   update (the bits of the earlier kernel, whose two threads made a piece each). One thread makes the whole epoch:
+   two threads meeting twice a step were 1.4-1.6 times slower than one beside a busy core (docs/kernel.md). Rows,
+   labels and sizes are checked here; every other index (the columns of compressed rows) comes from compress.
 
-   It is compiled twice, for AVX2 with FMA and for any processor, and the first the processor has is chosen when
-   the module loads (AVX-512's wider registers measured no faster than two AVX2 ones here).
+   The one source is compiled twice, for AVX2 with FMA (the target attribute on run_avx2) and for any processor,
+   and the first the processor has is chosen when the module loads (AVX-512's wider registers measured no faster
+   than two AVX2 ones here).
 */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
