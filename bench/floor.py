@@ -1,8 +1,8 @@
 """How far an epoch of the default recipe is from its floor, measured in one run, on MNIST's own pixels.
 
 Two loops: the compiled epoch (_epoch.c, what every run takes where the extension was built), in the form this
-processor takes (one thread) and in the form for any processor, and the NumPy loop (SOFTMAX_NUMPY_LOOP, or no C compiler at
-install). The compiled epoch multiplies only the pixels that are not zero (19 % of MNIST's); the compressed rows
+processor takes (one thread) and in the form for any processor, and the NumPy loop (SOFTMAX_NUMPY_LOOP, or no C
+compiler at install). The compiled epoch multiplies only the pixels that are not zero (19 % of MNIST's); the compressed rows
 are made once a fit, and are timed here on their own. The floor is the two matrix products of every step alone
 (logits x @ W.T and gradient G.T @ x, dense, float32, one BLAS thread, the recipe's batch size), on batches
 already cast: no loop that multiplies dense batches can do less. Beside it, the NumPy loop's breakdown by phase, each phase timed alone

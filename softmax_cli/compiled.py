@@ -69,7 +69,7 @@ class Rows:
         data = np.ascontiguousarray(X, np.float32 if self.floats else np.uint8)
         # large data: the two halves of the rows on two threads (the C loops let go of the GIL), counted, then filled
         # in place; small data (digits' fits) was 1.4x slower so beside a busy core: one thread
-        two = usable_threads() > 1 and X.size >= TWO_THREADS_FROM  # (a bad SOFTMAX_THREADS is an error whatever the size)
+        two = usable_threads() > 1 and X.size >= TWO_THREADS_FROM  # (a bad SOFTMAX_THREADS fails at any size)
         halves = [data[: len(data) // 2], data[len(data) // 2:]] if two else [data]
         starts = [np.empty(len(half) + 1, np.int64) for half in halves]
         _on_threads([lambda half=half, start=start: _epoch.compress(half, len(half), X.shape[1], self.floats,
