@@ -15,7 +15,7 @@ install: $(BIN)/softmax
 
 # (again after a change to the compiled epoch's C source: the install compiles it). Editable in "compat" mode, a
 # path in a .pth file: setuptools' default import hook costs every command 12 ms at start-up.
-$(BIN)/softmax: pyproject.toml softmax_cli/_epoch.c softmax_cli/_epoch_kernel.h
+$(BIN)/softmax: pyproject.toml softmax_cli/_epoch.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --config-settings editable_mode=compat -e '.[test]'
 	touch $@

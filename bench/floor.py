@@ -1,8 +1,8 @@
 """How far an epoch of the default recipe is from its floor, measured in one run, on MNIST's own pixels.
 
 Two loops: the compiled epoch (_epoch.c, what every run takes where the extension was built), in the form this
-processor takes on the threads it may use and on one, and in the form for any processor, and the NumPy loop (SOFTMAX_NUMPY_LOOP, or no C compiler at
-install). The compiled epoch multiplies only the pixels that are not zero (19 % of MNIST's); the compressed rows
+processor takes (one thread) and in the form for any processor, and the NumPy loop (SOFTMAX_NUMPY_LOOP, or no C
+compiler at install). The compiled epoch multiplies only the pixels that are not zero (19 % of MNIST's); the compressed rows
 are made once a fit, and are timed here on their own. The floor is the two matrix products of every step alone
 (logits x @ W.T and gradient G.T @ x, dense, float32, one BLAS thread, the recipe's batch size), on batches
 already cast: no loop that multiplies dense batches can do less. Beside it, the NumPy loop's breakdown by phase, each phase timed alone
@@ -63,14 +63,6 @@ def _epoch_for_any_processor(compiled, trainer, pixels, labels) -> None:
         compiled.use_instructions("best")
 
 
-def _epoch_on_one_thread(trainer, pixels, labels) -> None:
-    os.environ["SOFTMAX_THREADS"] = "1"
-    try:
-        trainer.train_epoch(pixels, labels)
-    finally:
-        del os.environ["SOFTMAX_THREADS"]
-
-
 def measure(repeats: int) -> dict:
     """Return the seconds of an epoch, of its floor and of each phase, and the ratio epoch / floor."""
     rng = np.random.default_rng(0)
@@ -81,7 +73,7 @@ def measure(repeats: int) -> dict:
     config = TrainConfig(epochs=10 * repeats)
     batch_size, n_steps = steps_per_epoch(config, N)
     compiled = train._compiled()
-    trainers = {loop: Trainer(config, D, K) for loop in ("numpy", "compiled", "compiled_one_thread", "compiled_any")}
+    trainers = {loop: Trainer(config, D, K) for loop in ("numpy", "compiled", "compiled_any")}
     for loop, trainer in trainers.items():  # warm up: first-touch pages, BLAS set-up
         _numpy_epoch(trainer, pixels, labels) if loop == "numpy" else trainer.train_epoch(pixels, labels)
 
@@ -131,7 +123,6 @@ def measure(repeats: int) -> dict:
         figures = best_of(repeats, {
             "epoch": lambda: _numpy_epoch(trainers["numpy"], pixels, labels),
             "epoch_compiled": lambda: trainers["compiled"].train_epoch(pixels, labels),
-            "epoch_compiled_one_thread": lambda: _epoch_on_one_thread(trainers["compiled_one_thread"], pixels, labels),
             "epoch_compiled_any": lambda: _epoch_for_any_processor(compiled, trainers["compiled_any"], pixels, labels),
             "rows": lambda: compiled.Rows(pixels),
             "floor": products,
@@ -146,10 +137,8 @@ def measure(repeats: int) -> dict:
                                                  ("gather_and_cast", "products", "softmax", "update"))
     figures["ratio"] = figures["epoch"] / figures["floor"]
     figures["ratio_compiled"] = figures["epoch_compiled"] / figures["floor"]
-    figures["ratio_compiled_one_thread"] = figures["epoch_compiled_one_thread"] / figures["floor"]
     figures["ratio_compiled_any"] = figures["epoch_compiled_any"] / figures["floor"]
     figures["instructions"] = compiled.use_instructions("best")
-    figures["threads"] = compiled.usable_threads()
     figures["steps"], figures["shape"] = n_steps, [N, D]
     return figures
 
@@ -167,9 +156,7 @@ def main() -> None:
     print(f"load {figures['load']:.2f}; best of {args.repeats}; batch 120, {figures['steps']} steps, "
           f"{figures['shape'][0]}x{figures['shape'][1]} uint8 (MNIST)")
     print(f"{'epoch, compiled':<16}{figures['epoch_compiled'] * 1e3:8.1f} ms   {figures['ratio_compiled']:.2f}x the floor"
-          f"   ({figures['instructions']} instructions, {figures['threads']} threads)")
-    print(f"{'  one thread':<16}{figures['epoch_compiled_one_thread'] * 1e3:8.1f} ms   "
-          f"{figures['ratio_compiled_one_thread']:.2f}x the floor")
+          f"   ({figures['instructions']} instructions, one thread)")
     print(f"{'  any processor':<16}{figures['epoch_compiled_any'] * 1e3:8.1f} ms   "
           f"{figures['ratio_compiled_any']:.2f}x the floor   (the form for processors without AVX2)")
     print(f"{'  compressing':<16}{figures['rows'] * 1e3:8.1f} ms   (the rows, once a fit)")

@@ -3,7 +3,7 @@
    A training set is read as compressed rows (CSR: indptr, columns, values), so that only the pixels that are not
    zero cost anything (81 % of MNIST's are zero). The weights are laid out (groups of LANES classes, features + 1,
    LANES), the last row of each group the bias, so that one value's contribution to the logits, and to the
-   gradient, is one multiply-add over LANES adjacent floats: two AVX2 registers, or four SSE ones. Classes past
+   gradient, is one multiply-add over LANES adjacent floats: two vectors of eight (two AVX2 registers). Classes past
    the last real one are padding: their weights and gradient stay zero.
 
    A step, for a batch of m rows in the epoch's order:
@@ -14,40 +14,26 @@
                              velocity = step; W -= lr * step; summed += W (float64) once averaging has begun.
    The same arithmetic as Trainer._numpy_epoch, in float32 with a float64 loss, in a fixed order: the same input
    gives the same bits. Each batch is cut in two pieces, each with its own gradient, summed in order at the
-   update: on two threads, each makes one piece and half the update, meeting twice a step; on one, the same
-   arithmetic one after the other. Rows, labels and sizes are checked here; every other index (the columns of
-   compressed rows) comes from compress.
+   update (the bits of the earlier kernel, whose two threads made a piece each). One thread makes the whole epoch:
+   two threads meeting twice a step were 1.4-1.6 times slower than one beside a busy core (docs/kernel.md). Rows,
+   labels and sizes are checked here; every other index (the columns of compressed rows) comes from compress.
 
-   It is compiled twice, for AVX2 with FMA and for any processor, and the first the processor has is chosen when
-   the module loads (AVX-512's wider registers measured no faster than two AVX2 ones here).
+   The one source is compiled twice, for AVX2 with FMA (the target attribute on run_avx2) and for any processor,
+   and the first the processor has is chosen when the module loads (AVX-512's wider registers measured no faster
+   than two AVX2 ones here).
 */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
-#endif
-#ifndef _WIN32
-#include <pthread.h>
-#include <sched.h>
-#include <stdatomic.h>
-#define THREADS 2  /* at most: the two pieces of every step */
-#else
-#define THREADS 1
 #endif
 
 #define LANES 16       /* classes a group holds */
 #define MAX_GROUPS 64  /* groups of classes at most: a row's logits are scratch on the stack */
 #define AHEAD 2        /* rows ahead of the one multiplied whose values are fetched into the cache */
-/* Two threads look, each time the caller has worked this many seconds, whether it waited for the other thread
-   more than WAIT_LIMIT times as long: a thread that waits for a busy core makes every step wait (forty times
-   slower measured), while a free core's thread keeps a caller waiting for a few percent of its work, and the odd
-   interruption of a millisecond or two should not cost two threads for the rest of the epoch. */
-#define JUDGE_AFTER 0.004
-#define WAIT_LIMIT 2.0
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
@@ -63,56 +49,14 @@ typedef struct {
     float *weights, *velocity;  /* (groups, d + 1, LANES) */
     double *summed;             /* the same shape: the weights of averaged steps added up */
     float *gradient;            /* (2, groups, d + 1, LANES): scratch, the gradient of each piece of a step */
-    int64_t *offsets;           /* (2, d): scratch, a row's values decoded, for each piece */
-    float *floats;
+    int64_t *offsets;           /* (d,): scratch, a row's values decoded: where their weights start in a group */
+    float *floats;              /* (d,): and the values as float32 */
     const double *lrs;          /* (steps,): the learning rate of each step */
     int64_t n, steps, first_averaged, batch_size, d, groups, classes;
     double gradient_scale, l2, momentum;
     float bias;
     int loss, wide_columns, float_values;
-    /* two threads: each makes one piece of every step and half the update, meeting twice a step */
-    int parallel;               /* whether a second thread runs the epoch's first steps with the caller's */
-    int64_t stop_at;            /* the step after which the caller goes on alone (-1: none so far) */
-    double piece_loss[2];
-#ifndef _WIN32
-    atomic_int arrived, sense;  /* the meeting point: how many threads are there, and which meeting it is */
-#endif
 } Epoch;
-
-/* Wall-clock seconds, for two threads to see whether they wait for each other. */
-static double seconds(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
-}
-
-/* Wait until both threads are here (sense: this thread's count of meetings, odd or even). A few thousand spins
-   first, as the other thread is usually a microsecond away; then give the core away between looks, in case
-   the other thread waits for it. */
-static void barrier(Epoch *e, int *sense)
-{
-#ifndef _WIN32
-    int mine = !*sense;
-    *sense = mine;
-    if (atomic_fetch_add(&e->arrived, 1) == THREADS - 1) {
-        atomic_store(&e->arrived, 0);
-        atomic_store(&e->sense, mine);
-        return;
-    }
-    for (unsigned spins = 0; atomic_load(&e->sense) != mine; spins++) {
-        if (spins >= 4096)
-            sched_yield();
-#ifdef __SSE2__
-        else
-            _mm_pause();
-#endif
-    }
-#else
-    (void)e;
-    (void)sense;
-#endif
-}
 
 ALWAYS_INLINE int64_t column(const Epoch *e, int wide, int64_t t)
 {
@@ -185,46 +129,195 @@ ALWAYS_INLINE double loss_gradient(int loss, float *z, int64_t classes, int64_t 
     return error;
 }
 
-/* The kernel, compiled for AVX2 with FMA (eight float32 a vector), and for any processor (four: SSE, NEON). */
-#if defined(__x86_64__) && defined(__GNUC__)
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#endif
-#define VECTOR 8
-#define K(name) name##_avx2
-#include "_epoch_kernel.h"
-#undef VECTOR
-#undef K
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-#endif
-#define VECTOR 4
-#define K(name) name##_any
-#include "_epoch_kernel.h"
-#undef VECTOR
-#undef K
+/* LANES = 16 float32 classes as two vectors of eight: two AVX2 registers. The one form below is compiled twice
+   (run_avx2, run_any at the end): for AVX2 with FMA, and for any processor, where the compiler makes each
+   eight-float operation of two SSE (or NEON) ones. */
+typedef float vector8 __attribute__((vector_size(8 * sizeof(float))));
+typedef struct {
+    vector8 low, high;  /* classes 0 .. 7 and 8 .. 15 of a group */
+} Lanes;
 
-static double (*run_best)(Epoch *, int) = forms_any;
-static void *(*second_thread)(void *) = second_thread_any;
+ALWAYS_INLINE Lanes load(const float *from)
+{
+    Lanes v;  /* unaligned loads, one a vector: one memcpy of both kept them in memory, ten times slower */
+    memcpy(&v.low, from, sizeof v.low);
+    memcpy(&v.high, from + 8, sizeof v.high);
+    return v;
+}
+
+ALWAYS_INLINE void store(float *to, Lanes v)
+{
+    memcpy(to, &v.low, sizeof v.low);
+    memcpy(to + 8, &v.high, sizeof v.high);
+}
+
+/* a + b */
+ALWAYS_INLINE Lanes add(Lanes a, Lanes b)
+{
+    a.low += b.low;
+    a.high += b.high;
+    return a;
+}
+
+/* s * a */
+ALWAYS_INLINE Lanes times(float s, Lanes a)
+{
+    a.low *= s;
+    a.high *= s;
+    return a;
+}
+
+/* a + s * b, sixteen classes at once (one fused multiply-add where the processor has it) */
+ALWAYS_INLINE Lanes add_times(Lanes a, float s, Lanes b)
+{
+    a.low += s * b.low;
+    a.high += s * b.high;
+    return a;
+}
+
+/* z[0 .. LANES) = bias * W[d] + sum over t of values[t] * W[offsets[t]]: the logits of one row for one group of
+   classes, W that group's (d + 1, LANES) weights, offsets[t] = column * LANES. Four sums, each of every fourth
+   value, added at the end, so that each multiply-add waits a quarter as long for the one before (a single chain
+   was measured 1.6 times slower). */
+ALWAYS_INLINE void group_logits(const Epoch *e, const float *W, int64_t count, const int64_t *offsets,
+                                const float *values, float *z)
+{
+    const Lanes zero = {{0}, {0}};
+    Lanes a = times(e->bias, load(W + e->d * LANES)), b = zero, c = zero, f = zero;
+    int64_t t = 0;
+    for (; t + 3 < count; t += 4) {
+        a = add_times(a, values[t], load(W + offsets[t]));
+        b = add_times(b, values[t + 1], load(W + offsets[t + 1]));
+        c = add_times(c, values[t + 2], load(W + offsets[t + 2]));
+        f = add_times(f, values[t + 3], load(W + offsets[t + 3]));
+    }
+    for (; t < count; t++)
+        a = add_times(a, values[t], load(W + offsets[t]));
+    store(z, add(add(a, b), add(c, f)));
+}
+
+/* G[offsets[t]] += values[t] * z for each value of one row, G[d] += bias * z: the row's share of one group's
+   gradient, G that group's (d + 1, LANES), z its d loss / d logits. */
+ALWAYS_INLINE void group_gradient(const Epoch *e, float *G, int64_t count, const int64_t *offsets,
+                                  const float *values, const float *z)
+{
+    Lanes y = load(z);
+    for (int64_t t = 0; t < count; t++)
+        store(G + offsets[t], add_times(load(G + offsets[t]), values[t], y));
+    float *g = G + e->d * LANES;
+    store(g, add_times(load(g), e->bias, y));
+}
+
+/* Piece p (0 or 1) of step s: the rows of its half of the batch, each one's logits, loss, argmax and gradient,
+   into that piece's own G (groups, d + 1, LANES); return their summed loss. */
+ALWAYS_INLINE double piece(const Epoch *e, int wide, int floats, int p, int64_t s)
+{
+    const int64_t group_size = (e->d + 1) * LANES;
+    float *G = e->gradient + p * e->groups * group_size;
+    int64_t *offsets = e->offsets;
+    float *values = e->floats;
+    float z[LANES * MAX_GROUPS];
+    int64_t start = s * e->batch_size, stop = start + e->batch_size < e->n ? start + e->batch_size : e->n;
+    int64_t half = start + (stop - start + 1) / 2, lo = p ? half : start, hi = p ? stop : half;
+    double loss = 0.0;
+    for (int64_t i = lo; i < hi; i++) {
+        if (i + AHEAD < hi)  /* the rows come in a random order: fetch a later one while this one is made */
+            fetch_row(e, wide, floats, e->order[i + AHEAD]);
+        int64_t row = e->order[i];
+        int64_t count = decode(e, wide, floats, e->indptr[row], e->indptr[row + 1], offsets, values);
+        for (int64_t g = 0; g < e->groups; g++)
+            group_logits(e, e->weights + g * group_size, count, offsets, values, z + g * LANES);
+        loss += loss_gradient(e->loss, z, e->classes, e->labels[i], &e->predicted[i]);
+        for (int64_t c = e->classes; c < e->groups * LANES; c++)
+            z[c] = 0.0f;  /* padding classes: no gradient */
+        for (int64_t g = 0; g < e->groups; g++)
+            group_gradient(e, G + g * group_size, count, offsets, values, z + g * LANES);
+    }
+    return loss;
+}
+
+/* Step s's heavy-ball update of every weight (groups * (d + 1) rows of LANES), from G = the two pieces'
+   gradients summed in order, which are left zero for the next step:
+       step = G * gradient_scale / m + l2 * W (not at the bias) + momentum * velocity;
+       velocity = step; W -= lr * step; summed += W (float64) once averaging has begun. */
+ALWAYS_INLINE void update(const Epoch *e, int64_t s)
+{
+    int64_t start = s * e->batch_size, m = (start + e->batch_size < e->n ? e->batch_size : e->n - start);
+    const float lr = (float)e->lrs[s], scale = (float)(e->gradient_scale / (double)m);
+    const float l2 = (float)e->l2, momentum = (float)e->momentum;
+    const int averaged = s >= e->first_averaged;
+    const int64_t size = e->groups * (e->d + 1) * LANES;
+    const Lanes zero = {{0}, {0}};
+    for (int64_t r = 0; r < e->groups * (e->d + 1); r++) {
+        float *w = e->weights + r * LANES, *v = e->velocity + r * LANES;
+        float *g0 = e->gradient + r * LANES, *g1 = g0 + size;
+        float decay = r % (e->d + 1) == e->d ? 0.0f : l2;  /* the bias is not decayed */
+        Lanes weights = load(w), gradient = add(load(g0), load(g1));
+        Lanes step = add_times(times(scale, gradient), decay, weights);
+        if (momentum != 0.0f) {
+            step = add_times(step, momentum, load(v));
+            store(v, step);
+        }
+        weights = add_times(weights, -lr, step);
+        store(w, weights);
+        store(g0, zero);
+        store(g1, zero);
+        if (averaged) {
+            float now[LANES];
+            store(now, weights);
+            for (int l = 0; l < LANES; l++)
+                e->summed[r * LANES + l] += now[l];
+        }
+    }
+}
+
+/* The steps of the epoch, each two pieces then the update; return the summed loss. */
+ALWAYS_INLINE double steps(Epoch *e, int wide, int floats)
+{
+    double loss = 0.0;
+    for (int64_t s = 0; s < e->steps; s++) {
+        double first = piece(e, wide, floats, 0, s);
+        double second = piece(e, wide, floats, 1, s);
+        loss += first + second;
+        update(e, s);
+    }
+    return loss;
+}
+
+/* The four forms of the data: the flags are constants, so each form is its own loop. */
+ALWAYS_INLINE double run(Epoch *e)
+{
+    if (e->wide_columns)
+        return e->float_values ? steps(e, 1, 1) : steps(e, 1, 0);
+    return e->float_values ? steps(e, 0, 1) : steps(e, 0, 0);
+}
+
+/* The epoch compiled for any processor, and, on x86-64, for AVX2 with FMA (the compiler's target attribute:
+   the same source, its own instructions); the module takes the second where the processor has them. */
+static double run_any(Epoch *e)
+{
+    return run(e);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) static double run_avx2(Epoch *e)
+{
+    return run(e);
+}
+#endif
+
+static double (*run_best)(Epoch *) = run_any;
 static const char *instructions = "any";
 
 /* The fastest form this processor has, or, where use is "any", the form for any processor. */
 static void choose_instructions(const char *use)
 {
-    run_best = forms_any;
-    second_thread = second_thread_any;
+    run_best = run_any;
     instructions = "any";
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__)
     __builtin_cpu_init();
     if (strcmp(use, "any") != 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        run_best = forms_avx2;
-        second_thread = second_thread_avx2;
+        run_best = run_avx2;
         instructions = "avx2";
     }
 #else
@@ -251,11 +344,10 @@ static PyObject *epoch(PyObject *self, PyObject *args)
     memset(b, 0, sizeof(b));
     memset(&e, 0, sizeof(e));
     double bias;
-    int threads;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*w*w*w*y*LLLLLddddiiii", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*w*w*w*y*LLLLLddddiii", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
                           &b[6], &b[7], &b[8], &b[9], &b[10], &e.first_averaged, &e.batch_size, &e.d, &e.groups,
                           &e.classes, &e.gradient_scale, &e.l2, &e.momentum, &bias, &e.loss, &e.wide_columns,
-                          &e.float_values, &threads))
+                          &e.float_values))
         return NULL;
     PyObject *result = NULL;
     e.n = b[3].len / 8;
@@ -288,31 +380,15 @@ static PyObject *epoch(PyObject *self, PyObject *args)
             PyErr_SetString(PyExc_ValueError, "a row or a label of the epoch is out of range");
             goto done;
         }
-    e.offsets = PyMem_RawMalloc(2 * e.d * sizeof(int64_t));
-    e.floats = PyMem_RawMalloc(2 * e.d * sizeof(float));
+    e.offsets = PyMem_RawMalloc(e.d * sizeof(int64_t));
+    e.floats = PyMem_RawMalloc(e.d * sizeof(float));
     if (!e.offsets || !e.floats) {
         PyErr_NoMemory();
     } else {
         double loss;
-        e.stop_at = -1;
-#ifndef _WIN32
-        atomic_init(&e.arrived, 0);
-        atomic_init(&e.sense, 0);
-#endif
         Py_BEGIN_ALLOW_THREADS
         memset(e.gradient, 0, 2 * size * sizeof(float));
-#ifndef _WIN32
-        pthread_t second;
-        /* set before the second thread starts, which reads it at once */
-        e.parallel = threads >= 2 && e.steps > 0;
-        if (e.parallel && pthread_create(&second, NULL, second_thread, &e) != 0)
-            e.parallel = 0;
-#endif
-        loss = run_best(&e, 0);
-#ifndef _WIN32
-        if (e.parallel)
-            pthread_join(second, NULL);
-#endif
+        loss = run_best(&e);
         Py_END_ALLOW_THREADS
         result = PyFloat_FromDouble(loss);
     }

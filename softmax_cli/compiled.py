@@ -7,11 +7,10 @@ are zero): the training rows are compressed once a fit (Rows, CSR), and each val
 the logits and its share to the gradient, sixteen classes at a time in vector registers. For that the weights
 are laid out (groups of LANES classes, features + 1, LANES) during the epoch and put back after it.
 
-Two threads, where the process may use two cores: every step's batch is cut in two pieces, each thread makes one
-piece's gradient and half the update, and they meet twice a step. The pieces are the same on one thread, so one
-thread or two give the same bits. A thread that has to wait for a busy core would make every step wait: where
-the caller waits for it more than twice as long as it works (judged every 4 ms of work), it goes on alone for
-the rest of the epoch.
+One thread makes the epoch: the two threads of earlier versions, meeting twice a step, paid for themselves only on
+a quiet machine with large data, and were many times slower beside a busy process (docs/kernel.md). Each step's
+batch is still cut in two pieces summed in a fixed order, so the bits are those the two threads gave. Compressing
+the rows, once a fit and with no meeting point, takes up to PIECES threads (SOFTMAX_THREADS=1: one).
 
 The extension is built when the package is installed (pyproject.toml) and loads in a millisecond, so every run takes
 it, however short. Where it could not be built (no C compiler), this module does not import and train.py keeps
@@ -30,23 +29,26 @@ from . import _epoch  # ImportError where the extension was not built: train.py 
 from .errors import SoftmaxError, shown
 
 use_instructions = _epoch.use_instructions  # "best" (the default) or "any": the kernel for any processor, for tests
-LANES = _epoch.LANES    # classes a group holds: two AVX2 registers of float32, or four SSE ones
+LANES = _epoch.LANES    # classes a group holds: two vectors of eight float32 (two AVX2 registers)
 MAX_GROUPS = _epoch.MAX_GROUPS  # at most LANES * MAX_GROUPS = 1024 classes (the kernel's scratch for a row's logits)
 LOSSES = {"cross-entropy": 0, "mse": 1}
 WIDE_FEATURES = 2**16   # more features than this: columns as uint32 instead of uint16
-PIECES = 2              # each step's batch is cut in two halves, each its own partial gradient: at most two threads
+TWO_THREADS_FROM = 2**22  # values (MNIST has 47 million): fewer are compressed on one thread
+PIECES = 2              # threads that compress the rows at most (each a half)
 
 
 def usable_threads() -> int:
-    """Return how many threads an epoch may use: the cores this process may run on, at most PIECES, at most
+    """Return how many threads compressing the rows may use: the cores this process may run on, at most PIECES, at most
     SOFTMAX_THREADS where it is set."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     limit = os.environ.get("SOFTMAX_THREADS", "").strip()
     if limit:
-        if not (limit.isdigit() and int(limit) >= 1):
+        # isascii: str.isdigit takes '٢' and '²'; no int() of the digits, which raises past 4,300 of them
+        digits = limit.lstrip("0")
+        if not (limit.isascii() and limit.isdigit() and digits):
             raise SoftmaxError(f"SOFTMAX_THREADS must be a whole number at least 1, got {shown(limit, 40)}: "
                                "set it to 1 to train on one thread, or unset it")
-        cores = min(cores, int(limit))
+        cores = min(cores, int(digits) if len(digits) < 4 else cores)
     return max(1, min(PIECES, cores))
 
 
@@ -65,8 +67,10 @@ class Rows:
         self.floats = X.dtype != np.uint8
         self.wide = X.shape[1] > WIDE_FEATURES
         data = np.ascontiguousarray(X, np.float32 if self.floats else np.uint8)
-        # the two halves of the rows on two threads (the C loops let go of the GIL): counted, then filled in place
-        halves = [data[: len(data) // 2], data[len(data) // 2:]] if usable_threads() > 1 else [data]
+        # large data: the two halves of the rows on two threads (the C loops let go of the GIL), counted, then filled
+        # in place; small data (digits' fits) was 1.4x slower so beside a busy core: one thread
+        two = usable_threads() > 1 and X.size >= TWO_THREADS_FROM  # (a bad SOFTMAX_THREADS fails at any size)
+        halves = [data[: len(data) // 2], data[len(data) // 2:]] if two else [data]
         starts = [np.empty(len(half) + 1, np.int64) for half in halves]
         _on_threads([lambda half=half, start=start: _epoch.compress(half, len(half), X.shape[1], self.floats,
                                                                     self.wide, start)
@@ -124,7 +128,7 @@ def epoch(rows: Rows, order, labels, predicted, weights, velocity, summed, lrs, 
         rows.indptr, rows.columns, rows.values, np.ascontiguousarray(order, np.int64),
         np.ascontiguousarray(labels, np.int64), argmax, *laid_out, np.empty((PIECES, *laid_out[0].shape), np.float32),
         np.ascontiguousarray(lrs, np.float64), first_averaged, batch_size, d1 - 1, groups, k,
-        gradient_scale, l2, momentum, bias, LOSSES[loss], rows.wide, rows.floats, usable_threads())
+        gradient_scale, l2, momentum, bias, LOSSES[loss], rows.wide, rows.floats)
     for array, grouped in zip((weights, velocity, summed), laid_out):
         array[:] = grouped.transpose(0, 2, 1).reshape(groups * LANES, d1)[:k]
     predicted[:] = argmax
