@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import model, run, train
 from .config import TrainConfig
 from .errors import SoftmaxError
+from .preprocess import preprocessed
 
 FEATURE_TYPES = [np.float64, np.float32]  # float32 stays float32; anything else becomes float64
 
@@ -126,7 +127,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         if side * side != X.shape[1]:
             raise ValueError(f"preprocess={self._preprocess!r} takes square images flattened row by row; "
                              f"X's {X.shape[1]} features are not the pixels of one")
-        return model.features(X.reshape(len(X), side, side), self._preprocess)
+        return model.features(preprocessed(X.reshape(len(X), side, side), self._preprocess))
 
     def _learned(self, result) -> None:
         """Keep what a training run learned, in scikit-learn's names."""

@@ -15,6 +15,7 @@ from .errors import SoftmaxError
 from .images import load_image
 from .metrics import entropy_bits
 from .model import features, predict_proba
+from .preprocess import preprocessed
 from .store import SavedModel
 
 
@@ -66,7 +67,7 @@ def predict_image(
         raise SoftmaxError(f"top_k must be at least 1, got {top_k}", setting="top_k")
     shape = saved.image_shape
     framed = load_image(source, shape, convention=saved.framing, name=name).reshape(shape)
-    rows = features(framed[None], saved.preprocess)
+    rows = features(preprocessed(framed[None], saved.preprocess))
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, in words
         probabilities = predict_proba(saved.W, saved.b, rows)[0]
     if not np.isfinite(probabilities).all():

@@ -99,7 +99,7 @@ def test_a_model_trained_on_deskewed_images_sees_the_image_deskewed(tmp_path, mn
     prediction = predict_image(saved, tmp_path / "slanted.png")
     np.testing.assert_allclose(prediction.input, deskew(prediction.framed[None])[0], atol=1e-6)
     assert np.abs(prediction.input - prediction.framed).max() > 0.5
-    expected = model.predict_proba(saved.W, saved.b, model.features(prediction.framed[None], "deskew"))[0]
+    expected = model.predict_proba(saved.W, saved.b, model.features(deskew(prediction.framed[None])))[0]
     np.testing.assert_allclose(prediction.probabilities, expected, rtol=1e-6)
 
 
