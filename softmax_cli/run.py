@@ -41,12 +41,8 @@ class Resumed:
 
 def read_checkpoint(path) -> Resumed:
     """Return the run saved in the checkpoint at path, validated; any problem is one SoftmaxError line."""
-    arrays, state = store.load_checkpoint(path)
-    trainer = Trainer.from_checkpoint(arrays, state, path)
-    dataset, training_data = state.get("dataset"), state.get("training_data")
-    if not (isinstance(dataset, str) and isinstance(training_data, str)):
-        raise SoftmaxError(f"the checkpoint {path} does not say what data it was trained on: train without resuming")
-    return Resumed(Path(path), trainer, dataset, training_data)
+    checkpoint = store.load_checkpoint(path)
+    return Resumed(Path(path), Trainer.from_checkpoint(checkpoint), checkpoint.dataset, checkpoint.training_data)
 
 
 def checkpoint_path_for(model_path) -> Path:
@@ -142,9 +138,7 @@ def train_model(dataset, config: TrainConfig, model_path, *, resumed: Resumed | 
     run = RunResult(config, dataset.name, result, model_path)
     if result.interrupted:
         run.checkpoint_path = resumed.path if resumed else checkpoint_path_for(model_path)
-        arrays, state = trainer.to_checkpoint()
-        store.save_checkpoint(run.checkpoint_path, arrays,
-                              {**state, "dataset": dataset.name, "training_data": dataset.fingerprint()})
+        store.save_checkpoint(run.checkpoint_path, trainer.to_checkpoint(dataset.name, dataset.fingerprint()))
         return run
     test_features = model.features(preprocessed(dataset.x_test, config.preprocess))
     run.test_loss, run.test_accuracy = loss_and_accuracy(result.W, result.b, test_features, dataset.y_test)
