@@ -84,11 +84,17 @@ def steps_per_epoch(config: TrainConfig, n: int) -> tuple[int, int]:
 
 
 def reference_fit(config: TrainConfig, X: np.ndarray, labels: np.ndarray, n_classes: int):
-    """Return (W, b, history) of the run Trainer makes, computed plainly in float64: what the fast loop must equal.
+    """Return (W, b, history) of the run run.learn makes, computed plainly in float64: what the fast loop must equal.
 
-    X is uint8 pixels or float features, as for fit; W and b apply to model.features(X). Same shuffling order,
-    momentum, schedule, l2 and averaging as Trainer.train_epoch; no validation or early stopping.
+    X is uint8 pixels or float features, as for run.learn; W and b apply to model.features(X). The same validation
+    split, shuffling order, momentum, schedule, l2, averaging and early stopping as run.learn and Trainer: with
+    val_split each epoch's record holds its model's validation loss and accuracy; with patience, training stops
+    after patience epochs without a better validation loss, and W and b are the best epoch's model.
     """
+    validation = None
+    if config.val_split:
+        X, labels, val_X, val_labels = split_validation(X, labels, config.val_split, config.seed)
+        validation = model.features(val_X).astype(np.float64), val_labels
     X, Y = model.features(X).astype(np.float64), model.one_hot(labels, n_classes).astype(np.float64)
     loss_and_grad = model.loss_and_grad if config.loss == "cross-entropy" else model.mse_loss_and_grad
     n, d = X.shape
@@ -98,8 +104,8 @@ def reference_fit(config: TrainConfig, X: np.ndarray, labels: np.ndarray, n_clas
     rng = np.random.default_rng(config.seed)
     W, b = np.zeros((d, n_classes)), np.zeros(n_classes)
     velocity_W, velocity_b = np.zeros_like(W), np.zeros_like(b)
-    sum_W, sum_b, n_averaged, step = np.zeros_like(W), np.zeros_like(b), 0, 0
-    history = []
+    averaged = []  # (epoch, W, b) after each step whose weights the model averages
+    history, best, epochs_since_best, step = [], None, 0, 0
     for epoch in range(1, config.epochs + 1):
         order = rng.permutation(n)
         loss_sum = correct = 0.0
@@ -116,11 +122,28 @@ def reference_fit(config: TrainConfig, X: np.ndarray, labels: np.ndarray, n_clas
             velocity_b = config.momentum * velocity_b + grad_b
             W, b = W - lr * velocity_W, b - lr * velocity_b
             step += 1
-            # the average of the weights over the last steps
-            if config.average and step > average_start:
-                sum_W, sum_b, n_averaged = sum_W + W, sum_b + b, n_averaged + 1
+            # the weights the model averages: the run's last steps; with early stopping, which may end the run
+            # after any epoch, every step
+            if config.average and (config.patience or step > average_start):
+                averaged.append((epoch, W, b))
+        # the model of this epoch: the mean of the averaged weights (with early stopping, those of its last
+        # _window(average, epoch) epochs), else the last weights
+        first_epoch = epoch - _window(config.average, epoch) if config.patience else 0
+        window = [(W_step, b_step) for e, W_step, b_step in averaged if e > first_epoch]
+        model_W, model_b = (np.mean([w for w, _ in window], axis=0), np.mean([c for _, c in window], axis=0)) \
+            if window else (W, b)
         history.append({"epoch": epoch, "loss": loss_sum / n, "accuracy": correct / n})
-    return (sum_W / n_averaged, sum_b / n_averaged, history) if n_averaged else (W, b, history)
+        if validation is not None:
+            history[-1]["val_loss"], history[-1]["val_accuracy"] = loss_and_accuracy(model_W, model_b, *validation)
+        # early stopping: keep the best epoch's model, stop after patience epochs without a better one
+        if config.patience:
+            if best is None or history[-1]["val_loss"] < best[0]:
+                best, epochs_since_best = (history[-1]["val_loss"], model_W, model_b), 0
+            else:
+                epochs_since_best += 1
+                if epochs_since_best >= config.patience:
+                    break
+    return (best[1], best[2], history) if config.patience else (model_W, model_b, history)
 
 
 class Trainer:

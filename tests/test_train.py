@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from softmax_cli import model
+from softmax_cli import model, run
 from softmax_cli.config import TrainConfig
 from softmax_cli.errors import SoftmaxError
 from softmax_cli.metrics import loss_and_accuracy
@@ -98,6 +98,36 @@ def test_the_numpy_loop_equals_the_float64_reference_loop(monkeypatch, settings)
 @pytest.mark.parametrize("settings", REFERENCE_CASES)
 def test_the_compiled_epoch_equals_the_float64_reference_loop(compiled, settings):
     assert_equals_the_reference(settings)
+
+
+EARLY_STOPPING_CASES = [
+    dict(patience=3, val_split=0.2),  # the defaults' averaging: each epoch's model averages its last epochs
+    dict(patience=2, val_split=0.25, average=0.0, schedule="constant"),
+    dict(patience=3, val_split=0.2, average=0.3, momentum=0.5, batch_size=64, l2=0.01),
+    dict(patience=2, val_split=0.2, loss="mse", lr=2.0),
+]
+
+
+@pytest.mark.parametrize("loop", ["numpy", "compiled"])
+@pytest.mark.parametrize("settings", EARLY_STOPPING_CASES)
+def test_early_stopping_equals_the_float64_reference_loop(monkeypatch, loop, settings):
+    """The validation split, the models' validation losses, when training stops, and the best epoch's averaged
+    model kept: the fast loop against the plain one."""
+    if loop == "numpy":
+        monkeypatch.setenv("SOFTMAX_NUMPY_LOOP", "1")
+    rng = np.random.default_rng(3)
+    pixels, labels = blobs(n=400)
+    labels = np.where(rng.random(400) < 0.3, rng.integers(0, 3, 400), labels)  # noisy labels: val loss turns up
+    config = TrainConfig(**{"epochs": 40, "lr": 1.0, "batch_size": 16, **settings})
+    _, result = run.learn(config, pixels, labels, 3)
+    W, b, history = reference_fit(config, pixels, labels, 3)
+    assert result.stopped_early and len(history) == result.epochs_run < config.epochs
+    assert result.best_epoch == 1 + int(np.argmin([stats["val_loss"] for stats in history]))
+    np.testing.assert_allclose(result.W, W, atol=2e-5 * max(1, np.abs(W).max()))
+    np.testing.assert_allclose(result.b, b, atol=2e-5 * max(1, np.abs(b).max()))
+    for stats, expected in zip(result.history, history, strict=True):
+        for key in ("loss", "val_loss", "val_accuracy"):
+            assert stats[key] == pytest.approx(expected[key], rel=1e-4), key
 
 
 def test_the_reference_loop_learns_on_its_own():
