@@ -117,7 +117,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     def _config(self, **changes) -> TrainConfig:
         """Return the hyperparameters as a TrainConfig, checked by the settings table; a bad one is a ValueError."""
         with value_errors():
-            return TrainConfig(**self.get_params()).replace(**changes)
+            return TrainConfig(**{**self.get_params(), **changes})
 
     def _features(self, X: np.ndarray) -> np.ndarray:
         """Return the features the weights apply to: X itself, or X's rows deskewed as square images."""

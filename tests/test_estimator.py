@@ -30,7 +30,7 @@ def digits():
 
 
 # scikit-learn's checks fit unscaled features (around 100, where ours are pixels / 255 in [0, 1]): at the default
-# lr 0.3 the loss swings from 0.69 to thousands, which train.py rightly calls divergence. lr 1e-4 suits such data.
+# lr (0.5) the loss swings from 0.69 to thousands, which train.py rightly calls divergence. lr 1e-4 suits such data.
 @parametrize_with_checks([
     SoftmaxRegression(lr=1e-4),
     SoftmaxRegression(loss="mse", batch_size="full", schedule="cosine", l2=0.01, val_split=0.2, patience=1, epochs=20),
