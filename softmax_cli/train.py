@@ -1,18 +1,23 @@
 """The training loop: shuffle, slice a batch, take a gradient step, report once an epoch.
 
-Mini-batch gradient descent with heavy-ball momentum, a learning-rate schedule and iterate averaging
-(the saved model is the mean of the weights over the last part of training). Two loops with one contract:
+Mini-batch gradient descent with heavy-ball momentum, a learning-rate schedule, iterate averaging (the saved model
+is the mean of the weights over the last part of training) and early stopping. Two loops with one contract:
 `reference_fit`, plain float64 NumPy on model.loss_and_grad to read and check against, and `Trainer.train_epoch`,
-the fast one. The fast one makes an epoch's steps in one call of the compiled epoch (compiled.py) where its C
-extension was built, and otherwise with NumPy calls (_numpy_epoch), fast for these reasons:
-- Features stay as they came (uint8 pixels) and one batch at a time is cast to float32. The feature scale
-  (model.PIXEL_SCALE for uint8 pixels, 1 for float features) is folded into the weights instead of into every
-  pixel: during training the weights live in raw units, W_raw = W * scale.
-- The weights are class-major, (classes, features + 1), the bias being the weight of an extra input column
-  held at 1/scale: X @ W_raw.T gives the logits and G.T @ X the gradient of weights and bias together,
-  OpenBLAS's fast layouts for these shapes.
-- Every buffer of batch size is made once an epoch. The epoch's training loss and accuracy come from the
-  forward passes the steps make anyway.
+the fast one, which makes an epoch's steps in one call of the compiled epoch (compiled.py) where its C extension
+was built, and otherwise with NumPy calls (_numpy_epoch).
+
+The fast loops' weights (Trainer.weights) are laid out for them; this is the one place that says how, and
+Trainer.coefficients turns them into the model's W (features, classes) and b:
+- Class-major, (classes, features + 1), the bias last: the bias is the weight of an extra input column held at
+  1/scale, so one product gives the logits and one the gradient of weights and bias together. This is the
+  layout compiled.epoch takes (and lays out in its own groups of classes while it runs).
+- In raw units, W_raw = W * scale, where scale is model.feature_scale of the data (1/255 for uint8 pixels, 1 for
+  float features): the training rows stay as they came (uint8 pixels, a quarter of float32's memory) and are
+  multiplied by W_raw as they are, with the scale folded into the weights once instead of into every pixel.
+  A step moves W_raw by scale times W's step, and W's gradient is scale times the product of the raw rows and
+  d loss / d logits: so that product is multiplied by scale**2 (gradient_scale); the l2 term is l2 * W_raw.
+The NumPy loop also makes every buffer of batch size once an epoch; both take the epoch's training loss and
+accuracy from the forward passes the steps make anyway.
 """
 
 from __future__ import annotations
@@ -225,8 +230,7 @@ class Trainer:
             self.sums.append(np.zeros(self.weights.shape, np.float64))
             self.summed_steps.append(0)
         summed = self.sums[-1] if n_summed else np.zeros(self.weights.shape, np.float64)
-        # d loss / d W_raw = scale * d loss / d W, and the batch features are raw: X_raw = X_scaled / scale
-        gradient_scale = self.scale * self.scale
+        gradient_scale = self.scale * self.scale  # see the module's docstring: raw units
         order = self.rng.permutation(n)
         ordered_labels = labels[order]
         predicted = np.empty(n, np.intp)
@@ -288,7 +292,7 @@ class Trainer:
             # update with heavy-ball momentum
             lr = lrs[s]
             gradient *= gradient_scale / m
-            if config.l2:                             # in raw units the decay term is l2 * W_raw too
+            if config.l2:
                 np.multiply(self.weights, config.l2, out=update)
                 update[:, d] = 0                      # the bias is not decayed
                 gradient += update
