@@ -106,6 +106,10 @@ SETTINGS = {setting.name: setting for setting in (
 )}
 
 
+# Not a training setting: how many of the likeliest classes a prediction lists (predict, serve, the CLI), one rule.
+TOP_K = Setting("top_k", int, 1, "How many of the likeliest classes to show.", low=1, high=1000)
+
+
 def check_setting(name: str, value):
     """Return value as the setting's type once it is allowed (text from a flag is parsed); raise SoftmaxError if not."""
     setting = SETTINGS.get(name)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .config import TOP_K
 from .errors import SoftmaxError
 from .images import load_image
 from .metrics import entropy_bits
@@ -63,8 +64,7 @@ def predict_image(
     Raises SoftmaxError when the image cannot be read, holds no digit (images.NoDigit), or the model gives
     probabilities that are not finite numbers (weights so large that the logits overflow).
     """
-    if top_k < 1:
-        raise SoftmaxError(f"top_k must be at least 1, got {top_k}", setting="top_k")
+    top_k = TOP_K.check(top_k)
     shape = saved.image_shape
     framed = load_image(source, shape, convention=saved.framing, name=name).reshape(shape)
     rows = features(preprocessed(framed[None], saved.preprocess))

@@ -128,9 +128,10 @@ def test_weights_so_large_that_the_probabilities_are_not_finite_are_an_error(tmp
     assert "\n" not in str(error.value)
 
 
-def test_top_k_below_one_is_refused(tmp_path, mnist, saved):
-    with pytest.raises(SoftmaxError, match="top_k must be at least 1"):
-        predict_image(saved, digit_file(tmp_path, mnist.x_test[0]), top_k=0)
+def test_top_k_is_checked_by_the_one_rule_of_config(tmp_path, mnist, saved):
+    for wrong in (0, 1001, 2.0, True):
+        with pytest.raises(SoftmaxError, match="top_k must be a whole number at least 1 and at most 1000, got"):
+            predict_image(saved, digit_file(tmp_path, mnist.x_test[0]), top_k=wrong)
 
 
 @pytest.mark.slow
