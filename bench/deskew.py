@@ -5,7 +5,7 @@
 
 Each timing is a fresh child process: one loads the data and deskews all 70,000 images once (cold: nothing of
 NumPy's or the allocator's is warm yet), the other reads the deskewed training set from a warm cache
-(preprocess.deskewed_training_set, in a scratch cache folder); the fastest of each is shown. Each model is trained on the whole
+(preprocess.preprocessed, in a scratch cache folder); the fastest of each is shown. Each model is trained on the whole
 training set through the library (run.learn) and scored on the test set; training seconds are the loop's own.
 Prints a markdown table; the data is $SOFTMAX_DATA (a folder or an .npz), else the shared MNIST copy.
 """
@@ -70,11 +70,11 @@ def timing(what: str, runs: int, warm_up: bool = False) -> str:
 def cached_seconds() -> float:
     """Return the seconds this process takes to get the deskewed training set through the cache."""
     from softmax_cli.data import load_dataset
-    from softmax_cli.preprocess import deskewed_training_set
+    from softmax_cli.preprocess import preprocessed
 
     dataset = load_dataset(data_path())
     started = time.perf_counter()
-    deskewed_training_set(dataset)
+    preprocessed(dataset.x_train, "deskew", key=dataset.fingerprint())
     return time.perf_counter() - started
 
 
@@ -103,13 +103,14 @@ def accuracy_row(name: str, config) -> tuple[str, str, float, float]:
     from softmax_cli import model
     from softmax_cli.data import load_dataset
     from softmax_cli.metrics import loss_and_accuracy
+    from softmax_cli.preprocess import preprocessed
     from softmax_cli.run import learn
 
     progress(f"training: {name}, preprocess {config.preprocess}")
     dataset = load_dataset(data_path())
-    _, result = learn(config, model.preprocessed(dataset.x_train, config.preprocess), dataset.y_train,
+    _, result = learn(config, preprocessed(dataset.x_train, config.preprocess, key=dataset.fingerprint()), dataset.y_train,
                       dataset.n_classes)
-    _, accuracy = loss_and_accuracy(result.W, result.b, model.features(dataset.x_test, config.preprocess),
+    _, accuracy = loss_and_accuracy(result.W, result.b, model.features(preprocessed(dataset.x_test, config.preprocess)),
                                     dataset.y_test)
     return name, config.preprocess, accuracy, result.train_seconds
 

@@ -15,6 +15,7 @@ from softmax_cli import model
 from softmax_cli.config import TrainConfig
 from softmax_cli.data import load_dataset
 from softmax_cli.metrics import loss_and_accuracy
+from softmax_cli.preprocess import preprocessed
 from softmax_cli.run import learn
 from softmax_cli.store import load_model
 from softmax_cli.train import Trainer
@@ -26,14 +27,14 @@ def main():
     run = load_model(sys.argv[1]).metadata
     config = TrainConfig.from_dict(run["settings"], sys.argv[1])
     dataset = load_dataset(data_path())
-    test_features = model.features(dataset.x_test, config.preprocess)
+    test_features = model.features(preprocessed(dataset.x_test, config.preprocess))
     trainer = Trainer(config, dataset.n_features, dataset.n_classes)
     test_accuracy = []
 
     def score_test_set(stats: dict) -> None:
         test_accuracy.append(loss_and_accuracy(*trainer.coefficients(), test_features, dataset.y_test)[1])
 
-    pixels = model.preprocessed(dataset.x_train, config.preprocess)
+    pixels = preprocessed(dataset.x_train, config.preprocess, key=dataset.fingerprint())
     _, replay = learn(config, pixels, dataset.y_train, dataset.n_classes, trainer, on_epoch=score_test_set)
     curve = [[epoch["seconds"], accuracy] for epoch, accuracy in zip(run["history"], test_accuracy)]
     same = len(replay.history) == len(run["history"]) and (replay.stopped_early or curve[-1][1] == run["test_accuracy"])

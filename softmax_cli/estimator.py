@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import model, run, train
 from .config import TrainConfig
 from .errors import SoftmaxError
+from .preprocess import preprocessed
 
 FEATURE_TYPES = [np.float64, np.float32]  # float32 stays float32; anything else becomes float64
 
@@ -116,7 +117,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     def _config(self, **changes) -> TrainConfig:
         """Return the hyperparameters as a TrainConfig, checked by the settings table; a bad one is a ValueError."""
         with value_errors():
-            return TrainConfig(**self.get_params()).replace(**changes)
+            return TrainConfig(**{**self.get_params(), **changes})
 
     def _features(self, X: np.ndarray) -> np.ndarray:
         """Return the features the weights apply to: X itself, or X's rows deskewed as square images."""
@@ -126,7 +127,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         if side * side != X.shape[1]:
             raise ValueError(f"preprocess={self._preprocess!r} takes square images flattened row by row; "
                              f"X's {X.shape[1]} features are not the pixels of one")
-        return model.features(X.reshape(len(X), side, side), self._preprocess)
+        return model.features(preprocessed(X.reshape(len(X), side, side), self._preprocess))
 
     def _learned(self, result) -> None:
         """Keep what a training run learned, in scikit-learn's names."""

@@ -1,7 +1,7 @@
 """A saved model in other frameworks' formats, so it can be served where softmax-cli is not installed.
 
 Importing this module is cheap: TensorFlow loads only inside the exporter that needs it, through
-import_keras (which data.py's downloads use too), and the destination is checked before that, so a
+import_keras (which data/sources.py's downloads use too), and the destination is checked before that, so a
 wrong file name fails at once rather than after seconds.
 """
 
@@ -64,7 +64,7 @@ def export_model(saved: SavedModel, path, format_name: str = "keras", reads=()) 
 def import_keras():
     """Return the keras module, imported so that TensorFlow's start-up log lines do not bury the command's messages.
 
-    Everything that uses Keras (this module's exporters, data.py's downloads) imports it through here.
+    Everything that uses Keras (this module's exporters, data/sources.py's downloads) imports it through here.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # 3: not even the "failed call to cuInit" of a CPU machine
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")

@@ -11,28 +11,19 @@ import numpy as np
 PIXEL_SCALE = 1 / 255  # a model's features are its image's pixels (uint8, 0..255) times this: values in [0, 1]
 
 
-def preprocessed(images: np.ndarray, preprocess: str = "none") -> np.ndarray:
-    """Return images (n, height, width) after the preprocessing a model asks for ("none" or "deskew"), same dtype."""
-    if preprocess == "none":
-        return images
-    from .preprocess import deskew
-
-    return deskew(images)
-
-
 def feature_scale(dtype) -> float:
     """Return what features() multiplies data of this dtype by: PIXEL_SCALE for uint8 pixels, else 1."""
     return PIXEL_SCALE if np.dtype(dtype) == np.uint8 else 1.0
 
 
-def features(images: np.ndarray, preprocess: str = "none") -> np.ndarray:
-    """Return the float32 rows a model takes for images (n, height, width), after the preprocessing it asks for.
+def features(images: np.ndarray) -> np.ndarray:
+    """Return the float32 rows a model takes for images (n, height, width), already preprocessed (preprocess.py).
 
     uint8 images are pixels 0..255 and are scaled by PIXEL_SCALE; float images (a person's framed photo) are
     intensities already in [0, 1]. Every form of the model (the .npz's W, the estimator, the Keras export) takes
     these rows: flattened pixels / 255.
     """
-    images = preprocessed(np.asarray(images), preprocess)
+    images = np.asarray(images)
     rows = images.reshape(len(images), -1).astype(np.float32)
     scale = feature_scale(images.dtype)
     if scale != 1:

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .config import TOP_K
 from .errors import SoftmaxError
 from .images import load_image
 from .metrics import entropy_bits
 from .model import features, predict_proba
+from .preprocess import preprocessed
 from .store import SavedModel
 
 
@@ -62,11 +64,10 @@ def predict_image(
     Raises SoftmaxError when the image cannot be read, holds no digit (images.NoDigit), or the model gives
     probabilities that are not finite numbers (weights so large that the logits overflow).
     """
-    if top_k < 1:
-        raise SoftmaxError(f"top_k must be at least 1, got {top_k}", setting="top_k")
+    top_k = TOP_K.check(top_k)
     shape = saved.image_shape
     framed = load_image(source, shape, convention=saved.framing, name=name).reshape(shape)
-    rows = features(framed[None], saved.preprocess)
+    rows = features(preprocessed(framed[None], saved.preprocess))
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, in words
         probabilities = predict_proba(saved.W, saved.b, rows)[0]
     if not np.isfinite(probabilities).all():

@@ -19,6 +19,7 @@ from . import model, store
 from .config import TrainConfig
 from .errors import EXIT_USAGE, SoftmaxError
 from .metrics import loss_and_accuracy
+from .preprocess import preprocessed
 from .train import Trainer, TrainResult, fit, split_validation
 
 HISTORY_SUFFIXES = (".csv", ".json")
@@ -40,12 +41,8 @@ class Resumed:
 
 def read_checkpoint(path) -> Resumed:
     """Return the run saved in the checkpoint at path, validated; any problem is one SoftmaxError line."""
-    arrays, state = store.load_checkpoint(path)
-    trainer = Trainer.from_checkpoint(arrays, state, path)
-    dataset, training_data = state.get("dataset"), state.get("training_data")
-    if not (isinstance(dataset, str) and isinstance(training_data, str)):
-        raise SoftmaxError(f"the checkpoint {path} does not say what data it was trained on: train without resuming")
-    return Resumed(Path(path), trainer, dataset, training_data)
+    checkpoint = store.load_checkpoint(path)
+    return Resumed(Path(path), Trainer.from_checkpoint(checkpoint), checkpoint.dataset, checkpoint.training_data)
 
 
 def checkpoint_path_for(model_path) -> Path:
@@ -135,17 +132,15 @@ def train_model(dataset, config: TrainConfig, model_path, *, resumed: Resumed | 
                                 or resumed.trainer.n_classes != dataset.n_classes):
         raise SoftmaxError(f"{resumed.path} was made on other data: resume with the {{setting}} it was trained on",
                           setting="data")
-    pixels = preprocessed_images(dataset, config.preprocess)
+    pixels = preprocessed(dataset.x_train, config.preprocess, key=dataset.fingerprint())
     trainer, result = learn(config, pixels, dataset.y_train, dataset.n_classes,
                             resumed.trainer if resumed else None, on_epoch, should_stop)
     run = RunResult(config, dataset.name, result, model_path)
     if result.interrupted:
         run.checkpoint_path = resumed.path if resumed else checkpoint_path_for(model_path)
-        arrays, state = trainer.to_checkpoint()
-        store.save_checkpoint(run.checkpoint_path, arrays,
-                              {**state, "dataset": dataset.name, "training_data": dataset.fingerprint()})
+        store.save_checkpoint(run.checkpoint_path, trainer.to_checkpoint(dataset.name, dataset.fingerprint()))
         return run
-    test_features = model.features(preprocessed_images(dataset, config.preprocess, test=True))
+    test_features = model.features(preprocessed(dataset.x_test, config.preprocess))
     run.test_loss, run.test_accuracy = loss_and_accuracy(result.W, result.b, test_features, dataset.y_test)
     metadata = store.model_metadata(config, dataset, result, run.test_loss, run.test_accuracy)
     store.save_model(model_path, result.W, result.b, metadata)
@@ -154,16 +149,6 @@ def train_model(dataset, config: TrainConfig, model_path, *, resumed: Resumed | 
     if resumed is not None:
         resumed.path.unlink(missing_ok=True)  # the run it held is finished and saved
     return run
-
-
-def preprocessed_images(dataset, preprocess: str, test: bool = False) -> np.ndarray:
-    """Return dataset's training (or test) images after the preprocessing a model asks for; deskewed ones come from
-    a cache."""
-    if preprocess == "deskew":
-        from .preprocess import deskewed_test_set, deskewed_training_set
-
-        return deskewed_test_set(dataset) if test else deskewed_training_set(dataset)
-    return model.preprocessed(dataset.x_test if test else dataset.x_train, preprocess)
 
 
 def history_text(history: list[dict], suffix: str) -> str:

@@ -3,7 +3,8 @@
 Both are plain .npz archives that anyone can open with `np.load(path, allow_pickle=False)`: numeric
 arrays plus one 0-d unicode string member holding JSON (`metadata` in a model file, `state` in a
 checkpoint). Files may come from anywhere, so they are read only through safe_io's bounded .npz reader,
-everything is validated against one schema (METADATA_FIELDS), and every problem is one SoftmaxError line.
+everything is validated against one schema each (METADATA_FIELDS for a model file, Checkpoint for a checkpoint),
+when it is saved and when it is loaded, and every problem is one SoftmaxError line.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, safe_io
-from .config import PREPROCESSING
-from .errors import SoftmaxError, one_line
+from .config import SETTINGS, TrainConfig
+from .errors import SoftmaxError, one_line, shown
+from .model import PIXEL_SCALE
 from .safe_io import write_atomically
 
 FORMAT_VERSION = 2  # 2: framing and preprocess are separate fields (1 called the framing preprocess)
@@ -27,6 +29,7 @@ MAX_CLASSES = 1000
 MAX_MEMBER_BYTES = 64 * 2**20     # MNIST's W is 31 KB; anything near this is a zip bomb, not a model
 MAX_TOTAL_BYTES = 4 * MAX_MEMBER_BYTES  # a checkpoint holds a few weight-sized arrays
 MAX_JSON_INT = 2**128  # the largest whole number a file holds: a random generator's 128-bit state
+MAX_STEPS = 2**53      # a step count beyond this is not one a run can have made (float64 counts exactly to here)
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing numpy arrays with == has no single truth value
@@ -61,8 +64,35 @@ class SavedModel:
         return self.metadata["dataset"]
 
 
+@dataclass(eq=False)  # eq=False: comparing numpy arrays with == has no single truth value
+class Checkpoint:
+    """A training run stopped after an epoch: the state train.Trainer goes on from exactly, and the data it was
+    trained on. The checkpoint file's one schema: every field is checked when it is saved and when it is loaded."""
+
+    config: TrainConfig
+    weights: np.ndarray            # float32 (classes, features + 1): the trainer's layout (train.py)
+    velocity: np.ndarray           # float32, as weights: heavy-ball momentum
+    sums: list[np.ndarray]         # float64, as weights: the summed weights of the averaged steps, a block each
+    summed_steps: list[int]        # how many steps each block of sums holds
+    step: int                      # steps made
+    epoch: int                     # epochs made; history holds one record of each
+    scale: float | None            # the feature scale of the data (model.feature_scale); None before any epoch
+    rng: dict                      # the shuffling generator's state (numpy's bit_generator.state)
+    history: list[dict]
+    best_val_loss: float | None    # early stopping: the best validation loss so far, its epoch, that epoch's
+    best_epoch: int | None         # model weights (as weights), and the epochs since
+    best_weights: np.ndarray | None
+    epochs_since_best: int
+    dataset: str                   # the data set's name, as --dataset gives it
+    training_data: str             # the fingerprint of the training set it was trained on
+
+
 class _Invalid(Exception):
     """The file (or what is about to be saved) breaks the format; the message says how."""
+
+
+class _CannotResume(_Invalid):
+    """A sound checkpoint file whose run this version cannot go on with; the message says why."""
 
 
 class _NewerFormat(Exception):
@@ -75,7 +105,8 @@ class _FileKind:
     title: str                                      # what messages call such a file
     document: str                                   # the member holding the JSON document
     arrays: frozenset[str] | None                   # the arrays it must hold exactly; None: any names
-    build: Callable[[dict[str, np.ndarray], dict], object]  # validates arrays and document, returns the result
+    build: Callable[[dict[str, np.ndarray], dict, str], object]  # validates arrays, document (of the file the
+    #                                                       string names), returns the result
     remedy: str                                     # what to do when the file is unusable (never names it)
     missing: str                                    # what to do when there is no file at path; {path} is filled in
     instead: str                                    # what to do when the other kind was given where this one is wanted
@@ -98,15 +129,19 @@ def load_model(path) -> SavedModel:
     return _load(path, MODEL)
 
 
-def save_checkpoint(path, arrays: dict[str, np.ndarray], state: dict) -> None:
-    """Write training arrays and state to path as a checkpoint, replacing any old file atomically; returns None."""
-    if CHECKPOINT.document in arrays:
-        raise SoftmaxError(f"cannot save {CHECKPOINT.title} {path}: the array name {CHECKPOINT.document!r} is reserved")
-    _save(path, CHECKPOINT, {name: np.asarray(array) for name, array in arrays.items()}, state)
+def save_checkpoint(path, checkpoint: Checkpoint) -> None:
+    """Write checkpoint to path, replacing any old file atomically; returns None."""
+    arrays = {"weights": checkpoint.weights, "velocity": checkpoint.velocity,
+              "sums": np.stack(checkpoint.sums) if checkpoint.sums else np.zeros((0, *checkpoint.weights.shape))}
+    if checkpoint.best_weights is not None:
+        arrays["best_weights"] = checkpoint.best_weights
+    state = {"settings": checkpoint.config.to_dict(),
+             **{name: getattr(checkpoint, name) for name in _CHECKPOINT_STATE}}
+    _save(path, CHECKPOINT, arrays, state)
 
 
-def load_checkpoint(path) -> tuple[dict[str, np.ndarray], dict]:
-    """Return the arrays (dtypes as saved) and the state in the checkpoint at path, fully validated."""
+def load_checkpoint(path) -> Checkpoint:
+    """Return the checkpoint at path, fully validated; any problem is one SoftmaxError line."""
     return _load(path, CHECKPOINT)
 
 
@@ -127,7 +162,7 @@ def _save(path, kind: _FileKind, arrays: dict[str, np.ndarray], document: dict) 
     try:
         _check_members(kind, list(members))
         _check_sizes(members)
-        kind.build(arrays, _parse_document(kind, members[kind.document]))
+        kind.build(arrays, _parse_document(kind, members[kind.document]), path)
     except _Invalid as e:
         raise SoftmaxError(f"cannot save {kind.title} {path}: {one_line(e, 200)}") from None
 
@@ -151,11 +186,14 @@ def _load(path, kind: _FileKind):
     try:
         members = _read_members(path, kind)
         document = _parse_document(kind, members.pop(kind.document))
-        return kind.build(members, document)
+        return kind.build(members, document, path)
     except safe_io.NotFound:
         raise SoftmaxError(f"{kind.title} {path} does not exist: {kind.missing.format(path=path)}") from None
     except safe_io.DamagedFile as e:
         raise SoftmaxError(f"{path} is not a valid {kind.title} ({e.reason}): {kind.remedy}") from None
+    except _CannotResume as e:
+        raise SoftmaxError(f"the checkpoint {path} does not hold a training run this version can resume "
+                           f"({one_line(e, 200)}): train without --resume to start again") from None
     except _NewerFormat as e:
         raise SoftmaxError(
             f"{path} was written by a newer softmax-cli (format version {one_line(e, 200)}; this one reads "
@@ -308,7 +346,7 @@ METADATA_FIELDS = {
                     "[height, width] in pixels", _REQUIRED),
     "dataset": (lambda v: _is_text(v, 100), "a data set's name", _REQUIRED),
     "framing": (lambda v: v in _framings(), "how predict frames an image (mnist or fill)", "mnist"),
-    "preprocess": (lambda v: v in PREPROCESSING, f"one of {', '.join(PREPROCESSING)}", "none"),
+    "preprocess": (lambda v: v in SETTINGS["preprocess"].choices, SETTINGS["preprocess"].describe(), "none"),
     "training_data": (lambda v: v is None or _is_text(v, 64), "a fingerprint of the training set, or null", None),
     "test_accuracy": (lambda v: v is None or _is_finite(v, 0, 1), "a number from 0 to 1, or null", None),
     "test_loss": (lambda v: v is None or _is_finite(v, 0), "a number of at least 0, or null", None),
@@ -354,7 +392,7 @@ def _upgraded(metadata: dict) -> dict:
     return metadata
 
 
-def _saved_model(arrays: dict[str, np.ndarray], metadata: dict) -> SavedModel:
+def _saved_model(arrays: dict[str, np.ndarray], metadata: dict, path) -> SavedModel:
     """Return the SavedModel of valid model arrays and metadata, W and b as float32; raise _Invalid otherwise."""
     W, b = arrays["W"], arrays["b"]
     for name, array in (("W", W), ("b", b)):
@@ -383,13 +421,78 @@ def _saved_model(arrays: dict[str, np.ndarray], metadata: dict) -> SavedModel:
     return SavedModel(W, b, metadata)
 
 
-def _checkpoint(arrays: dict[str, np.ndarray], state: dict) -> tuple[dict[str, np.ndarray], dict]:
-    """Return a checkpoint's arrays and state unchanged once its arrays are numeric and finite; else raise _Invalid."""
+# The checkpoint's JSON state beside "settings": the Checkpoint fields that are not arrays.
+_CHECKPOINT_STATE = ("summed_steps", "step", "epoch", "scale", "rng", "history", "best_val_loss", "best_epoch",
+                     "epochs_since_best", "dataset", "training_data")
+
+
+def _checkpoint(arrays: dict[str, np.ndarray], state: dict, path) -> Checkpoint:
+    """Return the Checkpoint of a checkpoint file's arrays and state; raise _Invalid (a damaged file) or
+    _CannotResume (a run that cannot go on) otherwise."""
     for name, array in arrays.items():
         if array.dtype.kind not in "biuf":
             raise _Invalid(f"{name} has dtype {array.dtype}, expected numbers")
     _check_finite(arrays)
-    return arrays, state
+    if not isinstance(state.get("settings"), dict):
+        raise _CannotResume(f"its settings are {shown(state.get('settings'), 60)}")
+    config = TrainConfig.from_dict(state["settings"], f"the checkpoint {path}")
+    try:
+        return _checked_checkpoint(config, arrays, state)
+    except (LookupError, TypeError, ValueError, OverflowError) as e:
+        raise _CannotResume(str(e)) from None
+
+
+def _checked_checkpoint(config: TrainConfig, arrays: dict[str, np.ndarray], state: dict) -> Checkpoint:
+    """Return the Checkpoint of arrays and state (the file's, settings read as config); raise ValueError or
+    LookupError, naming what is wrong, unless every field is one a run can have."""
+    optional = {"best_weights"} if state["best_epoch"] is not None else set()
+    if set(arrays) != {"weights", "velocity", "sums"} | optional:
+        raise ValueError(f"it holds the arrays {', '.join(sorted(arrays))}")
+    shape = arrays["weights"].shape
+    if len(shape) != 2 or not 2 <= shape[0] <= MAX_CLASSES or shape[1] < 2:
+        raise ValueError(f"weights has shape {shape}")
+    for name in ("velocity", *optional):
+        if arrays[name].shape != shape:
+            raise ValueError(f"{name} has shape {arrays[name].shape}, not that of the weights {shape}")
+    epoch = _count(state["epoch"], "epoch", config.epochs)
+    step = _count(state["step"], "step", MAX_STEPS)
+    summed_steps = state["summed_steps"]
+    if not (isinstance(summed_steps, list) and len(summed_steps) <= epoch):
+        raise ValueError(f"summed_steps is {shown(summed_steps, 60)}")
+    summed_steps = [_count(n, "summed_steps", step, low=1) for n in summed_steps]
+    if arrays["sums"].shape != (len(summed_steps), *shape):
+        raise ValueError(f"sums has shape {arrays['sums'].shape}, not {len(summed_steps)} of {shape}")
+    scale = state["scale"]
+    if not (scale in (PIXEL_SCALE, 1.0) and type(scale) is float or scale is None and step == 0):
+        raise ValueError(f"scale is {scale!r}, not {PIXEL_SCALE!r} (pixels) or 1.0")
+    best_val_loss = state["best_val_loss"]
+    if not (best_val_loss is None or type(best_val_loss) is float and math.isfinite(best_val_loss)):
+        raise ValueError(f"best_val_loss is {best_val_loss!r}")
+    best_epoch = state["best_epoch"]
+    if best_epoch is not None:
+        best_epoch = _count(best_epoch, "best_epoch", epoch, low=1)
+    history = state["history"]
+    if not (METADATA_FIELDS["history"][0](history) and [stats["epoch"] for stats in history] == list(range(1, epoch + 1))
+            and all("seconds" in stats for stats in history)):
+        raise ValueError(f"its history is {shown(history, 60)}, not the {epoch} epochs training records")
+    np.random.default_rng().bit_generator.state = state["rng"]  # ValueError or TypeError unless a PCG64's state
+    dataset, training_data = state["dataset"], state["training_data"]
+    if not (isinstance(dataset, str) and isinstance(training_data, str)):
+        raise ValueError(f"its dataset {shown(dataset, 40)} and training_data {shown(training_data, 70)} do not say "
+                         "what data it was trained on")
+    return Checkpoint(
+        config, arrays["weights"].astype(np.float32), arrays["velocity"].astype(np.float32),
+        list(arrays["sums"].astype(np.float64)), summed_steps, step, epoch, scale, state["rng"],
+        [dict(stats) for stats in history], best_val_loss, best_epoch,
+        arrays["best_weights"].astype(np.float32) if optional else None,
+        _count(state["epochs_since_best"], "epochs_since_best", epoch), dataset, training_data)
+
+
+def _count(count, name: str, high: int, low: int = 0) -> int:
+    """Return count if it is a whole number from low to high (not a bool); raise ValueError naming it if not."""
+    if type(count) is not int or not low <= count <= high:
+        raise ValueError(f"{name} is {shown(count, 60)}, not a count from {low} to {high}")
+    return count
 
 
 def _check_finite(arrays: dict[str, np.ndarray]) -> None:

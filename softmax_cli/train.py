@@ -1,22 +1,28 @@
 """The training loop: shuffle, slice a batch, take a gradient step, report once an epoch.
 
-Mini-batch gradient descent with heavy-ball momentum, a learning-rate schedule and iterate averaging
-(the saved model is the mean of the weights over the last part of training). Two loops with one contract:
+Mini-batch gradient descent with heavy-ball momentum, a learning-rate schedule, iterate averaging (the saved model
+is the mean of the weights over the last part of training) and early stopping. Two loops with one contract:
 `reference_fit`, plain float64 NumPy on model.loss_and_grad to read and check against, and `Trainer.train_epoch`,
-the fast one. The fast one makes an epoch's steps in one call of the compiled epoch (compiled.py) where its C
-extension was built, and otherwise with NumPy calls (_numpy_epoch), fast for these reasons:
-- Features stay as they came (uint8 pixels) and one batch at a time is cast to float32. The feature scale
-  (model.PIXEL_SCALE for uint8 pixels, 1 for float features) is folded into the weights instead of into every
-  pixel: during training the weights live in raw units, W_raw = W * scale.
-- The weights are class-major, (classes, features + 1), the bias being the weight of an extra input column
-  held at 1/scale: X @ W_raw.T gives the logits and G.T @ X the gradient of weights and bias together,
-  OpenBLAS's fast layouts for these shapes.
-- Every buffer of batch size is made once an epoch. The epoch's training loss and accuracy come from the
-  forward passes the steps make anyway.
+the fast one, which makes an epoch's steps in one call of the compiled epoch (compiled.py) where its C extension
+was built, and otherwise with NumPy calls (_numpy_epoch).
+
+The fast loops' weights (Trainer.weights) are laid out for them; this is the one place that says how, and
+Trainer.coefficients turns them into the model's W (features, classes) and b:
+- Class-major, (classes, features + 1), the bias last: the bias is the weight of an extra input column held at
+  1/scale, so one product gives the logits and one the gradient of weights and bias together. This is the
+  layout compiled.epoch takes (and lays out in its own groups of classes while it runs).
+- In raw units, W_raw = W * scale, where scale is model.feature_scale of the data (1/255 for uint8 pixels, 1 for
+  float features): the training rows stay as they came (uint8 pixels, a quarter of float32's memory) and are
+  multiplied by W_raw as they are, with the scale folded into the weights once instead of into every pixel.
+  A step moves W_raw by scale times W's step, and W's gradient is scale times the product of the raw rows and
+  d loss / d logits: so that product is multiplied by scale**2 (gradient_scale); the l2 term is l2 * W_raw.
+The NumPy loop also makes every buffer of batch size once an epoch; both take the epoch's training loss and
+accuracy from the forward passes the steps make anyway.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
@@ -28,7 +34,7 @@ from threadpoolctl import threadpool_limits
 
 from . import model, store
 from .config import FULL_BATCH, TrainConfig
-from .errors import SoftmaxError, TrainingDiverged, shown
+from .errors import SoftmaxError, TrainingDiverged
 from .metrics import loss_and_accuracy
 
 # Divergence, beyond NaN and infinity: a sane run's epoch loss stays below the untrained model's (log K for the
@@ -38,8 +44,6 @@ from .metrics import loss_and_accuracy
 LOSS_MARGIN = 10.0     # the cross-entropy may not exceed this many times log K, nor this many times epoch 1's
 MAX_LOGIT = 1e4        # float32 softmax is saturated far below this: no sane model's logits get there
 PROBE_ROWS = 1000      # the logits are checked on this many training samples after each epoch (a fraction of a ms)
-MAX_WINDOW = 100_000   # no more epochs than config allows are ever averaged
-MAX_STEPS = 2**53      # a step count beyond this is not one a run can have made (float64 counts exactly to here)
 
 
 def _compiled():
@@ -85,11 +89,17 @@ def steps_per_epoch(config: TrainConfig, n: int) -> tuple[int, int]:
 
 
 def reference_fit(config: TrainConfig, X: np.ndarray, labels: np.ndarray, n_classes: int):
-    """Return (W, b, history) of the run Trainer makes, computed plainly in float64: what the fast loop must equal.
+    """Return (W, b, history) of the run run.learn makes, computed plainly in float64: what the fast loop must equal.
 
-    X is uint8 pixels or float features, as for fit; W and b apply to model.features(X). Same shuffling order,
-    momentum, schedule, l2 and averaging as Trainer.train_epoch; no validation or early stopping.
+    X is uint8 pixels or float features, as for run.learn; W and b apply to model.features(X). The same validation
+    split, shuffling order, momentum, schedule, l2, averaging and early stopping as run.learn and Trainer: with
+    val_split each epoch's record holds its model's validation loss and accuracy; with patience, training stops
+    after patience epochs without a better validation loss, and W and b are the best epoch's model.
     """
+    validation = None
+    if config.val_split:
+        X, labels, val_X, val_labels = split_validation(X, labels, config.val_split, config.seed)
+        validation = model.features(val_X).astype(np.float64), val_labels
     X, Y = model.features(X).astype(np.float64), model.one_hot(labels, n_classes).astype(np.float64)
     loss_and_grad = model.loss_and_grad if config.loss == "cross-entropy" else model.mse_loss_and_grad
     n, d = X.shape
@@ -99,8 +109,8 @@ def reference_fit(config: TrainConfig, X: np.ndarray, labels: np.ndarray, n_clas
     rng = np.random.default_rng(config.seed)
     W, b = np.zeros((d, n_classes)), np.zeros(n_classes)
     velocity_W, velocity_b = np.zeros_like(W), np.zeros_like(b)
-    sum_W, sum_b, n_averaged, step = np.zeros_like(W), np.zeros_like(b), 0, 0
-    history = []
+    averaged = []  # (epoch, W, b) after each step whose weights the model averages
+    history, best, epochs_since_best, step = [], None, 0, 0
     for epoch in range(1, config.epochs + 1):
         order = rng.permutation(n)
         loss_sum = correct = 0.0
@@ -117,32 +127,51 @@ def reference_fit(config: TrainConfig, X: np.ndarray, labels: np.ndarray, n_clas
             velocity_b = config.momentum * velocity_b + grad_b
             W, b = W - lr * velocity_W, b - lr * velocity_b
             step += 1
-            # the average of the weights over the last steps
-            if config.average and step > average_start:
-                sum_W, sum_b, n_averaged = sum_W + W, sum_b + b, n_averaged + 1
+            # the weights the model averages: the run's last steps; with early stopping, which may end the run
+            # after any epoch, every step
+            if config.average and (config.patience or step > average_start):
+                averaged.append((epoch, W, b))
+        # the model of this epoch: the mean of the averaged weights (with early stopping, those of its last
+        # _window(average, epoch) epochs), else the last weights
+        first_epoch = epoch - _window(config.average, epoch) if config.patience else 0
+        window = [(W_step, b_step) for e, W_step, b_step in averaged if e > first_epoch]
+        model_W, model_b = (np.mean([w for w, _ in window], axis=0), np.mean([c for _, c in window], axis=0)) \
+            if window else (W, b)
         history.append({"epoch": epoch, "loss": loss_sum / n, "accuracy": correct / n})
-    return (sum_W / n_averaged, sum_b / n_averaged, history) if n_averaged else (W, b, history)
+        if validation is not None:
+            history[-1]["val_loss"], history[-1]["val_accuracy"] = loss_and_accuracy(model_W, model_b, *validation)
+        # early stopping: keep the best epoch's model, stop after patience epochs without a better one
+        if config.patience:
+            if best is None or history[-1]["val_loss"] < best[0]:
+                best, epochs_since_best = (history[-1]["val_loss"], model_W, model_b), 0
+            else:
+                epochs_since_best += 1
+                if epochs_since_best >= config.patience:
+                    break
+    return (best[1], best[2], history) if config.patience else (model_W, model_b, history)
 
 
 class Trainer:
-    """The state of one training run, advanced an epoch at a time; it can be saved and resumed after any epoch."""
+    """The state of one training run, advanced an epoch at a time; it can be saved and resumed after any epoch.
+
+    The weights are kept in the fast loops' layout, explained in the module's docstring: class-major (classes,
+    features + 1), the bias last, in raw units. coefficients() gives them as the model's W and b.
+    """
 
     def __init__(self, config: TrainConfig, n_features: int, n_classes: int):
         self.config = config
         self.scale: float | None = None  # feature_scale of the data, set by the first epoch
         self.weights = np.zeros((n_classes, n_features + 1), np.float32)  # raw units; last column: the bias
         self.velocity = np.zeros_like(self.weights)
-        self.weight_sum = np.zeros(self.weights.shape, np.float64)         # for the average of the weights
-        self.n_averaged = 0
-        # With early stopping the run may end after any epoch, so the model of epoch e averages the weights over
-        # a little more than the last `average` fraction of its epochs: the sums of the weights of each recent epoch, and their steps.
-        self.epoch_sums: list[np.ndarray] = []
-        self.epoch_steps: list[int] = []
+        # iterate averaging: the weights after each averaged step, summed (float64) in blocks of steps, and how
+        # many steps each block holds; the model is the mean of the last blocks (model_weights)
+        self.sums: list[np.ndarray] = []
+        self.summed_steps: list[int] = []
         self.step = 0
         self.epoch = 0
         self.rng = np.random.default_rng(config.seed)
         self.history: list[dict] = []
-        # early stopping: the best validation loss so far, its epoch and its weights (as `model_weights` gives them)
+        # early stopping (stop_early): the best validation loss so far, its epoch and its model weights
         self.best_val_loss = math.inf
         self.best_epoch: int | None = None
         self.best_weights: np.ndarray | None = None
@@ -160,16 +189,21 @@ class Trainer:
         return self.weights.shape[1] - 1
 
     @property
-    def windowed(self) -> bool:
-        """Return whether the model averages over the last epochs so far (early stopping) rather than the run's end."""
+    def moving_window(self) -> bool:
+        """Return whether the averaged steps are the last epochs so far (early stopping may end the run after any
+        epoch) rather than the last steps of the whole run."""
         return bool(self.config.patience and self.config.average)
 
     def model_weights(self) -> np.ndarray:
-        """Return the raw weights the model has now: their average once averaging began, else the last ones."""
-        if self.windowed and self.epoch_sums:
-            last = _window(self.config.average, self.epoch)
-            return (sum(self.epoch_sums[-last:]) / sum(self.epoch_steps[-last:])).astype(np.float32)
-        return (self.weight_sum / self.n_averaged).astype(np.float32) if self.n_averaged else self.weights
+        """Return the raw weights the model has now: the mean of the averaged steps' weights, else the last ones.
+
+        Without early stopping, every averaged step (the last `average` fraction of the run's) is summed in one
+        block. With it, the model of epoch e averages its last _window(average, e) epochs, a block each.
+        """
+        if not self.sums:
+            return self.weights
+        last = _window(self.config.average, self.epoch) if self.moving_window else len(self.sums)
+        return (sum(self.sums[-last:]) / sum(self.summed_steps[-last:])).astype(np.float32)
 
     def coefficients(self, raw: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Return (W (features, classes), b (classes,)) for model.features of the data, of raw or model_weights()."""
@@ -177,26 +211,31 @@ class Trainer:
         scale = np.float32(self.scale or 1.0)
         return np.ascontiguousarray(raw[:, :-1].T) / scale, raw[:, -1] / scale
 
+    def kept_coefficients(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the (W, b) the run keeps: those of the best epoch when early stopping has seen one, else now's."""
+        return self.coefficients(self.best_weights if self.best_epoch is not None else None)
+
     def train_epoch(self, X: np.ndarray, labels: np.ndarray) -> dict:
         """Make one shuffled pass over (X, labels); return the epoch number, training loss and accuracy."""
         config, n = self.config, len(X)
         self._adopt_scale(X.dtype)
         batch_size, n_steps = steps_per_epoch(config, n)
+        # the first of this epoch's steps whose weights are averaged: the last `average` fraction of the run's steps
+        # (partial_fit's epochs may vary in length), or with early stopping every step
         total_steps = config.epochs * n_steps
-        average_start = total_steps - int(config.average * total_steps)
-        if self.windowed:  # this epoch's steps are summed on their own (see model_weights)
-            summed, average_start = np.zeros_like(self.weight_sum), self.step
-        else:
-            summed = self.weight_sum
-        # d loss / d W_raw = scale * d loss / d W, and the batch features are raw: X_raw = X_scaled / scale
-        gradient_scale = self.scale * self.scale
+        average_start = self.step if self.moving_window else total_steps - int(config.average * total_steps)
+        first_averaged = max(0, average_start - self.step) if config.average else n_steps
+        n_summed = n_steps - min(n_steps, first_averaged)
+        if n_summed and (self.moving_window or not self.sums):  # a new block of sums (see model_weights)
+            self.sums.append(np.zeros(self.weights.shape, np.float64))
+            self.summed_steps.append(0)
+        summed = self.sums[-1] if n_summed else np.zeros(self.weights.shape, np.float64)
+        gradient_scale = self.scale * self.scale  # see the module's docstring: raw units
         order = self.rng.permutation(n)
         ordered_labels = labels[order]
         predicted = np.empty(n, np.intp)
-        # the learning rate of each step of this epoch, and the first of its steps whose weights are averaged (the
-        # averaging takes the last steps of the run; partial_fit's epochs may vary in length)
+        # the learning rate of each step of this epoch
         lrs = (config.lr * lr_factor(config.schedule, (self.step + np.arange(n_steps)) / total_steps)).tolist()
-        first_averaged = max(0, average_start - self.step) if config.average else n_steps
         # the compiled epoch (compiled.py), where its extension was built
         compiled = _compiled()
         if compiled and not compiled.supports(self.n_classes, config.loss):
@@ -204,17 +243,24 @@ class Trainer:
         arguments = X, order, ordered_labels, predicted, summed, batch_size, lrs, first_averaged, gradient_scale
         loss_sum = self._compiled_epoch(compiled, *arguments) if compiled else self._numpy_epoch(*arguments)
         self.step += n_steps
-        n_summed = n_steps - min(n_steps, first_averaged)
         self.epoch += 1
-        if self.windowed:
-            self.epoch_sums.append(summed)
-            self.epoch_steps.append(n_summed)
-            keep = _window(config.average, self.epoch)  # later windows start no earlier than this one
-            del self.epoch_sums[:-keep], self.epoch_steps[:-keep]
-        else:
-            self.n_averaged += n_summed
+        if n_summed:
+            self.summed_steps[-1] += n_summed
+        if self.moving_window:  # later windows start no earlier than this one
+            keep = _window(config.average, self.epoch)
+            del self.sums[:-keep], self.summed_steps[:-keep]
         accuracy = np.count_nonzero(predicted == ordered_labels) / n
         return {"epoch": self.epoch, "loss": loss_sum / n, "accuracy": accuracy}
+
+    def stop_early(self, val_loss: float) -> bool:
+        """Return whether early stopping ends the run after the epoch just made, whose validation loss is val_loss:
+        patience epochs in a row without a better one. A better one's model weights are kept (kept_coefficients)."""
+        if val_loss < self.best_val_loss:
+            self.best_val_loss, self.best_epoch, self.epochs_since_best = val_loss, self.epoch, 0
+            self.best_weights = self.model_weights().copy()
+            return False
+        self.epochs_since_best += 1
+        return self.epochs_since_best >= self.config.patience
 
     def _numpy_epoch(self, X, order, ordered_labels, predicted, summed, batch_size, lrs, first_averaged,
                      gradient_scale) -> float:
@@ -246,7 +292,7 @@ class Trainer:
             # update with heavy-ball momentum
             lr = lrs[s]
             gradient *= gradient_scale / m
-            if config.l2:                             # in raw units the decay term is l2 * W_raw too
+            if config.l2:
                 np.multiply(self.weights, config.l2, out=update)
                 update[:, d] = 0                      # the bias is not decayed
                 gradient += update
@@ -295,83 +341,22 @@ class Trainer:
             return f"the logits grew to {largest:.3g}"
         return None
 
-    def to_checkpoint(self) -> tuple[dict[str, np.ndarray], dict]:
-        """Return the arrays and the JSON-able state that restore this run exactly."""
-        arrays = {"weights": self.weights, "velocity": self.velocity, "weight_sum": self.weight_sum}
-        if self.best_weights is not None:
-            arrays["best_weights"] = self.best_weights
-        if self.epoch_sums:
-            arrays["epoch_sums"] = np.stack(self.epoch_sums)
-        state = {
-            "settings": self.config.to_dict(),
-            "scale": self.scale,
-            "n_averaged": self.n_averaged,
-            "step": self.step,
-            "epoch": self.epoch,
-            "rng": self.rng.bit_generator.state,
-            "history": self.history,
-            "best_val_loss": None if math.isinf(self.best_val_loss) else self.best_val_loss,
-            "best_epoch": self.best_epoch,
-            "epochs_since_best": self.epochs_since_best,
-            "epoch_steps": self.epoch_steps,
-        }
-        return arrays, state
+    def to_checkpoint(self, dataset: str, training_data: str) -> store.Checkpoint:
+        """Return the checkpoint that restores this run exactly, trained on the named data set and training data."""
+        return store.Checkpoint(
+            self.config, self.weights, self.velocity, self.sums, self.summed_steps, self.step, self.epoch, self.scale,
+            self.rng.bit_generator.state, self.history, None if math.isinf(self.best_val_loss) else self.best_val_loss,
+            self.best_epoch, self.best_weights, self.epochs_since_best, dataset, training_data)
 
     @classmethod
-    def from_checkpoint(cls, arrays: dict[str, np.ndarray], state: dict, path) -> Trainer:
-        """Return the run that to_checkpoint saved, ready to continue with its next epoch.
-
-        arrays and state are as read from the checkpoint file at path, which an error names. A checkpoint may have
-        been edited or made by hand: every value is checked here, so that a wrong one stops the run before training.
-        """
-        where = f"the checkpoint {path}"
-        try:
-            if not isinstance(state.get("settings"), dict):
-                raise ValueError(f"its settings are {state.get('settings')!r}")
-            config = TrainConfig.from_dict(state["settings"], where)
-            shape = arrays["weights"].shape
-            if len(shape) != 2 or shape[0] < 2 or shape[1] < 2:
-                raise ValueError(f"weights has shape {shape}")
-            trainer = cls(config, shape[1] - 1, shape[0])
-            trainer.epoch = _count(state["epoch"], "epoch", config.epochs)
-            trainer.step = _count(state["step"], "step", MAX_STEPS)
-            trainer.n_averaged = _count(state["n_averaged"], "n_averaged", trainer.step)
-            trainer.epochs_since_best = _count(state["epochs_since_best"], "epochs_since_best", trainer.epoch)
-            names = ["weights", "velocity", "weight_sum"]
-            trainer.best_epoch = state.get("best_epoch")  # older checkpoints lack it
-            if trainer.best_epoch is not None:
-                trainer.best_epoch = _count(state["best_epoch"], "best_epoch", trainer.epoch, low=1)
-                trainer.best_weights = np.zeros_like(trainer.weights)
-                names.append("best_weights")
-            for name in names:
-                if arrays[name].shape != shape:
-                    raise ValueError(f"{name} has shape {arrays[name].shape}, not that of the weights {shape}")
-                setattr(trainer, name, arrays[name].astype(getattr(trainer, name).dtype))
-            epoch_steps = state.get("epoch_steps", [])
-            if not (isinstance(epoch_steps, list) and len(epoch_steps) <= min(trainer.epoch, MAX_WINDOW)):
-                raise ValueError(f"epoch_steps is {shown(epoch_steps, 60)}")
-            trainer.epoch_steps = [_count(n, "epoch_steps", trainer.step) for n in epoch_steps]
-            epoch_sums = arrays.get("epoch_sums", np.zeros((0, *shape)))
-            if epoch_sums.shape != (len(epoch_steps), *shape):
-                raise ValueError(f"epoch_sums has shape {epoch_sums.shape}, not {len(epoch_steps)} of {shape}")
-            trainer.epoch_sums = list(epoch_sums.astype(np.float64))
-            trainer.scale = state["scale"]
-            if not (trainer.scale in (model.PIXEL_SCALE, 1.0) and type(trainer.scale) is float
-                    or trainer.scale is None and trainer.step == 0):
-                raise ValueError(f"scale is {trainer.scale!r}, not {model.PIXEL_SCALE!r} (pixels) or 1.0")
-            best_val_loss = state["best_val_loss"]
-            if not (best_val_loss is None or type(best_val_loss) is float and math.isfinite(best_val_loss)):
-                raise ValueError(f"best_val_loss is {best_val_loss!r}")
-            trainer.best_val_loss = math.inf if best_val_loss is None else best_val_loss
-            trainer.history = _history(state["history"], trainer.epoch)
-            trainer.rng.bit_generator.state = state["rng"]
-        except SoftmaxError:
-            raise
-        except (LookupError, TypeError, ValueError, OverflowError) as e:
-            raise SoftmaxError(
-                f"{where} does not hold a training run this version can resume ({e}): "
-                "train without --resume to start again"
-            ) from None
+    def from_checkpoint(cls, checkpoint: store.Checkpoint) -> Trainer:
+        """Return the run a checkpoint holds (store.load_checkpoint validated it), ready to go on with its next epoch."""
+        trainer = cls(checkpoint.config, checkpoint.weights.shape[1] - 1, checkpoint.weights.shape[0])
+        for name in ("weights", "velocity", "sums", "summed_steps", "step", "epoch", "scale", "history",
+                     "best_epoch", "best_weights", "epochs_since_best"):
+            setattr(trainer, name, copy.deepcopy(getattr(checkpoint, name)))
+        trainer.best_val_loss = math.inf if checkpoint.best_val_loss is None else checkpoint.best_val_loss
+        trainer.rng.bit_generator.state = checkpoint.rng
         return trainer
 
 
@@ -379,22 +364,6 @@ def _window(average: float, epochs: int) -> int:
     """Return how many of the last epochs the model of early stopping averages after this many epochs: more than
     the fraction `average` of them (two of the first two, three of the first five), all of them at most."""
     return min(epochs, int(average * epochs) + 1)
-
-
-def _count(count, name: str, high: int, low: int = 0) -> int:
-    """Return count if it is a whole number from low to high (not a bool); raise ValueError naming it if not."""
-    if type(count) is not int or not low <= count <= high:
-        raise ValueError(f"{name} is {shown(count, 60)}, not a count from {low} to {high}")
-    return count
-
-
-def _history(history, epochs: int) -> list[dict]:
-    """Return a checkpoint's history if it is epochs 1..epochs as fit records them (store's schema); else ValueError."""
-    is_history = store.METADATA_FIELDS["history"][0]
-    if not (is_history(history) and [stats["epoch"] for stats in history] == list(range(1, epochs + 1))
-            and all("seconds" in stats for stats in history)):
-        raise ValueError(f"its history is {shown(history, 60)}, not the {epochs} epochs training records")
-    return [dict(stats) for stats in history]
 
 
 @dataclass
@@ -461,24 +430,14 @@ def fit(
             trainer.history.append(stats)
             if on_epoch is not None:
                 on_epoch(stats)
-            if watching:
-                if stats["val_loss"] < trainer.best_val_loss:
-                    trainer.best_val_loss, trainer.best_epoch, trainer.epochs_since_best = (
-                        stats["val_loss"], trainer.epoch, 0)
-                    trainer.best_weights = trainer.model_weights().copy()
-                else:
-                    trainer.epochs_since_best += 1
-                    if trainer.epochs_since_best >= config.patience:
-                        result.stopped_early = True
-                        break
+            if watching and trainer.stop_early(stats["val_loss"]):
+                result.stopped_early = True
+                break
             if should_stop is not None and should_stop():
                 result.interrupted = trainer.epoch < config.epochs
                 break
         result.train_seconds = seconds_before + time.perf_counter() - started
     trainer.rows = None
-    if watching and trainer.best_weights is not None:
-        result.W, result.b = trainer.coefficients(trainer.best_weights)
-        result.best_epoch = trainer.best_epoch
-    else:
-        result.W, result.b = trainer.coefficients()
+    result.W, result.b = trainer.kept_coefficients() if watching else trainer.coefficients()
+    result.best_epoch = trainer.best_epoch if watching else None
     return result

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import model, run
+from . import run
 from .config import TrainConfig
 from .errors import SoftmaxError, TrainingDiverged
+from .preprocess import preprocessed
 from .train import split_validation
 
 GRID_SETTINGS = ("lr", "batch_size", "l2")  # what the search varies; every other setting comes from the base
@@ -115,7 +116,7 @@ def search(
     indices = np.arange(len(labels))
     n_train, n_validation = (len(part) for part in split_validation(indices, indices, val_split, base.seed)[1::2])
     started = time.perf_counter()
-    pixels = model.preprocessed(pixels, base.preprocess)
+    pixels = preprocessed(pixels, base.preprocess)  # from the cache when deskewed before
     trials = [run_trial(config, pixels, labels, n_classes, val_split, on_epoch)
               for config in expand_grid(base, lr, batch_size, l2)]
     if all(trial.problem for trial in trials):

@@ -115,6 +115,34 @@ def test_missing_config_file(tmp_path):
         read_config_file(tmp_path / "none.toml")
 
 
+def test_each_setting_is_checked_once_whatever_its_source(tmp_path, monkeypatch):
+    """The file's settings, the ones given and the defaults: one check each (a config file's were checked three
+    times, twice in the library)."""
+    from softmax_cli import config
+
+    path = tmp_path / "c.toml"
+    path.write_text("lr = 0.25\nbatch-size = 'full'\n")
+    expected = TrainConfig(lr=0.25, batch_size="full", epochs=3)
+    checked, real = [], config.check_setting
+    monkeypatch.setattr(config, "check_setting", lambda name, value: checked.append(name) or real(name, value))
+    assert make_config(path, epochs=3, lr=None) == expected
+    assert sorted(checked) == sorted(SETTINGS)
+
+
+def test_a_config_file_names_itself_in_the_error_of_its_own_setting_only(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("lr = 0.25\npatience = 2\n")
+    with pytest.raises(SoftmaxError, match=f"^config file {path}: patience needs a validation split"):
+        make_config(path)
+    with pytest.raises(SoftmaxError, match="^patience needs a validation split"):
+        make_config(path, patience=3)
+    with pytest.raises(SoftmaxError, match=f"^config file {path}: lr must be"):
+        make_config(path.write_text("lr = -1\n") and path, epochs=3)
+    path.write_text("lr = 0.25\n")
+    with pytest.raises(SoftmaxError, match="^epochs must be"):
+        make_config(path, epochs=0)
+
+
 def test_the_data_sets_the_settings_name_are_the_ones_data_knows():
     from softmax_cli.data import KNOWN
 

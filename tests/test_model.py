@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.metrics import log_loss
@@ -165,3 +167,14 @@ def test_float_images_are_already_features():
     np.testing.assert_array_equal(model.features(intensities), intensities.reshape(4, 64))
     np.testing.assert_allclose(model.features(intensities), model.features((intensities * 255).round().astype(np.uint8)),
                                atol=0.5 / 255 + 1e-7)
+
+
+def test_the_math_imports_nothing_but_numpy():
+    """model.py is pure: preprocessing (and its disk cache) lives in preprocess.py, whose callers hand features()
+    images already preprocessed."""
+    import ast
+
+    tree = ast.parse(Path(model.__file__).read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module or "." for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported == {"__future__", "numpy"}

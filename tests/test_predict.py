@@ -99,7 +99,7 @@ def test_a_model_trained_on_deskewed_images_sees_the_image_deskewed(tmp_path, mn
     prediction = predict_image(saved, tmp_path / "slanted.png")
     np.testing.assert_allclose(prediction.input, deskew(prediction.framed[None])[0], atol=1e-6)
     assert np.abs(prediction.input - prediction.framed).max() > 0.5
-    expected = model.predict_proba(saved.W, saved.b, model.features(prediction.framed[None], "deskew"))[0]
+    expected = model.predict_proba(saved.W, saved.b, model.features(deskew(prediction.framed[None])))[0]
     np.testing.assert_allclose(prediction.probabilities, expected, rtol=1e-6)
 
 
@@ -128,9 +128,10 @@ def test_weights_so_large_that_the_probabilities_are_not_finite_are_an_error(tmp
     assert "\n" not in str(error.value)
 
 
-def test_top_k_below_one_is_refused(tmp_path, mnist, saved):
-    with pytest.raises(SoftmaxError, match="top_k must be at least 1"):
-        predict_image(saved, digit_file(tmp_path, mnist.x_test[0]), top_k=0)
+def test_top_k_is_checked_by_the_one_rule_of_config(tmp_path, mnist, saved):
+    for wrong in (0, 1001, 2.0, True):
+        with pytest.raises(SoftmaxError, match="top_k must be a whole number at least 1 and at most 1000, got"):
+            predict_image(saved, digit_file(tmp_path, mnist.x_test[0]), top_k=wrong)
 
 
 @pytest.mark.slow

@@ -129,47 +129,53 @@ def test_other_shapes_and_types_are_refused():
         deskew(np.zeros((2, 1, SIDE, SIDE), np.uint8))
 
 
-def test_the_deskewed_training_set_is_cached_for_its_data_and_version(monkeypatch):
-    from softmax_cli.data import Dataset
+def test_preprocessing_none_gives_the_images_themselves():
+    images = strokes(3)
+    assert preprocess.preprocessed(images, "none") is images
 
+
+def test_a_few_images_are_deskewed_without_the_cache(monkeypatch):
+    """A person's image (predict, serve) is deskewed on the spot: the data package and the disk are not touched."""
+    def fail(key, compute):
+        raise AssertionError("a few images went through the cache")
+
+    monkeypatch.setattr("softmax_cli.data.cache.cached_array", fail)
+    images = strokes(3)
+    np.testing.assert_array_equal(preprocess.preprocessed(images, "deskew"), deskew(images))
+
+
+def test_a_deskewed_set_is_cached_under_its_key_and_deskew_s_version(monkeypatch):
+    monkeypatch.setattr(preprocess, "CACHED_FROM", 0)
     images = strokes(6)
-    labels = np.arange(6) % 2
-    dataset = Dataset("strokes", images, labels, images[:2], labels[:2], ("0", "1"), "tests")
     expected = deskew(images)
-    np.testing.assert_array_equal(preprocess.deskewed_training_set(dataset), expected)
+    np.testing.assert_array_equal(preprocess.preprocessed(images, "deskew", key="six strokes"), expected)
 
     def fail(images):
         raise AssertionError("deskewed again although the cache holds a copy")
 
     monkeypatch.setattr(preprocess, "deskew", fail)
-    np.testing.assert_array_equal(preprocess.deskewed_training_set(dataset), expected)
-    other = Dataset("strokes", images[::-1].copy(), labels, images[:2], labels[:2], ("0", "1"), "tests")
-    with pytest.raises(AssertionError, match="deskewed again"):  # other data: another key
-        preprocess.deskewed_training_set(other)
+    np.testing.assert_array_equal(preprocess.preprocessed(images, "deskew", key="six strokes"), expected)
+    with pytest.raises(AssertionError, match="deskewed again"):  # another key: other images
+        preprocess.preprocessed(images[::-1].copy(), "deskew", key="six strokes reversed")
     monkeypatch.setattr(preprocess, "DESKEW_VERSION", preprocess.DESKEW_VERSION + 1)
     with pytest.raises(AssertionError, match="deskewed again"):  # another version of deskew: another key
-        preprocess.deskewed_training_set(dataset)
+        preprocess.preprocessed(images, "deskew", key="six strokes")
 
 
-def test_the_deskewed_test_set_is_cached_for_its_own_images(monkeypatch):
-    """A data set's fingerprint names its training set only: two sets that share it but not their test images
-    never share a deskewed test set."""
-    from softmax_cli.data import Dataset
-
+def test_a_deskewed_set_without_a_key_is_cached_under_a_digest_of_its_images(monkeypatch):
+    """The test set (a data set's fingerprint names its training set only), tune's and the estimator's data."""
+    monkeypatch.setattr(preprocess, "CACHED_FROM", 0)
     images = strokes(6)
-    labels = np.arange(6) % 2
-    dataset = Dataset("strokes", images, labels, images[:3], labels[:3], ("0", "1"), "tests")
-    other = Dataset("strokes", images, labels, images[3:], labels[3:], ("0", "1"), "tests")
-    assert other.fingerprint() == dataset.fingerprint()
     first, second = deskew(images[:3]), deskew(images[3:])
     assert not np.array_equal(first, second)
-    np.testing.assert_array_equal(preprocess.deskewed_test_set(dataset), first)
+    np.testing.assert_array_equal(preprocess.preprocessed(images[:3], "deskew"), first)
     real, made = preprocess.deskew, []
     monkeypatch.setattr(preprocess, "deskew", lambda images: made.append(1) or real(images))
-    np.testing.assert_array_equal(preprocess.deskewed_test_set(dataset), first)
+    np.testing.assert_array_equal(preprocess.preprocessed(images[:3], "deskew"), first)
     assert made == []  # from the cache
-    np.testing.assert_array_equal(preprocess.deskewed_test_set(other), second)
-    assert made == [1]
+    np.testing.assert_array_equal(preprocess.preprocessed(images[3:], "deskew"), second)
+    np.testing.assert_array_equal(preprocess.preprocessed(images[:3] / 255, "deskew"), real(images[:3] / 255))
+    assert made == [1, 1]  # other images, other dtype: other copies
 
 
 @pytest.mark.slow
@@ -180,8 +186,8 @@ def test_deskewed_mnist_with_default_settings_reaches_94_8_percent(mnist):
     from softmax_cli.train import Trainer, fit
 
     result = fit(Trainer(TrainConfig(preprocess="deskew"), mnist.n_features, mnist.n_classes),
-                 preprocess.deskewed_training_set(mnist), mnist.y_train)
-    _, accuracy = loss_and_accuracy(result.W, result.b, features(mnist.x_test, "deskew"), mnist.y_test)
+                 preprocess.preprocessed(mnist.x_train, "deskew", key=mnist.fingerprint()), mnist.y_train)
+    _, accuracy = loss_and_accuracy(result.W, result.b, features(deskew(mnist.x_test)), mnist.y_test)
     assert accuracy >= 0.948  # 0.9504 measured; raw pixels give 0.9276
 
 
@@ -194,7 +200,7 @@ def test_the_shipped_best_config_reaches_95_percent(mnist):
 
     config = make_config(REPO / "configs" / "best.toml")
     assert config.preprocess == "deskew"
-    result = fit(Trainer(config, mnist.n_features, mnist.n_classes), preprocess.deskewed_training_set(mnist),
-                 mnist.y_train)
-    _, accuracy = loss_and_accuracy(result.W, result.b, features(mnist.x_test, "deskew"), mnist.y_test)
+    result = fit(Trainer(config, mnist.n_features, mnist.n_classes),
+                 preprocess.preprocessed(mnist.x_train, "deskew", key=mnist.fingerprint()), mnist.y_train)
+    _, accuracy = loss_and_accuracy(result.W, result.b, features(deskew(mnist.x_test)), mnist.y_test)
     assert accuracy >= 0.950  # 0.9517 measured (settings chosen on a validation split, see the file)

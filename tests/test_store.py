@@ -19,7 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from softmax_cli import store
+from softmax_cli.config import TrainConfig
 from softmax_cli.errors import SoftmaxError
+from softmax_cli.model import PIXEL_SCALE
 from softmax_cli.store import FORMAT_VERSION, load_checkpoint, load_model, save_checkpoint, save_model
 
 CLASS_NAMES = ["cat", "dog", "bird"]
@@ -53,19 +55,38 @@ def metadata(**changes):
     }
 
 
-def checkpoint_arrays():
+def checkpoint(**changes) -> store.Checkpoint:
+    """Return a valid checkpoint of a tiny run (6 features, 3 classes) after 2 of its 4 epochs, with changes."""
     rng = np.random.default_rng(1)
-    return {
-        "W": rng.normal(size=(6, 3)),            # float64 while training: must come back bit for bit
-        "b": rng.normal(size=3),
-        "velocity_W": rng.normal(size=(6, 3)).astype(np.float32),
-        "order": rng.permutation(10),            # int64
-    }
+    history = [{"epoch": epoch, "loss": 0.9, "accuracy": 0.5, "val_loss": 0.8, "val_accuracy": 0.6, "seconds": 0.1}
+               for epoch in (1, 2)]
+    fields = dict(
+        config=TrainConfig(epochs=4, val_split=0.2, patience=2), weights=rng.normal(size=(3, 7)).astype(np.float32),
+        velocity=rng.normal(size=(3, 7)).astype(np.float32), sums=[rng.normal(size=(3, 7)), rng.normal(size=(3, 7))],
+        summed_steps=[5, 5], step=10, epoch=2, scale=PIXEL_SCALE, rng=np.random.default_rng(7).bit_generator.state,
+        history=history, best_val_loss=0.8, best_epoch=2, best_weights=rng.normal(size=(3, 7)).astype(np.float32),
+        epochs_since_best=0, dataset="tiny", training_data="0123abcd")
+    return store.Checkpoint(**{**fields, **changes})
 
 
-def checkpoint_state():
-    return {"epoch": 2, "rng": np.random.default_rng(7).bit_generator.state, "settings": {"lr": 0.5},
-            "history": [{"epoch": 1, "loss": 0.9}]}
+def checkpoint_contents(checkpoint):
+    """Return everything a loaded checkpoint holds, in a form that == compares exactly."""
+    return {name: (value.dtype, value.shape, value.tobytes()) if isinstance(value, np.ndarray)
+            else [array.tobytes() for array in value] if name == "sums" else value
+            for name, value in vars(checkpoint).items()}
+
+
+def write_checkpoint_members(path, arrays: dict, state: dict):
+    """Write a checkpoint file by hand, as anyone can with NumPy, whatever it holds; return path."""
+    state = json.dumps({**state, "kind": "checkpoint", "format_version": FORMAT_VERSION})
+    np.savez(path, **arrays, state=np.array(state))
+    return path
+
+
+def checkpoint_members(path) -> tuple[dict, dict]:
+    """Return the arrays and the JSON state of a checkpoint file, read as anyone can with NumPy."""
+    with np.load(path) as archive:
+        return {name: archive[name] for name in archive.files if name != "state"}, json.loads(str(archive["state"]))
 
 
 def npy(array: np.ndarray, version=None) -> bytes:
@@ -176,16 +197,13 @@ def test_saved_file_gets_the_usual_permissions(model_path):
 
 def test_checkpoint_round_trip_keeps_dtypes_bits_and_state(tmp_path):
     path = tmp_path / "model.ckpt.npz"
-    save_checkpoint(path, checkpoint_arrays(), checkpoint_state())
-    arrays, state = load_checkpoint(path)
-    expected = checkpoint_arrays()
-    assert sorted(arrays) == sorted(expected)
-    for name, array in expected.items():
-        assert arrays[name].dtype == array.dtype and arrays[name].tobytes() == array.tobytes()
-    assert state == {**checkpoint_state(), "kind": "checkpoint", "format_version": FORMAT_VERSION}
+    save_checkpoint(path, checkpoint())
+    assert checkpoint_contents(load_checkpoint(path)) == checkpoint_contents(checkpoint())
     resumed = np.random.default_rng()
-    resumed.bit_generator.state = state["rng"]
+    resumed.bit_generator.state = load_checkpoint(path).rng
     assert resumed.random() == np.random.default_rng(7).random()
+    save_checkpoint(path, checkpoint(best_epoch=None, best_weights=None, best_val_loss=None, sums=[], summed_steps=[]))
+    assert load_checkpoint(path).best_weights is None and load_checkpoint(path).sums == []
 
 
 # --- saving: refusals and atomicity ------------------------------------------------------------------
@@ -225,18 +243,92 @@ def test_refuses_to_save_metadata_it_could_not_load(tmp_path, fields, fragment):
 
 
 @pytest.mark.parametrize(
-    "arrays, fragment",
+    "changes, fragment",
     [
-        ({"state": np.zeros(2)}, "the array name 'state' is reserved"),
-        ({"velocity-W": np.zeros(2)}, "'velocity-W' is not a plain identifier"),
-        ({"notes": np.array(["a", "b"])}, "notes has dtype <U1, expected numbers"),
-        ({"velocity_W": np.array([1.0, np.nan])}, "velocity_W holds NaN"),
+        ({"velocity": np.zeros((2, 7), np.float32)}, "cannot save .* velocity has shape"),
+        ({"velocity": np.full((3, 7), np.nan, np.float32)}, "refusing to save .* velocity holds NaN"),
+        ({"step": -1}, "cannot save .* step is -1"),
+        ({"summed_steps": [5]}, "cannot save .* sums has shape"),
+        ({"history": []}, "cannot save .* history"),
+        ({"best_weights": None}, "cannot save .* it holds the arrays sums, velocity, weights"),
     ],
 )
-def test_refuses_to_save_bad_checkpoint_arrays(tmp_path, arrays, fragment):
+def test_refuses_to_save_a_checkpoint_it_could_not_load(tmp_path, changes, fragment):
     with pytest.raises(SoftmaxError, match=fragment):
-        save_checkpoint(tmp_path / "model.ckpt.npz", arrays, checkpoint_state())
+        save_checkpoint(tmp_path / "model.ckpt.npz", checkpoint(**changes))
     assert os.listdir(tmp_path) == []
+
+
+def trained_checkpoint_members(tmp_path) -> tuple[dict, dict]:
+    """Return the arrays and state of a checkpoint file that a real run stopped after 2 of its 5 epochs wrote."""
+    from softmax_cli.train import Trainer, fit
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 200)
+    pixels = (labels[:, None] * 80 + rng.integers(0, 40, (200, 16))).astype(np.uint8)
+    trainer = Trainer(TrainConfig(epochs=5, batch_size=64, val_split=0.2, patience=3), 16, 3)
+    fit(trainer, pixels[40:], labels[40:], validation=(pixels[:40], labels[:40]),
+        should_stop=lambda: trainer.epoch == 2)
+    save_checkpoint(tmp_path / "run.ckpt.npz", trainer.to_checkpoint("blobs", "their fingerprint"))
+    return checkpoint_members(tmp_path / "run.ckpt.npz")
+
+
+def assert_cannot_resume(path, *fragments):
+    assert_refused(load_checkpoint, path, f"the checkpoint {path} does not hold a training run this version can "
+                   "resume (", *fragments, "train without --resume to start again")
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("epoch", 10**30), ("step", 10**30), ("epochs_since_best", 10**30), ("epoch", -1), ("step", -1),
+     ("epoch", True), ("step", 2.0), ("epochs_since_best", 3), ("best_epoch", 0), ("scale", 0.5), ("scale", 1),
+     ("best_val_loss", "0.3"), ("summed_steps", [0, 5]), ("summed_steps", "5"), ("dataset", None),
+     ("training_data", 3), ("rng", {"state": 1})],
+)
+def test_a_checkpoint_value_of_the_wrong_type_or_range_is_refused(tmp_path, name, value):
+    arrays, state = trained_checkpoint_members(tmp_path)
+    path = write_checkpoint_members(tmp_path / "edited.ckpt.npz", arrays, {**state, name: value})
+    assert_cannot_resume(path, name if name != "rng" else "")
+
+
+@pytest.mark.parametrize("name", ["rng", "step", "dataset", "summed_steps"])
+def test_a_checkpoint_without_a_value_is_refused(tmp_path, name):
+    arrays, state = trained_checkpoint_members(tmp_path)
+    del state[name]
+    assert_cannot_resume(write_checkpoint_members(tmp_path / "edited.ckpt.npz", arrays, state), repr(name))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [lambda h: h[0].update(extra=1.0), lambda h: h[0].update(loss="0.3"), lambda h: h[0].update(loss=None),
+     lambda h: h[0].update(accuracy=[1]), lambda h: h[0].pop("seconds"),
+     lambda h: h[0].pop("epoch"), lambda h: h[0].update(epoch=True), lambda h: h.reverse(), lambda h: h.pop(),
+     lambda h: h.append("epoch")],
+)
+def test_a_checkpoint_history_that_training_did_not_record_is_refused(tmp_path, change):
+    arrays, state = trained_checkpoint_members(tmp_path)
+    change(state["history"])
+    assert_cannot_resume(write_checkpoint_members(tmp_path / "edited.ckpt.npz", arrays, state), "history")
+
+
+@pytest.mark.parametrize("name, shape", [("velocity", (3, 16)), ("sums", (1, 3, 17)), ("weights", (1, 17))])
+def test_checkpoint_arrays_of_the_wrong_shape_are_refused(tmp_path, name, shape):
+    arrays, state = trained_checkpoint_members(tmp_path)
+    arrays[name] = np.zeros(shape, arrays[name].dtype)
+    assert_cannot_resume(write_checkpoint_members(tmp_path / "edited.ckpt.npz", arrays, state), name)
+
+
+def test_checkpoint_settings_are_checked_by_the_settings_table(tmp_path):
+    arrays, state = trained_checkpoint_members(tmp_path)
+    path = tmp_path / "edited.ckpt.npz"
+    write_checkpoint_members(path, arrays, {**state, "settings": {**state["settings"], "lr": -1.0}})
+    with pytest.raises(SoftmaxError, match=f"the checkpoint {path}: lr must be a number greater than 0") as caught:
+        load_checkpoint(path)
+    assert caught.value.setting == "lr"
+    write_checkpoint_members(path, arrays, {**state, "settings": {"lr": 0.3, "speed": 2}})
+    assert_refused(load_checkpoint, path, f"the checkpoint {path} has unknown setting(s) speed")
+    write_checkpoint_members(path, arrays, {**state, "settings": ["lr"]})
+    assert_cannot_resume(path, "settings")
 
 
 def test_save_into_a_missing_folder_is_one_clear_error(tmp_path):
@@ -487,7 +579,7 @@ def test_zip_bomb_is_refused_before_any_member_is_read(tmp_path, monkeypatch):
 
 def test_many_members_together_may_not_exceed_the_total_limit(tmp_path, monkeypatch):
     path = tmp_path / "model.ckpt.npz"
-    save_checkpoint(path, checkpoint_arrays(), checkpoint_state())
+    save_checkpoint(path, checkpoint())
     monkeypatch.setattr(store, "MAX_TOTAL_BYTES", 300)
     assert_refused(load_checkpoint, path, "its members would take more than the 300 bytes allowed")
 
@@ -641,9 +733,9 @@ def test_null_test_accuracy_is_allowed(tmp_path):
 
 
 def test_a_checkpoint_is_never_taken_for_a_model_nor_the_reverse(tmp_path, model_path):
-    checkpoint = tmp_path / "model.ckpt.npz"
-    save_checkpoint(checkpoint, checkpoint_arrays(), checkpoint_state())
-    assert_refused(load_model, checkpoint, "is a softmax-cli training checkpoint, not a softmax-cli model file: "
+    checkpoint_path = tmp_path / "model.ckpt.npz"
+    save_checkpoint(checkpoint_path, checkpoint())
+    assert_refused(load_model, checkpoint_path, "is a softmax-cli training checkpoint, not a softmax-cli model file: "
                    "give the model file `softmax train` saves")
     assert_refused(load_checkpoint, model_path, "is a softmax-cli model file, not a softmax-cli training checkpoint: "
                    "give the checkpoint `softmax train` writes")
@@ -681,19 +773,13 @@ def saved_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("valid")
     W, b = weights()
     save_model(folder / "model.npz", W, b, metadata())
-    save_checkpoint(folder / "model.ckpt.npz", checkpoint_arrays(), checkpoint_state())
+    save_checkpoint(folder / "model.ckpt.npz", checkpoint())
     return {"model": (folder / "model.npz").read_bytes(), "checkpoint": (folder / "model.ckpt.npz").read_bytes()}
 
 
 def model_contents(model):
     """Return everything a loaded model holds, in a form that == compares exactly."""
     return model.W.dtype, model.W.tobytes(), model.b.tobytes(), model.metadata
-
-
-def checkpoint_contents(checkpoint):
-    """Return everything a loaded checkpoint holds, in a form that == compares exactly."""
-    arrays, state = checkpoint
-    return {name: (array.dtype, array.tobytes()) for name, array in arrays.items()}, state
 
 
 def assert_valid_model(model):
@@ -704,9 +790,10 @@ def assert_valid_model(model):
 
 
 def assert_valid_checkpoint(checkpoint):
-    arrays, state = checkpoint
-    assert all(array.dtype.kind in "biuf" and np.isfinite(array).all() for array in arrays.values())
-    assert state["kind"] == "checkpoint" and state["format_version"] == FORMAT_VERSION
+    shape = checkpoint.weights.shape
+    assert checkpoint.weights.dtype == checkpoint.velocity.dtype == np.float32 and checkpoint.velocity.shape == shape
+    assert all(block.dtype == np.float64 and block.shape == shape for block in checkpoint.sums)
+    assert len(checkpoint.history) == checkpoint.epoch <= checkpoint.config.epochs
 
 
 # For each kind of file: how to load it, what it holds, and what a valid one looks like.
@@ -804,7 +891,7 @@ def test_a_fifo_given_as_a_model_or_checkpoint_is_refused_without_waiting(tmp_pa
 
 @pytest.mark.parametrize("counter", ["epoch", "step"])
 def test_checkpoint_counters_too_large_to_mean_anything_are_refused(tmp_path, counter):
-    state = json.dumps({**checkpoint_state(), "kind": "checkpoint", "format_version": FORMAT_VERSION})
+    state = json.dumps({"epoch": 2, "kind": "checkpoint", "format_version": FORMAT_VERSION})
     state = state.replace('"epoch": 2', f'"{counter}": {10**400}', 1)
     path = write_zip(tmp_path / "model.ckpt.npz", {"W.npy": npy(np.zeros(2)), "state.npy": npy(np.array(state))})
     assert_refused(load_checkpoint, path, "a whole number of 401 digits, too large to mean anything",
@@ -813,9 +900,9 @@ def test_checkpoint_counters_too_large_to_mean_anything_are_refused(tmp_path, co
 
 def test_a_generators_128_bit_state_still_loads(tmp_path):
     path = tmp_path / "model.ckpt.npz"
-    state = {**checkpoint_state(), "rng": {"state": {"state": 2**128 - 1, "inc": 2**127}}}
-    save_checkpoint(path, checkpoint_arrays(), state)
-    assert load_checkpoint(path)[1]["rng"]["state"]["state"] == 2**128 - 1
+    rng = np.random.default_rng(7).bit_generator.state
+    save_checkpoint(path, checkpoint(rng={**rng, "state": {"state": 2**128 - 1, "inc": 2**127 + 1}}))
+    assert load_checkpoint(path).rng["state"]["state"] == 2**128 - 1
 
 
 @pytest.mark.parametrize("history", [[{"epoch": 1, "loss": float("inf")}], [{"epoch": 1, "loss": np.float32("nan")}]])
@@ -827,8 +914,8 @@ def test_saving_refuses_non_finite_figures_as_strict_json_would(tmp_path, histor
 
 
 def test_model_and_checkpoint_files_are_told_from_other_files_cheaply(tmp_path, model_path):
-    checkpoint = tmp_path / "model.ckpt.npz"
-    save_checkpoint(checkpoint, checkpoint_arrays(), checkpoint_state())
+    checkpoint_path = tmp_path / "model.ckpt.npz"
+    save_checkpoint(checkpoint_path, checkpoint())
     data = tmp_path / "data.npz"
     np.savez(data, x_train=np.zeros(3), y_train=np.zeros(3))
     notes = tmp_path / "notes.txt"
@@ -837,7 +924,7 @@ def test_model_and_checkpoint_files_are_told_from_other_files_cheaply(tmp_path, 
     os.mkfifo(fifo)
     others = [data, notes, fifo, tmp_path, tmp_path / "missing.npz", "/dev/zero"]
     assert store.is_model_file(model_path) and not store.is_checkpoint_file(model_path)
-    assert store.is_checkpoint_file(checkpoint) and not store.is_model_file(checkpoint)
+    assert store.is_checkpoint_file(checkpoint_path) and not store.is_model_file(checkpoint_path)
     assert not any(store.is_model_file(path) or store.is_checkpoint_file(path) for path in others)
 
 

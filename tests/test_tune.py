@@ -6,10 +6,11 @@ import click
 import numpy as np
 import pytest
 
-from softmax_cli import model, run
+from softmax_cli import preprocess, run
 from softmax_cli.config import TrainConfig, make_config
 from softmax_cli.data import Dataset
 from softmax_cli.errors import SoftmaxError
+from softmax_cli.preprocess import deskew, preprocessed
 from softmax_cli.tune import Trial, TuneResult, expand_grid, rank, search, write_best_config
 
 
@@ -181,6 +182,19 @@ def test_a_split_that_leaves_no_validation_images_is_refused():
         search(TrainConfig(), pixels, labels, 3, 0.01, lr=(0.3,), batch_size=(5,), l2=(0.0,))
 
 
+def test_tune_deskews_the_training_set_once_for_every_search_through_the_cache(monkeypatch):
+    """`softmax tune --preprocess deskew` deskewed 60,000 images in every run: now the first run keeps a copy."""
+    pixels, labels = blobs(200)
+    monkeypatch.setattr(preprocess, "CACHED_FROM", 0)  # blobs are small: cache them as MNIST would be
+    real, made = preprocess.deskew, []
+    monkeypatch.setattr(preprocess, "deskew", lambda images: made.append(len(images)) or real(images))
+    grid = {"lr": (0.5, 1.0), "batch_size": (20,), "l2": (0.0,)}
+    first = search(TrainConfig(epochs=2, preprocess="deskew"), pixels, labels, 3, 0.25, **grid)
+    second = search(TrainConfig(epochs=2, preprocess="deskew"), pixels, labels, 3, 0.25, **grid)
+    assert made == [200]  # once for both searches and all their trials
+    assert [t.val_loss for t in first.trials] == [t.val_loss for t in second.trials]
+
+
 @pytest.mark.parametrize("base", [
     TrainConfig(epochs=2, seed=3),
     TrainConfig(epochs=2, preprocess="deskew"),
@@ -191,10 +205,10 @@ def test_each_trial_is_the_run_softmax_train_makes_with_that_validation_split(ba
     pixels, labels = blobs(400)
     noise = np.random.default_rng(5).integers(0, 201, pixels.shape)
     pixels = np.clip(pixels // 3 + noise, 0, 255).astype(np.uint8)  # classes that overlap: val loss turns up
-    assert not np.array_equal(model.preprocessed(pixels, "deskew"), pixels)
+    assert not np.array_equal(deskew(pixels), pixels)
     result = search(base, pixels, labels, 3, 0.25, lr=(1.0,), batch_size=(20,), l2=(0.0,))
     trial_config = base.replace(val_split=0.25, lr=1.0, batch_size=20)
-    _, fitted = run.learn(trial_config, model.preprocessed(pixels, base.preprocess), labels, 3)
+    _, fitted = run.learn(trial_config, preprocessed(pixels, base.preprocess), labels, 3)
     kept = fitted.history[fitted.best_epoch - 1] if fitted.best_epoch else fitted.history[-1]
     assert (result.best.val_loss, result.best.val_accuracy) == (kept["val_loss"], kept["val_accuracy"])
     assert result.best.config == base.replace(lr=1.0, batch_size=20)  # what the chosen settings train with

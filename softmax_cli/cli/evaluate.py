@@ -45,7 +45,7 @@ def evaluate(ctx, model_path, dataset_name, data, plots_dir, other_models, as_js
     from ..data import check_model_fits
     from ..metrics import classification_summary
     from ..model import features, predict_proba
-    from ..run import preprocessed_images
+    from ..preprocess import preprocessed
 
     if other_models and plots_dir is None:
         raise click.UsageError("--compare-with draws a figure: give --plots DIR too")
@@ -59,7 +59,7 @@ def evaluate(ctx, model_path, dataset_name, data, plots_dir, other_models, as_js
                            "data's files")
     dataset = load_data(ctx, data, dataset_name)
     check_model_fits(saved, dataset)
-    probabilities = predict_proba(saved.W, saved.b, features(preprocessed_images(dataset, saved.preprocess, test=True)))
+    probabilities = predict_proba(saved.W, saved.b, features(preprocessed(dataset.x_test, saved.preprocess)))
     summary = classification_summary(dataset.y_test, probabilities.argmax(axis=1), saved.class_names)
     figures = []
     if plots_dir is not None:
