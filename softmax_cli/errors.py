@@ -45,3 +45,10 @@ def shown(value, limit: int = 40) -> str:
     line."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def printable(text) -> str:
+    """Return text with every character a terminal would act on (newline, escape, bidi controls, ...) written as
+    its escape, as repr writes it (\\n, \\x1b, \\u202e): a file name in a message can neither break it into lines
+    nor send the terminal commands."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))

@@ -1,13 +1,17 @@
 """The `softmax` command end to end: real data, real files, and every user mistake ending in one clear line."""
 
 import json
+import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
-from softmax_cli.cli import main
+from softmax_cli.cli import cli, main
+from softmax_cli.store import save_model
+from test_store import metadata, weights
 
 
 def run(capsys, *args):
@@ -93,6 +97,12 @@ def test_a_missing_model_file_says_to_train_one_first(capsys, tmp_path, monkeypa
     code, _, err = run(capsys, *args, *(["--model", "none.npz"] if args[0] != "info" else ["none.npz"]))
     assert code == 1
     assert_one_line_error(code, err, "none.npz", "softmax train")
+
+
+def test_info_on_a_missing_file_gives_advice_that_works(capsys, tmp_path):
+    code, _, err = run(capsys, "info", tmp_path / "missing.npz")
+    assert_one_line_error(code, err, f"softmax train --model {tmp_path / 'missing.npz'}")
+    assert "pass --model" not in err  # info has no --model: its file is an argument
 
 
 def test_patience_without_a_validation_split_is_refused_in_flags(capsys, tmp_path):
@@ -188,3 +198,86 @@ def test_help_imports_no_numpy_and_no_heavy_library():
               " & set(sys.modules)))")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.stdout.splitlines()[-1] == "[]", result.stderr
+
+
+# --- Click's conventions: CliRunner sees what the process does, importing changes nothing ---------------------
+
+EVIL = "evil\x1b]0;PWNED\x07\x1b[2J.png"
+
+
+@pytest.fixture
+def files(tmp_path):
+    """A folder with a tiny model (2x3 images, 3 classes), an image it reads, and files that are not what they claim."""
+    W, b = weights()
+    save_model(tmp_path / "model.npz", W, b, metadata())
+    from PIL import Image
+
+    pixels = np.zeros((30, 30), np.uint8)
+    pixels[5:25, 12:18] = 255
+    Image.fromarray(pixels).save(tmp_path / "digit.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "not-a-model.npz").write_text("not a model")
+    (tmp_path / EVIL).write_bytes(b"")
+    return tmp_path
+
+
+ERROR_CASES = {
+    "bad setting": (["train", "--lr", "0"], 2),
+    "unknown command": (["bogus"], 2),
+    "unknown option of the group": (["--bogus"], 2),
+    "unknown option of a command": (["info", "--bogus"], 2),
+    "missing argument": (["predict"], 2),
+    "options that do not go together": (["predict", "--json", "--csv", "digit.png"], 2),
+    "a usage error of the command": (["evaluate", "--compare-with", "x.npz"], 2),
+    "missing model": (["info", "missing.npz"], 1),
+    "not a model": (["evaluate", "--model", "not-a-model.npz"], 1),
+    "missing config file": (["train", "--config", "missing.toml"], None),
+    "unreadable image": (["predict", "empty.png"], 1),
+    "some images unreadable": (["predict", "digit.png", "empty.png"], 3),
+    "a name with terminal escapes": (["predict", EVIL], 1),
+    "a name with a newline": (["info", "two\nlines.npz"], 1),
+    "an unknown command with escapes": ([EVIL], 2),
+}
+
+
+@pytest.mark.parametrize("case", ERROR_CASES)
+def test_clirunner_and_the_process_agree_on_every_error(files, monkeypatch, case):
+    args, expected = ERROR_CASES[case]
+    environment = {k: v for k, v in os.environ.items() if k not in ("SOFTMAX_MODEL", "SOFTMAX_DATA")}
+    process = subprocess.run([sys.executable, "-m", "softmax_cli", *args], cwd=files, env=environment,
+                             capture_output=True, text=True, errors="surrogateescape")
+    monkeypatch.chdir(files)
+    for name in ("SOFTMAX_MODEL", "SOFTMAX_DATA"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(cli, args, prog_name="softmax")
+    assert isinstance(result.exception, SystemExit)  # not a traceback CliRunner caught
+    assert (result.exit_code, result.stderr) == (process.returncode, process.stderr)
+    assert expected is None or process.returncode == expected
+    lines = process.stderr.splitlines()
+    assert lines[-1].startswith("softmax: error: ") and "Traceback" not in process.stderr
+    assert len(lines) == (1 if expected != 3 else 1 + ("digit.png" not in args))
+    assert "\x1b" not in process.stderr and "\x07" not in process.stderr  # the terminal is sent no command
+
+
+def test_a_name_with_control_characters_is_printed_escaped(capsys, files, monkeypatch):
+    monkeypatch.chdir(files)
+    code, _, err = run(capsys, "predict", "--model", "model.npz", EVIL)
+    assert_one_line_error(code, err, "evil\\x1b]0;PWNED\\x07\\x1b[2J.png")
+    code, _, err = run(capsys, "info", "two\nlines.npz")
+    assert_one_line_error(code, err, "two\\nlines.npz")
+
+
+def test_importing_any_module_leaves_the_signal_handlers_alone():
+    script = (
+        "import importlib, pkgutil, signal, sys\n"
+        "before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}\n"
+        "import softmax_cli, softmax_cli.cli\n"
+        "names = [m.name for m in pkgutil.walk_packages(softmax_cli.__path__, 'softmax_cli.')]\n"
+        "for name in names:\n"
+        "    importlib.import_module(name)\n"
+        "after = {s: signal.getsignal(s) for s in before}\n"
+        "print(len(names), before == after)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    count, same = result.stdout.split()
+    assert int(count) > 20 and same == "True", result.stderr

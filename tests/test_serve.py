@@ -220,7 +220,7 @@ def test_a_port_in_use_is_one_line(mnist_model_file):  # noqa: F811
 def test_a_missing_model_is_one_line(tmp_path):
     process = start_serve("--model", str(tmp_path / "none.npz"), "--port", str(free_port()))
     out, err = process.communicate(timeout=60)
-    assert process.returncode == 1 and "there is no model file" in err and "Traceback" not in err
+    assert process.returncode == 1 and "none.npz does not exist" in err and "Traceback" not in err
 
 
 def test_help_does_not_load_the_server():

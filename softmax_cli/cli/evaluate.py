@@ -14,16 +14,6 @@ from .options import data_option, dataset_option, load_data, json_option, model_
 from .render import facts_table, format_matrix, model_facts
 
 
-def open_model(path: Path):
-    """Return the SavedModel at path; a missing file is said with what to do about it."""
-    from ..store import load_model
-
-    if not path.exists() and not path.is_symlink():
-        raise SoftmaxError(f"there is no model file {path}: train one first (softmax train --model {path}), or "
-                           "pass --model with the path of a model file")
-    return load_model(path)
-
-
 @click.command(short_help="Accuracy and a full report of a saved model.")
 @model_option("The model file to evaluate.")
 @dataset_option("the model's data set")
@@ -46,11 +36,12 @@ def evaluate(ctx, model_path, dataset_name, data, plots_dir, other_models, as_js
     from ..metrics import classification_summary
     from ..model import features, predict_proba
     from ..preprocess import preprocessed
+    from ..store import load_model
 
     if other_models and plots_dir is None:
         raise click.UsageError("--compare-with draws a figure: give --plots DIR too")
-    saved = open_model(model_path)
-    others = {str(path): open_model(path) for path in other_models}
+    saved = load_model(model_path)
+    others = {str(path): load_model(path) for path in other_models}
     typed_data = data is not None and ctx.get_parameter_source("data") is not ParameterSource.ENVIRONMENT
     if dataset_name is None and not typed_data and saved.dataset in DATASETS:
         dataset_name = saved.dataset  # the data the model was made for; --data alone is read as it is
@@ -90,7 +81,9 @@ def info(model_path, as_json):
     MODEL defaults to model.npz, or to $SOFTMAX_MODEL when that is set. --json prints the file's
     whole metadata with the shapes of W and b.
     """
-    saved = open_model(model_path)
+    from ..store import load_model
+
+    saved = load_model(model_path)
     file_bytes = model_path.stat().st_size
     if as_json:
         click.echo(json.dumps({"model": str(model_path), "file_bytes": file_bytes, "W_shape": list(saved.W.shape),

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from ..export import FORMATS
-from .evaluate import open_model
 from .options import checked, model_option
 
 
@@ -25,6 +24,7 @@ def export(out, model_path, format_name):
     layer holds the model's W and b, so model.predict gives softmax-cli's probabilities.
     """
     from ..export import export_model
+    from ..store import load_model
 
-    export_model(open_model(model_path), out, format_name, reads=[model_path])
+    export_model(load_model(model_path), out, format_name, reads=[model_path])
     click.echo(f"exported {model_path} to {out} ({format_name})")

@@ -10,15 +10,13 @@ from pathlib import Path
 import click
 
 from ..errors import EXIT_ERROR, EXIT_SOME_FAILED, SoftmaxError
-from .evaluate import open_model
 from .options import checked, flag_of, json_option, model_option
-from .render import PredictionTable, ascii_art
+from .render import PredictionTable, ascii_art, error_line
 
 
-def print_error(error: Exception) -> None:
+def print_error(error: SoftmaxError) -> None:
     """Print the error as one `softmax: error:` line on stderr; returns None."""
-    text = error.in_terms_of(flag_of) if isinstance(error, SoftmaxError) else str(error)
-    click.echo(f"softmax: error: {text}", err=True)
+    click.echo(error_line(error.in_terms_of(flag_of)), err=True)
 
 
 def preprocessed_names(paths) -> list[str]:
@@ -67,12 +65,13 @@ def predict(images, model_path, top_k, as_json, as_csv, show, preprocessed_folde
     """
     from ..images import expand_inputs, save_preprocessed
     from ..predict import predict_image
+    from ..store import load_model
 
     if as_json and as_csv:
         raise click.UsageError("--json and --csv cannot be used together: choose one output format")
     if show and (as_json or as_csv):
         raise click.UsageError("--show cannot be used with --json or --csv: its pictures would break their output")
-    saved = open_model(model_path)
+    saved = load_model(model_path)
     names = saved.class_names
     paths, failures = [], 0
     for text in images:  # one at a time, so that a name that matches nothing does not stop the others
@@ -82,7 +81,7 @@ def predict(images, model_path, top_k, as_json, as_csv, show, preprocessed_folde
             print_error(e)
             failures += 1
     if not paths:
-        return EXIT_ERROR
+        click.get_current_context().exit(EXIT_ERROR)
     if preprocessed_folder:
         try:
             preprocessed_folder.mkdir(parents=True, exist_ok=True)
@@ -116,6 +115,5 @@ def predict(images, model_path, top_k, as_json, as_csv, show, preprocessed_folde
             if show:
                 click.echo(ascii_art(prediction.input, saved.image_shape))
         predicted += 1
-    if not failures:
-        return 0
-    return EXIT_SOME_FAILED if predicted else EXIT_ERROR
+    if failures:
+        click.get_current_context().exit(EXIT_SOME_FAILED if predicted else EXIT_ERROR)

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from ..errors import printable
+
 EPOCH_STATS = {"loss": ("loss", ".4f"), "accuracy": ("accuracy", ".2%"),
                "val_loss": ("validation loss", ".4f"), "val_accuracy": ("validation accuracy", ".2%")}
 SHADES = " .:-=+*#%@"  # from black (0) to full ink (1): the model sees a light digit on black
+
+
+def error_line(message: str) -> str:
+    """Return the line a problem is shown as on stderr, its control characters escaped."""
+    return f"softmax: error: {printable(message)}"
 
 
 def format_epoch(stats: dict) -> str:

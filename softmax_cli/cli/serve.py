@@ -29,9 +29,9 @@ def serve(model_path, host, port, open_browser):
     POST /api/predict with a PNG or JPEG body answers what `softmax predict --json` prints for it; GET
     /api/model describes the model. The server never writes a file. Ctrl-C stops it.
     """
-    from .evaluate import open_model
+    from ..store import load_model
 
-    saved = open_model(model_path)
+    saved = load_model(model_path)
     import uvicorn  # only for this command: --help and predict do not load the server
 
     from ..serve.app import create_app

@@ -66,12 +66,11 @@ def train(ctx, config_file, dataset_name, data, model_path, checkpoint_path, his
         click.echo(
             f"softmax: interrupted after epoch {len(run.fit.history)} of {config.epochs}; {model_path} was not "
             f"written. To continue, run the same command with --resume {run.checkpoint_path}", err=True)
-        return EXIT_INTERRUPTED
+        ctx.exit(EXIT_INTERRUPTED)
     if as_json:
         click.echo(json.dumps(run.summary(), allow_nan=False))
     elif not quiet:
         click.echo(train_summary(run))
-    return 0
 
 
 def train_summary(run) -> str:
