@@ -6,12 +6,9 @@ import json
 from pathlib import Path
 
 import click
-from click.core import ParameterSource
 
-from ..config import DATASETS
-from ..errors import SoftmaxError
-from .options import data_option, dataset_option, load_data, json_option, model_option
-from .render import facts_table, format_matrix, model_facts
+from .options import data_option, dataset_option, from_environment, json_option, load_data, model_option
+from .render import facts_table, format_matrix, model_facts, say
 
 
 @click.command(short_help="Accuracy and a full report of a saved model.")
@@ -21,7 +18,7 @@ from .render import facts_table, format_matrix, model_facts
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Also write PNG figures to this folder (created if missing): confusion matrix, weight templates, "
               "learning curves and the most confident mistakes.")
-@click.option("--compare-with", "other_models", multiple=True, type=click.Path(path_type=Path),
+@click.option("--compare-with", "other_models", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="With --plots: also draw this model's weight templates under this one's (e.g. a raw model beside a "
               "deskewed one); may be given more than once.")
 @json_option
@@ -31,44 +28,36 @@ def evaluate(ctx, model_path, dataset_name, data, plots_dir, other_models, as_js
 
     The test images get what the model was trained with (its preprocessing, e.g. deskewing), and
     data that is not what the model was made for (other classes, image size or data set) is refused.
+    The report's macro average is over the classes present in the test set or the predictions.
     """
-    from ..data import check_model_fits
-    from ..metrics import classification_summary
-    from ..model import features, predict_proba
-    from ..preprocess import preprocessed
+    from .. import evaluation
     from ..store import load_model
 
     if other_models and plots_dir is None:
         raise click.UsageError("--compare-with draws a figure: give --plots DIR too")
     saved = load_model(model_path)
     others = {str(path): load_model(path) for path in other_models}
-    typed_data = data is not None and ctx.get_parameter_source("data") is not ParameterSource.ENVIRONMENT
-    if dataset_name is None and not typed_data and saved.dataset in DATASETS:
-        dataset_name = saved.dataset  # the data the model was made for; --data alone is read as it is
-    elif dataset_name is None and data is None:
-        raise SoftmaxError(f"{model_path} was trained on its own data ({saved.dataset}): pass --data with that "
-                           "data's files")
-    dataset = load_data(ctx, data, dataset_name)
-    check_model_fits(saved, dataset)
-    probabilities = predict_proba(saved.W, saved.b, features(preprocessed(dataset.x_test, saved.preprocess)))
-    summary = classification_summary(dataset.y_test, probabilities.argmax(axis=1), saved.class_names)
+    local_copy = from_environment(ctx, data)
+    name = evaluation.dataset_to_evaluate_on(saved, dataset_name, files=data is not None and not local_copy,
+                                             local_copy=local_copy)
+    scores = evaluation.evaluate(saved, load_data(ctx, data, name))
+    dataset = scores.dataset
     figures = []
     if plots_dir is not None:
         from ..plots import write_evaluation_figures
 
-        figures = write_evaluation_figures(plots_dir, saved, dataset.x_test, dataset.y_test, probabilities,
+        figures = write_evaluation_figures(plots_dir, saved, dataset.x_test, dataset.y_test, scores.probabilities,
                                            compare_with=others)
     if as_json:
-        summary.pop("report")
-        click.echo(json.dumps({"model": str(model_path), "n_test": len(dataset.y_test), **summary,
+        click.echo(json.dumps({"model": str(model_path), **scores.to_dict(),
                                "figures": [str(path) for path in figures]}, allow_nan=False))
         return
-    click.echo(f"test accuracy {summary['accuracy']:.2%} on {len(dataset.y_test)} images ({model_path})\n")
-    click.echo(summary["report"])
-    click.echo("confusion matrix (rows: true class, columns: predicted class)")
-    click.echo(format_matrix(summary["confusion_matrix"], saved.class_names))
+    say(f"test accuracy {scores.accuracy:.2%} on {len(dataset.y_test)} images ({model_path})\n")
+    say(scores.report)
+    say("confusion matrix (rows: true class, columns: predicted class)")
+    say(format_matrix(scores.confusion_matrix, saved.class_names))
     for path in figures:
-        click.echo(f"figure written: {path}")
+        say(f"figure written: {path}")
 
 
 @click.command(short_help="What a model file holds: data set, settings, training.")
@@ -89,4 +78,4 @@ def info(model_path, as_json):
         click.echo(json.dumps({"model": str(model_path), "file_bytes": file_bytes, "W_shape": list(saved.W.shape),
                                "b_shape": list(saved.b.shape), "metadata": saved.metadata}, allow_nan=False))
         return
-    click.echo(facts_table(str(model_path), model_facts(saved, file_bytes)))
+    say(facts_table(str(model_path), model_facts(saved, file_bytes)))

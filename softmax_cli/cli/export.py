@@ -8,6 +8,7 @@ import click
 
 from ..export import FORMATS
 from .options import checked, model_option
+from .render import say
 
 
 @click.command(short_help="The model as a Keras file, to serve without softmax-cli.")
@@ -27,4 +28,4 @@ def export(out, model_path, format_name):
     from ..store import load_model
 
     export_model(load_model(model_path), out, format_name, reads=[model_path])
-    click.echo(f"exported {model_path} to {out} ({format_name})")
+    say(f"exported {model_path} to {out} ({format_name})")

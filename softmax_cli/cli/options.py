@@ -124,6 +124,11 @@ def dataset_option(shown_default: str = "mnist, or your own data when --data is 
     )
 
 
+def from_environment(ctx: click.Context, data: Path | None) -> bool:
+    """Return whether data is SOFTMAX_DATA's local copy rather than files named on the command line."""
+    return data is not None and ctx.get_parameter_source("data") is ParameterSource.ENVIRONMENT
+
+
 def load_data(ctx: click.Context, data: Path | None, dataset_name: str | None, usual: str = "mnist"):
     """Return the data set the options name: --dataset, from --data's files (checked to be it) or downloaded.
 
@@ -134,10 +139,9 @@ def load_data(ctx: click.Context, data: Path | None, dataset_name: str | None, u
     """
     from ..data import load_dataset
 
-    from_environment = data is not None and ctx.get_parameter_source("data") is ParameterSource.ENVIRONMENT
     if dataset_name is None:
         return load_dataset(data, name=None) if data is not None else load_dataset(None, name=usual)
-    if from_environment:
+    if from_environment(ctx, data):
         copy = load_dataset(data, name=None)
         return copy if copy.name == dataset_name else load_dataset(None, name=dataset_name)
     return load_dataset(data, name=dataset_name)
