@@ -1,12 +1,24 @@
-"""The text the commands print: tables, one epoch's figures, a model's facts, an image drawn in characters."""
+"""The text the commands print: tables, one epoch's figures, a model's facts, an image drawn in characters.
+
+Names come from users and from model files (paths, class names, metadata): whatever holds one is printed through
+`say` or `error_line`, which escape control characters (errors.printable), so that a file called
+$'a\\e]0;title\\a.png' cannot retitle or clear the terminal, nor a newline in a name add a line.
+"""
 
 from __future__ import annotations
+
+import click
 
 from ..errors import printable
 
 EPOCH_STATS = {"loss": ("loss", ".4f"), "accuracy": ("accuracy", ".2%"),
                "val_loss": ("validation loss", ".4f"), "val_accuracy": ("validation accuracy", ".2%")}
 SHADES = " .:-=+*#%@"  # from black (0) to full ink (1): the model sees a light digit on black
+
+
+def say(text: str, err: bool = False) -> None:
+    """Print text, line by line with its control characters escaped, on stdout (stderr with err)."""
+    click.echo("\n".join(map(printable, text.split("\n"))), err=err)
 
 
 def error_line(message: str) -> str:
@@ -86,12 +98,15 @@ def tune_table(trials) -> str:
 
 
 class PredictionTable:
-    """The table `softmax predict` prints, one row per image; its columns are sized from all paths up front."""
+    """The table `softmax predict` prints, one row per image; its columns are sized from all paths up front.
+
+    Paths and class names are shown escaped (errors.printable): a row is one line whatever the names hold.
+    """
 
     def __init__(self, paths, class_names):
-        self.class_names = class_names
-        self.path_width = max(len("path"), *(len(str(path)) for path in paths))
-        self.name_width = max(len("class"), *(len(name) for name in class_names))
+        self.class_names = [printable(name) for name in class_names]
+        self.path_width = max(len("path"), *(len(printable(path)) for path in paths))
+        self.name_width = max(len("class"), *(len(name) for name in self.class_names))
 
     def header(self, top_k: int) -> str:
         """Return the header line; with top_k > 1 it names the column of the next likeliest classes."""
@@ -102,7 +117,7 @@ class PredictionTable:
         """Return the row of one image: the likeliest class (ranked[0]) first, then the other ranked classes."""
         first, *others = ranked
         line = (
-            f"{str(path):<{self.path_width}}  {self.class_names[first]:<{self.name_width}}  "
+            f"{printable(path):<{self.path_width}}  {self.class_names[first]:<{self.name_width}}  "
             f"{probabilities[first]:>11.1%}  {entropy:>14.2f}"
         )
         for k in others:
