@@ -261,6 +261,10 @@ def test_clirunner_and_the_process_agree_on_every_error(files, monkeypatch, case
 
 def test_a_name_with_control_characters_is_printed_escaped(capsys, files, monkeypatch):
     monkeypatch.chdir(files)
+    (files / "digit.png").rename(files / "a\nb\x1b[2J.png")
+    code, out, err = run(capsys, "predict", "--model", "model.npz", "a\nb\x1b[2J.png")
+    assert code == 0 and err == ""
+    assert out.splitlines()[1].startswith("a\\nb\\x1b[2J.png  ")  # the table's row is one line, and inert
     code, _, err = run(capsys, "predict", "--model", "model.npz", EVIL)
     assert_one_line_error(code, err, "evil\\x1b]0;PWNED\\x07\\x1b[2J.png")
     code, _, err = run(capsys, "info", "two\nlines.npz")
@@ -281,3 +285,35 @@ def test_importing_any_module_leaves_the_signal_handlers_alone():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     count, same = result.stdout.split()
     assert int(count) > 20 and same == "True", result.stderr
+
+
+@pytest.mark.parametrize("args", [["predict"], ["info"], ["evaluate", "--model"], ["export"]])
+def test_the_shell_completes_file_names(args):
+    from click.shell_completion import ShellComplete
+
+    completions = ShellComplete(cli, {}, "softmax", "_SOFTMAX_COMPLETE").get_completions(args, "")
+    assert [item.type for item in completions] == ["file"]
+
+
+def test_the_entry_point_guards_start_up_and_then_leaves_ctrl_c_as_it_found_it():
+    """While the CLI is imported, Ctrl-C exits 130 at once; then the handler the process had is back (here SIG_IGN,
+    as a shell gives a background job); importing the entry point's module runs nothing."""
+    script = (
+        "import signal, sys\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "import softmax_cli.__main__ as entry\n"
+        "assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN\n"
+        "seen = []\n"
+        "class Watch:\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'click':\n"
+        "            seen.append(signal.getsignal(signal.SIGINT))\n"
+        "sys.meta_path.insert(0, Watch())\n"
+        "sys.argv = ['softmax', '--version']\n"
+        "try:\n"
+        "    entry.main()\n"
+        "except SystemExit as e:\n"
+        "    print(e.code, seen[0].__name__, signal.getsignal(signal.SIGINT) is signal.SIG_IGN)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.stdout.split()[-3:] == ["0", "_interrupted_while_starting", "True"], result.stderr

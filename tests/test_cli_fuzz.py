@@ -1,5 +1,6 @@
 """The whole CLI against hostile input: hypothesis picks a command, its options and the kind and contents of the file
-it is given; each run is a real `softmax` process under a memory limit and a time limit. Only two outcomes are
+it is given (and its name: terminal escapes, a newline, bytes that are not UTF-8); each run is a real `softmax`
+process under a memory limit and a time limit. Only two outcomes are
 accepted: a correct result (exit 0, and --json output that is strict JSON), or the project's own one-line error
 with the exit code the README gives. No traceback, no hang, no file of the user's changed."""
 
@@ -76,9 +77,14 @@ def template(tmp_path_factory):
         "fifo": folder / "fifo",
         "folder": folder / "sub",
         "missing": folder / "missing.npz",
+        "name with terminal escapes": folder / "evil\x1b]0;PWNED\x07\x1b[2J.npz",
+        "name with a newline": folder / "two\nlines.png",
+        "undecodable name": folder / "latin-\udce9t\udce9.npz",  # bytes that are not UTF-8, as os.fsdecode gives them
         "device": Path("/dev/zero"),
     }
     made["truncated model"].write_bytes(made["model"].read_bytes()[:-100])
+    made["name with terminal escapes"].write_bytes(made["model"].read_bytes())
+    made["undecodable name"].write_bytes(made["model"].read_bytes())
     made["text"].write_text("my notes\n")
     made["toml"].write_text("lr = 0.5\nepochs = 2\n")
     made["bad toml"].write_text("lr = [[[[\n")
@@ -90,6 +96,7 @@ def template(tmp_path_factory):
         _zip(made["bzip2 model"], {f"{k}.npy": _npy(arrays[k]) for k in arrays.files}, zipfile.ZIP_BZIP2)
     _zip(made["pickle"], {"W.npy": b"\x80\x04K\x01.", "b.npy": b"\x80\x04K\x01.", "metadata.npy": b"\x80\x04."})
     Image.fromarray(pixels[0]).resize((28, 28)).save(made["png"])
+    shutil.copy(made["png"], made["name with a newline"])
     Image.new("L", (7000, 7000)).save(made["huge png"])
     made["eps named png"].write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n0 0 moveto 10 10 lineto\n")
     return folder, made
@@ -140,7 +147,8 @@ def softmax(args, cwd) -> subprocess.CompletedProcess:
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     env.pop("SOFTMAX_DATA", None)
     return subprocess.run([sys.executable, "-m", "softmax_cli", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=SECONDS, preexec_fn=limited, stdin=subprocess.DEVNULL)
+                          capture_output=True, text=True, errors="surrogateescape", timeout=SECONDS,
+                          preexec_fn=limited, stdin=subprocess.DEVNULL)
 
 
 def snapshot(folder: Path) -> dict:
@@ -176,6 +184,8 @@ def test_every_command_gives_a_result_or_one_clear_line(fresh, data):
     assert peak_mib < MEMORY_LIMIT / 2**20 / 2, (args, peak_mib)
     assert "Traceback" not in finished.stderr, (args, finished.stderr[-2000:])
     assert finished.returncode in EXIT_CODES, (args, finished.returncode, finished.stderr[-500:])
+    # a name is printed with its control characters escaped: nothing the terminal would act on reaches it
+    assert not set("\x1b\x07\r") & set(finished.stdout + finished.stderr), (args, finished.stderr[-500:])
     if finished.returncode == 0:
         if "--json" in args:
             for line in finished.stdout.splitlines():

@@ -34,7 +34,7 @@ def preprocessed_names(paths) -> list[str]:
 
 
 @click.command(short_help="The digit in your own image, with its probability.")
-@click.argument("images", nargs=-1, required=True)
+@click.argument("images", nargs=-1, required=True, type=click.Path())
 @model_option("The model file to predict with.")
 @click.option("--top-k", type=checked("top_k", int, low=1, high=1000), default=1, show_default=True,
               help="Show the k likeliest classes of each image: the prediction, then the k-1 next.")

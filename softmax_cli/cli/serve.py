@@ -10,6 +10,7 @@ import click
 
 from ..errors import SoftmaxError
 from .options import checked, model_option
+from .render import say
 
 
 @click.command(short_help="Draw a digit in the browser and watch the probabilities.")
@@ -41,8 +42,8 @@ def serve(model_path, host, port, open_browser):
     shown_host = f"[{address}]" if ":" in address else address
     url = f"http://{shown_host}:{bound_port}/"
     accuracy = saved.metadata.get("test_accuracy")
-    click.echo(f"softmax serve: {model_path} ({saved.dataset}"
-               + (f", test accuracy {accuracy:.2%}" if accuracy is not None else "") + f") at {url}")
+    say(f"softmax serve: {model_path} ({saved.dataset}"
+        + (f", test accuracy {accuracy:.2%}" if accuracy is not None else "") + f") at {url}")
     if _is_loopback(address):
         click.echo(f"Only this computer can connect ({address}); pass --host 0.0.0.0 to let others on the network in.")
     else:

@@ -12,7 +12,7 @@ from ..errors import EXIT_INTERRUPTED, SoftmaxError
 from .options import (ListOf, checked, load_data, config_option, data_option, dataset_option, flag_of, json_option,
                       model_option, quiet_option, setting_option, settings_given)
 from .progress import Progress, StopRequest
-from .render import format_batch_size, tune_table
+from .render import format_batch_size, say, tune_table
 
 
 def setting_options(command):
@@ -63,14 +63,14 @@ def train(ctx, config_file, dataset_name, data, model_path, checkpoint_path, his
         run = train_model(dataset, config, model_path, resumed=resumed, history_path=history_path,
                           reads=[*reads, dataset.source], on_epoch=progress, should_stop=stop)
     if run.interrupted:
-        click.echo(
+        say(
             f"softmax: interrupted after epoch {len(run.fit.history)} of {config.epochs}; {model_path} was not "
             f"written. To continue, run the same command with --resume {run.checkpoint_path}", err=True)
         ctx.exit(EXIT_INTERRUPTED)
     if as_json:
         click.echo(json.dumps(run.summary(), allow_nan=False))
     elif not quiet:
-        click.echo(train_summary(run))
+        say(train_summary(run))
 
 
 def train_summary(run) -> str:
@@ -159,13 +159,13 @@ def tune(ctx, lr_values, batch_sizes, l2_values, holdout, epochs, seed, preproce
         return
     if not quiet:
         click.echo(tune_table(result.trials))
-        click.echo(f"\n{grid_size} settings in {result.seconds:.1f} s, each trained on {result.n_train:,} images and "
-                   f"scored on {result.n_validation:,} held out of the {dataset.name} training set.")
+        say(f"\n{grid_size} settings in {result.seconds:.1f} s, each trained on {result.n_train:,} images and "
+            f"scored on {result.n_validation:,} held out of the {dataset.name} training set.")
     click.echo(
         f"best, by validation loss: lr {best.config.lr:g}, batch size {format_batch_size(best.config.batch_size)}, "
         f"l2 {best.config.l2:g} (validation accuracy {best.val_accuracy:.2%}, loss {best.val_loss:.4f})"
     )
     if out_path is not None:
-        click.echo(f"written to {out_path}; train with it:  softmax train --config {out_path}")
+        say(f"written to {out_path}; train with it:  softmax train --config {out_path}")
     else:
         click.echo("save these settings for `softmax train --config FILE` with --out FILE")
