@@ -99,12 +99,6 @@ def test_a_missing_model_file_says_to_train_one_first(capsys, tmp_path, monkeypa
     assert_one_line_error(code, err, "none.npz", "softmax train")
 
 
-def test_info_on_a_missing_file_gives_advice_that_works(capsys, tmp_path):
-    code, _, err = run(capsys, "info", tmp_path / "missing.npz")
-    assert_one_line_error(code, err, f"softmax train --model {tmp_path / 'missing.npz'}")
-    assert "pass --model" not in err  # info has no --model: its file is an argument
-
-
 def test_patience_without_a_validation_split_is_refused_in_flags(capsys, tmp_path):
     code, _, err = run(capsys, "train", "--patience", "3", "--model", tmp_path / "m.npz")
     assert_one_line_error(code, err, "--patience")

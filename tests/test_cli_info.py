@@ -97,7 +97,8 @@ def test_a_file_that_is_not_a_model_is_the_loaders_one_line(capsys, tmp_path):
     assert_one_line_error(code, err, f"{fake} is not a valid softmax-cli model file")
 
 
-def test_a_missing_file_says_to_train_one(capsys, tmp_path):
-    code, _, err = run(capsys, "info", tmp_path / "missing.npz")
-    assert code == 1
-    assert_one_line_error(code, err, "missing.npz", "softmax train")
+def test_a_missing_file_says_to_train_one_with_advice_that_works(capsys, tmp_path):
+    missing = tmp_path / "missing.npz"
+    code, _, err = run(capsys, "info", missing)
+    assert (code, err) == (1, f"softmax: error: softmax-cli model file {missing} does not exist: train one with "
+                              f"`softmax train --model {missing}`\n")  # store's wording, the one: no "pass --model"
