@@ -61,17 +61,28 @@ def export_model(saved: SavedModel, path, format_name: str = "keras", reads=()) 
                      suffix=export_format.suffix, example_name=f"model{export_format.suffix}")
 
 
+DISTRIBUTION = "softmax-regression-cli"  # the name softmax-cli has on the package index (pyproject.toml)
+
+
+def install_hint(extra: str) -> str:
+    """Return the command that installs an extra of pyproject.toml (keras, onnx), for a message to end with."""
+    return f"pip install '{DISTRIBUTION}[{extra}]'"
+
+
 def import_keras():
     """Return the keras module, imported so that TensorFlow's start-up log lines do not bury the command's messages.
 
-    Everything that uses Keras (this module's exporters, data/sources.py's downloads) imports it through here.
+    Everything that uses Keras (this module's exporters, data/sources.py's downloads) imports it through here. Keras
+    is the [keras] extra: where it is missing, the ImportError says what to install.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # 3: not even the "failed call to cuInit" of a CPU machine
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    with native_stderr_silenced():
-        import keras
-        import tensorflow  # noqa: F401  (keras loads it lazily; its C++ start-up logs come with the import)
-
+    try:
+        with native_stderr_silenced():
+            import keras
+            import tensorflow  # noqa: F401  (keras loads it lazily; its C++ start-up logs come with the import)
+    except ImportError as e:
+        raise ImportError(f"Keras is not installed: {install_hint('keras')}") from None
     return keras
 
 
@@ -118,7 +129,11 @@ def keras_model(saved: SavedModel):
 
 
 def _write_keras(saved: SavedModel, path: Path) -> None:
-    keras_model(saved).save(path)
+    try:
+        model = keras_model(saved)
+    except ImportError as e:
+        raise SoftmaxError(f"cannot export to Keras: {e}") from None
+    model.save(path)
 
 
 def _is_keras_file(path: Path) -> bool:

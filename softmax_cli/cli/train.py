@@ -24,7 +24,7 @@ def setting_options(command):
 
 @click.command(short_help="Train on MNIST, report test accuracy, save model.npz.")
 @setting_options
-@config_option("A TOML file of settings (see configs/); options given on the command line override it.")
+@config_option("A TOML file of settings; options given on the command line override it.")
 @dataset_option()
 @data_option
 @model_option("Where to save the trained model.")
