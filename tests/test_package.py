@@ -13,13 +13,15 @@ from softmax_cli.config import PRESETS, TrainConfig, make_config, preset_path
 
 REPO = Path(__file__).resolve().parent.parent
 
-# Runs the CLI as if tensorflow and keras were not installed: a finder that refuses to import them.
-WITHOUT_KERAS = textwrap.dedent("""
+# Runs the CLI as if the packages named in its first argument were not installed: a finder refuses to import them.
+WITHOUT = textwrap.dedent("""
     import importlib.abc, sys
+
+    missing = sys.argv.pop(1).split(",")
 
     class NotInstalled(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("tensorflow", "keras"):
+            if name.split(".")[0] in missing:
                 raise ModuleNotFoundError(f"No module named {name!r}", name=name)
             return None
 
@@ -29,10 +31,14 @@ WITHOUT_KERAS = textwrap.dedent("""
 """)
 
 
-def without_keras(*args, cwd):
+def without(missing, *args, cwd):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd)}  # no SOFTMAX_DATA: the data set would be downloaded
-    return subprocess.run([sys.executable, "-c", WITHOUT_KERAS, *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", WITHOUT, ",".join(missing), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def without_keras(*args, cwd):
+    return without(["tensorflow", "keras"], *args, cwd=cwd)
 
 
 def test_every_preset_is_shipped_inside_the_package_and_valid():
@@ -91,6 +97,20 @@ def test_export_to_keras_without_keras_says_what_to_install_in_one_line(tmp_path
     assert result.stderr.count("\n") == 1, result.stderr
     assert "pip install 'softmax-regression-cli[keras]'" in result.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model.npz"]
+
+
+def test_onnx_export_needs_no_tensorflow_and_without_onnx_says_what_to_install(tmp_path):
+    from test_export import write_model
+
+    write_model(tmp_path / "model.npz")
+    result = without_keras("export", "--model", "model.npz", "model.onnx", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "model.onnx").exists()
+    result = without(["onnx"], "export", "--model", "model.npz", "new.onnx", cwd=tmp_path)
+    assert result.returncode != 0
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "pip install 'softmax-regression-cli[onnx]'" in result.stderr
+    assert not (tmp_path / "new.onnx").exists()
 
 
 def test_training_on_local_data_needs_no_keras(tmp_path):
