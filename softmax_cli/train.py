@@ -46,6 +46,24 @@ MAX_LOGIT = 1e4        # float32 softmax is saturated far below this: no sane mo
 PROBE_ROWS = 1000      # the logits are checked on this many training samples after each epoch (a fraction of a ms)
 
 
+REINSTALL = "pip install --no-cache-dir --force-reinstall softmax-regression-cli"  # past pip's compiler-less wheel
+
+
+def training_loop() -> tuple[bool, str]:
+    """Return whether training takes the compiled epoch, and a line naming the loop that runs: the compiled epoch's
+    form (its instruction set, and the threads that compress the rows) or the NumPy loop and why."""
+    if os.environ.get("SOFTMAX_NUMPY_LOOP"):
+        return False, "the NumPy loop: SOFTMAX_NUMPY_LOOP is set"
+    try:
+        from . import compiled
+    except ImportError:
+        return False, ("the NumPy loop, several times slower: the compiled epoch was not built when softmax-cli was "
+                       f"installed (no C compiler?); with one, reinstall it: {REINSTALL}")
+    threads = compiled.usable_threads()
+    return True, (f"the compiled epoch, {compiled.use_instructions('best')} kernel, one thread (its rows compressed "
+                  f"on up to {threads} thread{'s' if threads > 1 else ''})")
+
+
 def _compiled():
     """Return the compiled epoch's module (compiled.py), or None where its extension was not built or with
     SOFTMAX_NUMPY_LOOP set."""

@@ -21,7 +21,7 @@ WITHOUT = textwrap.dedent("""
 
     class NotInstalled(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in missing:
+            if any(name == module or name.startswith(module + ".") for module in missing):
                 raise ModuleNotFoundError(f"No module named {name!r}", name=name)
             return None
 
@@ -137,3 +137,20 @@ def test_the_metadata_names_a_free_distribution_its_license_and_extras():
     assert (REPO / "LICENSE").read_text().startswith("MIT License")
     assert not any(dependency.startswith(("tensorflow", "keras")) for dependency in project["dependencies"])
     assert project["optional-dependencies"]["keras"] == ["tensorflow>=2.16"]
+
+
+def test_info_system_names_the_compiled_epoch_where_it_was_built(tmp_path):
+    result = without([], "info", "--system", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "training loop: the compiled epoch, " in result.stdout and " kernel" in result.stdout
+
+
+def test_without_the_compiled_epoch_info_says_why_and_training_says_so_once(tmp_path):
+    result = without(["softmax_cli._epoch"], "info", "--system", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "training loop: the NumPy loop" in result.stdout
+    assert "pip install --no-cache-dir --force-reinstall softmax-regression-cli" in result.stdout
+    result = without(["softmax_cli._epoch"], "train", "--dataset", "digits", "--epochs", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("training takes the NumPy loop") == 1
+    assert "test accuracy" in result.stdout
