@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import install_hint
 from .errors import SoftmaxError
 
 if TYPE_CHECKING:
@@ -76,14 +77,6 @@ def export_model(saved: SavedModel, path, format_name: str | None = None, reads=
     check_destination(target, f"model file in {export_format.title} format", reads=reads, is_kind=export_format.is_export)
     write_atomically(target, lambda temporary: export_format.write(saved, temporary), "export to",
                      suffix=export_format.suffix, example_name=f"model{export_format.suffix}")
-
-
-DISTRIBUTION = "softmax-regression-cli"  # the name softmax-cli has on the package index (pyproject.toml)
-
-
-def install_hint(extra: str) -> str:
-    """Return the command that installs an extra of pyproject.toml (keras, onnx), for a message to end with."""
-    return f"pip install '{DISTRIBUTION}[{extra}]'"
 
 
 def import_keras():

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from . import model, store
+from . import DISTRIBUTION, model, store
 from .config import FULL_BATCH, TrainConfig
 from .errors import SoftmaxError, TrainingDiverged
 from .metrics import loss_and_accuracy
@@ -46,7 +46,7 @@ MAX_LOGIT = 1e4        # float32 softmax is saturated far below this: no sane mo
 PROBE_ROWS = 1000      # the logits are checked on this many training samples after each epoch (a fraction of a ms)
 
 
-REINSTALL = "pip install --no-cache-dir --force-reinstall softmax-regression-cli"  # past pip's compiler-less wheel
+REINSTALL = f"pip install --no-cache-dir --force-reinstall {DISTRIBUTION}"  # past pip's cached compiler-less wheel
 
 
 def training_loop() -> tuple[bool, str]:

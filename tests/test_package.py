@@ -113,13 +113,27 @@ def test_onnx_export_needs_no_tensorflow_and_without_onnx_says_what_to_install(t
     assert not (tmp_path / "new.onnx").exists()
 
 
+def test_plots_without_matplotlib_say_what_to_install_before_any_work(tmp_path):
+    from test_export import write_model
+
+    write_model(tmp_path / "model.npz")
+    result = without(["matplotlib"], "evaluate", "--model", "model.npz", "--data", "nowhere", "--plots", "figures",
+                     cwd=tmp_path)
+    assert result.returncode != 0
+    assert result.stderr == "softmax: error: --plots needs matplotlib, which is not installed: " \
+                            "pip install 'softmax-regression-cli[plots]'\n"
+    assert not (tmp_path / "figures").exists()
+
+
 def test_training_on_local_data_needs_no_keras(tmp_path):
+    """The core alone: neither Keras nor matplotlib nor onnx is imported to train on local data."""
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, size=(200, 28, 28), dtype=np.uint8)
     labels = np.arange(200) % 10
     np.savez(tmp_path / "small.npz", x_train=pixels[:150], y_train=labels[:150], x_test=pixels[150:],
              y_test=labels[150:])
-    result = without_keras("train", "--data", "small.npz", "--epochs", "1", "--quiet", cwd=tmp_path)
+    result = without(["tensorflow", "keras", "matplotlib", "onnx"], "train", "--data", "small.npz", "--epochs", "1",
+                     "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "model.npz").exists()
 
@@ -135,8 +149,11 @@ def test_the_metadata_names_a_free_distribution_its_license_and_extras():
     assert project["scripts"] == {"softmax": "softmax_cli.cli:main"}
     assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
     assert (REPO / "LICENSE").read_text().startswith("MIT License")
-    assert not any(dependency.startswith(("tensorflow", "keras")) for dependency in project["dependencies"])
-    assert project["optional-dependencies"]["keras"] == ["tensorflow>=2.16"]
+    core = " ".join(project["dependencies"])
+    assert "tensorflow" not in core and "keras" not in core and "matplotlib" not in core and "onnx" not in core
+    extras = project["optional-dependencies"]
+    assert extras["keras"] == ["tensorflow>=2.16"] and extras["plots"] == ["matplotlib>=3.7"]
+    assert extras["all"] == ["softmax-regression-cli[keras,onnx,plots]"]
 
 
 def test_info_system_names_the_compiled_epoch_where_it_was_built(tmp_path):

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from .. import require_extra
 from ..config import DATASETS
 from ..errors import SoftmaxError
 from .options import data_option, dataset_option, load_data, json_option, model_option
@@ -49,6 +50,8 @@ def evaluate(ctx, model_path, dataset_name, data, plots_dir, other_models, as_js
 
     if other_models and plots_dir is None:
         raise click.UsageError("--compare-with draws a figure: give --plots DIR too")
+    if plots_dir is not None:
+        require_extra("matplotlib", "plots", "--plots")
     saved = open_model(model_path)
     others = {str(path): open_model(path) for path in other_models}
     typed_data = data is not None and ctx.get_parameter_source("data") is not ParameterSource.ENVIRONMENT
