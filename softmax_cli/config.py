@@ -190,7 +190,8 @@ def _named(values: dict, where: str) -> dict:
     values = {str(key).replace("-", "_"): value for key, value in values.items()}
     unknown = sorted(set(values) - set(SETTINGS))
     if unknown:
-        raise SoftmaxError(f"{where} has unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTINGS)}")
+        names = ", ".join(name if name.isidentifier() else shown(name) for name in unknown)  # "\r" kept on one line
+        raise SoftmaxError(f"{where} has unknown setting(s) {names}; known: {', '.join(SETTINGS)}")
     return values
 
 
