@@ -13,11 +13,12 @@ endif
 
 install: $(BIN)/softmax
 
-# (again after a change to the compiled epoch's C source: the install compiles it). Editable in "compat" mode, a
-# path in a .pth file: setuptools' default import hook costs every command 12 ms at start-up.
-$(BIN)/softmax: pyproject.toml softmax_cli/_epoch.c
+# (again after a change to the compiled epoch's C source: the install compiles it). Everything, the [keras] and
+# [onnx] extras too: `make train` downloads MNIST through keras.datasets. Editable in "compat" mode, a path in a
+# .pth file: setuptools' default import hook costs every command 12 ms at start-up.
+$(BIN)/softmax: pyproject.toml setup.py softmax_cli/_epoch.c
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --config-settings editable_mode=compat -e '.[test]'
+	$(BIN)/pip install --quiet --config-settings editable_mode=compat -e '.[all,test]'
 	touch $@
 
 train: install

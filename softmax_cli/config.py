@@ -23,6 +23,8 @@ SCHEDULES = ("linear", "cosine", "constant")
 PREPROCESSING = ("none", "deskew")  # what is done to each image before it becomes features (preprocess.py)
 FULL_BATCH = "full"                  # the batch size that takes the whole training set in every step
 MAX_CONFIG_BYTES = 64 * 1024         # a settings file is a few hundred bytes; a larger one is not a settings file
+PRESETS_FOLDER = Path(__file__).parent / "presets"  # settings files shipped in the package: --config best
+PRESETS = ("default", "tutorial", "best")           # the defaults written out, the tutorials' recipe, the best found
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,8 @@ def _named(values: dict, where: str) -> dict:
     values = {str(key).replace("-", "_"): value for key, value in values.items()}
     unknown = sorted(set(values) - set(SETTINGS))
     if unknown:
-        raise SoftmaxError(f"{where} has unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTINGS)}")
+        names = ", ".join(name if name.isidentifier() else shown(name) for name in unknown)  # "\r" kept on one line
+        raise SoftmaxError(f"{where} has unknown setting(s) {names}; known: {', '.join(SETTINGS)}")
     return values
 
 
@@ -201,8 +204,16 @@ def read_config_file(path: str | Path) -> dict:
         raise SoftmaxError(f"{where}: {e.message}" if e.setting else e.message, setting=e.setting) from None
 
 
+def preset_path(path: str | Path) -> Path:
+    """Return the file of a preset named by path (such as "best"), else path itself: a preset's bare name is never
+    a file's, so ./best names a file called best."""
+    return PRESETS_FOLDER / f"{path}.toml" if str(path) in PRESETS else Path(path)
+
+
 def _read_toml(path: str | Path) -> dict:
-    """Return the values a TOML file holds, as written; the file is read through safe_io's bounds."""
+    """Return the values a TOML file (or a preset, by name) holds, as written; the file is read through safe_io's
+    bounds."""
+    path = preset_path(path)
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10

@@ -30,7 +30,8 @@ from .errors import SoftmaxError, one_line
 READ_CHUNK = 2**20  # compressed bytes read, and decompressed bytes made, at a time
 NPY_HEADER_BYTES = 16 * 1024  # more than any .npy header numpy reads (it refuses headers over 10,000 bytes)
 NPY_DTYPE_KINDS = "biufU"  # booleans, integers, floats, complex numbers and text: never objects, never pickles
-_NOT_A_ZIP = (zipfile.BadZipFile, ValueError, struct.error, EOFError, OverflowError)  # what zipfile raises on junk
+# what zipfile raises on junk (NotImplementedError: a "version needed to extract" above the one it knows)
+_NOT_A_ZIP = (zipfile.BadZipFile, ValueError, struct.error, EOFError, OverflowError, NotImplementedError)
 # What numpy's .npy header readers raise on junk: headers that are not Python literals (SyntaxError, or TokenError
 # from its Python 2 fallback), nest too deeply (RecursionError) or describe nonsense (ValueError, TypeError, ...).
 _NOT_AN_NPY_HEADER = (ValueError, SyntaxError, tokenize.TokenError, TypeError, LookupError, RecursionError,

@@ -167,9 +167,10 @@ def _save(path, kind: _FileKind, arrays: dict[str, np.ndarray], document: dict) 
         raise SoftmaxError(f"cannot save {kind.title} {path}: {one_line(e, 200)}") from None
 
     def write_archive(temporary: Path) -> None:
-        # Through an open file, so that the name stays as given: np.savez appends .npz to a name without it.
+        # Through an open file, so that the name stays as given: np.savez appends .npz to a name without it. No
+        # allow_pickle: before NumPy 2.2 savez stores it as one more array (and the members pickle nothing anyway).
         with open(temporary, "wb") as file:
-            np.savez(file, allow_pickle=False, **members)
+            np.savez(file, **members)
 
     write_atomically(path, write_archive, f"save {kind.title}")
 

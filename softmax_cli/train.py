@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from . import model, store
+from . import DISTRIBUTION, model, store
 from .config import FULL_BATCH, TrainConfig
 from .errors import SoftmaxError, TrainingDiverged
 from .metrics import loss_and_accuracy
@@ -44,6 +44,24 @@ from .metrics import loss_and_accuracy
 LOSS_MARGIN = 10.0     # the cross-entropy may not exceed this many times log K, nor this many times epoch 1's
 MAX_LOGIT = 1e4        # float32 softmax is saturated far below this: no sane model's logits get there
 PROBE_ROWS = 1000      # the logits are checked on this many training samples after each epoch (a fraction of a ms)
+
+
+REINSTALL = f"pip install --no-cache-dir --force-reinstall {DISTRIBUTION}"  # past pip's cached compiler-less wheel
+
+
+def training_loop() -> tuple[bool, str]:
+    """Return whether training takes the compiled epoch, and a line naming the loop that runs: the compiled epoch's
+    form (its instruction set, and the threads that compress the rows) or the NumPy loop and why."""
+    if os.environ.get("SOFTMAX_NUMPY_LOOP"):
+        return False, "the NumPy loop: SOFTMAX_NUMPY_LOOP is set"
+    try:
+        from . import compiled
+    except ImportError:
+        return False, ("the NumPy loop, several times slower: the compiled epoch was not built when softmax-cli was "
+                       f"installed (no C compiler?); with one, reinstall it: {REINSTALL}")
+    threads = compiled.usable_threads()
+    return True, (f"the compiled epoch, {compiled.use_instructions('best')} kernel, one thread (its rows compressed "
+                  f"on up to {threads} thread{'s' if threads > 1 else ''})")
 
 
 def _compiled():

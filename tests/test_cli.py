@@ -63,7 +63,7 @@ def test_train_help_shows_defaults(capsys):
         (["tune", "--lr", "0.1,abc"], "--lr"),
         (["train", "--schedule", "fast"], "--schedule"),
         (["train", "--dataset", "bogus"], "--dataset must be one of mnist, fashion_mnist, digits"),
-        (["export", "m.keras", "--format", "onnx"], "--format must be one of keras, got 'onnx'"),
+        (["export", "m.keras", "--format", "pmml"], "--format must be one of keras, onnx, got 'pmml'"),
         (["predict", "--top-k", "0", "x.png"], "--top-k must be a whole number at least 1"),
         (["tune", "--val-split", "abc"], "--val-split must be a number greater than 0"),
         (["serve", "--port", "70000"], "--port must be a whole number at least 0 and at most 65535"),

@@ -472,7 +472,8 @@ def test_progress_into_a_file_or_pipe_is_one_plain_line_per_epoch_with_validatio
                                             "--model", tmp_path / "m.npz"), cwd=REPO, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr
     assert "\r" not in finished.stderr
-    lines = finished.stderr.splitlines()
+    # (where the compiled epoch was not built, a note that training takes the NumPy loop comes first)
+    lines = [line for line in finished.stderr.splitlines() if not line.startswith("softmax: note: ")]
     assert [line.split(":")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
     assert all("validation loss" in line and "validation accuracy" in line for line in lines)
     assert "validation accuracy" in finished.stdout  # and the summary says how the kept weights scored

@@ -147,3 +147,11 @@ def test_the_data_sets_the_settings_name_are_the_ones_data_knows():
     from softmax_cli.data import KNOWN
 
     assert DATASETS == tuple(KNOWN)
+
+
+def test_an_unknown_setting_of_any_name_is_named_on_one_line(tmp_path):
+    (tmp_path / "odd.toml").write_text('"line\\rbreak" = 1\nspeed = 2\n')
+    with pytest.raises(SoftmaxError) as refused:
+        make_config(tmp_path / "odd.toml")
+    assert "unknown setting(s) 'line\\rbreak', speed; known: lr," in str(refused.value)
+    assert "\r" not in str(refused.value)

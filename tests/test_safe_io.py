@@ -258,6 +258,17 @@ def test_what_is_not_a_zip_is_one_line(tmp_path, content):
     assert read_error(path).reason.startswith("not an .npz archive")
 
 
+def test_a_zip_asking_for_a_newer_zip_version_is_one_line(tmp_path):
+    """zipfile raises NotImplementedError("zip file version 8.4") for such a central directory entry."""
+    path = tmp_path / "a.npz"
+    np.savez(path, W=np.zeros(3))
+    content = bytearray(path.read_bytes())
+    entry = content.index(b"PK\x01\x02")
+    content[entry + 6:entry + 8] = struct.pack("<H", 84)  # version needed to extract: 8.4
+    path.write_bytes(bytes(content))
+    assert read_error(path).reason.startswith("not an .npz archive: zip file version 8.4")
+
+
 # --- writing atomically ---------------------------------------------------------------------------------
 
 

@@ -89,7 +89,7 @@ def cli(ctx):
       softmax serve --open          draw a digit in the browser and watch the probabilities
       softmax info                  what model.npz holds: data set, settings, how training went
       softmax tune                  choose lr, batch size and L2 on a validation split
-      softmax export m.keras        the model as a Keras file, to serve without softmax-cli
+      softmax export m.onnx         the model as an ONNX (or Keras) file, to serve without softmax-cli
     """
     if ctx.invoked_subcommand is None:  # `softmax` alone: the help, as help
         click.echo(ctx.get_help())

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from .. import require_extra
 from .options import data_option, dataset_option, from_environment, json_option, load_data, model_option
 from .render import facts_table, format_matrix, model_facts, say
 
@@ -35,6 +36,8 @@ def evaluate(ctx, model_path, dataset_name, data, plots_dir, other_models, as_js
 
     if other_models and plots_dir is None:
         raise click.UsageError("--compare-with draws a figure: give --plots DIR too")
+    if plots_dir is not None:
+        require_extra("matplotlib", "plots", "--plots")
     saved = load_model(model_path)
     others = {str(path): load_model(path) for path in other_models}
     local_copy = from_environment(ctx, data)
@@ -64,12 +67,17 @@ def evaluate(ctx, model_path, dataset_name, data, plots_dir, other_models, as_js
 @click.argument("model_path", metavar="[MODEL]", required=False, default="model.npz", envvar="SOFTMAX_MODEL",
                 type=click.Path(path_type=Path))
 @json_option
-def info(model_path, as_json):
+@click.option("--system", is_flag=True, help="Instead: the versions, and which training loop runs here and why.")
+def info(model_path, as_json, system):
     """What the model file MODEL holds: its data set, classes, preprocessing, settings and how training went.
 
     MODEL defaults to model.npz, or to $SOFTMAX_MODEL when that is set. --json prints the file's
-    whole metadata with the shapes of W and b.
+    whole metadata with the shapes of W and b. --system tells instead what this installation
+    trains with: the compiled epoch (and its form) or the NumPy loop, and why.
     """
+    if system:
+        click.echo(system_facts(as_json))
+        return
     from ..store import load_model
 
     saved = load_model(model_path)
@@ -79,3 +87,21 @@ def info(model_path, as_json):
                                "b_shape": list(saved.b.shape), "metadata": saved.metadata}, allow_nan=False))
         return
     say(facts_table(str(model_path), model_facts(saved, file_bytes)))
+
+
+def system_facts(as_json: bool) -> str:
+    """Return the text of `softmax info --system`: softmax-cli's, Python's and NumPy's versions, and the loop."""
+    import platform
+
+    import numpy as np
+
+    from .. import __version__
+    from ..train import training_loop
+
+    compiled, loop = training_loop()
+    facts = {"softmax-cli": __version__, "python": platform.python_version(), "numpy": np.__version__,
+             "compiled_epoch": compiled, "training_loop": loop}
+    if as_json:
+        return json.dumps(facts)
+    return "\n".join([f"softmax-cli {__version__}, Python {facts['python']}, NumPy {facts['numpy']}",
+                      f"training loop: {loop}"])

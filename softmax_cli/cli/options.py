@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from ..config import DATASETS, SETTINGS, Setting, read_config_file
+from ..config import DATASETS, PRESETS, SETTINGS, Setting, read_config_file
 from ..errors import SoftmaxError
 
 
@@ -99,7 +99,8 @@ def _read_config(ctx: click.Context, param, path):
 
 def config_option(help_text: str):
     return click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), is_eager=True,
-                        callback=_read_config, expose_value=True, help=help_text)
+                        callback=_read_config, expose_value=True, metavar="FILE|PRESET",
+                        help=f"{help_text} Or a preset shipped with softmax-cli, by name: {', '.join(PRESETS)}.")
 
 
 def data_option(command):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -24,7 +25,7 @@ def setting_options(command):
 
 @click.command(short_help="Train on MNIST, report test accuracy, save model.npz.")
 @setting_options
-@config_option("A TOML file of settings (see configs/); options given on the command line override it.")
+@config_option("A TOML file of settings; options given on the command line override it.")
 @dataset_option()
 @data_option
 @model_option("Where to save the trained model.")
@@ -58,6 +59,8 @@ def train(ctx, config_file, dataset_name, data, model_path, checkpoint_path, his
         config = TrainConfig(**settings)
     check_destinations(model_path, history_path, reads, checkpoint_path)  # now, not after a minute of training
     dataset = load_data(ctx, data, dataset_name)
+    if not quiet:
+        say_if_the_numpy_loop_runs()
     done = resumed.trainer.epoch if resumed else 0
     with Progress(config.epochs, done, disable=quiet or as_json) as progress, StopRequest() as stop:
         run = train_model(dataset, config, model_path, resumed=resumed, history_path=history_path,
@@ -71,6 +74,15 @@ def train(ctx, config_file, dataset_name, data, model_path, checkpoint_path, his
         click.echo(json.dumps(run.summary(), allow_nan=False))
     elif not quiet:
         say(train_summary(run))
+
+
+def say_if_the_numpy_loop_runs() -> None:
+    """Say on stderr, once a run, that training takes the NumPy loop because the compiled epoch was not built."""
+    from ..train import training_loop
+
+    compiled, loop = training_loop()
+    if not compiled and not os.environ.get("SOFTMAX_NUMPY_LOOP"):
+        click.echo(f"softmax: note: training takes {loop}", err=True)
 
 
 def train_summary(run) -> str:

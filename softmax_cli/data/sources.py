@@ -31,7 +31,7 @@ def download(name: str, title: str) -> tuple[Arrays, dict[str, str], str]:
     try:
         keras_dataset = getattr(import_keras().datasets, name)
     except ImportError as e:
-        raise SoftmaxError(f"cannot download {title}: keras is not importable ({e}); {advice}", setting="data") \
+        raise SoftmaxError(f"cannot download {title}: {e}; or {advice}", setting="data") \
             from None
     try:
         # Keras reports download progress on stdout, which belongs to the command's own output.
