@@ -68,6 +68,17 @@ def expand_grid(base: TrainConfig, lr, batch_size, l2) -> list[TrainConfig]:
     return [base.replace(lr=a, batch_size=b, l2=c) for a, b, c in itertools.product(lr, batch_size, l2)]
 
 
+def naming_the_trial(on_epoch, number: int, grid: list[TrainConfig]) -> Callable[[dict], None] | None:
+    """Return on_epoch with each epoch's stats told which trial they are from: its number, the grid's size and the
+    settings that vary (lr, batch_size, l2)."""
+    if on_epoch is None:
+        return None
+    config = grid[number - 1]
+    trial = {"trial": number, "trials": len(grid), "lr": config.lr, "batch_size": config.batch_size, "l2": config.l2,
+             "epochs": config.epochs}
+    return lambda stats: on_epoch({**stats, **trial})
+
+
 def run_trial(config: TrainConfig, pixels, labels, n_classes: int, val_split: float,
               on_epoch: Callable[[dict], None] | None = None) -> Trial:
     """Return the validation scores of the weights that training with config on (pixels, labels) keeps.
@@ -108,7 +119,7 @@ def search(
 
     pixels and labels are the training set only, uint8 images before base.preprocess (done once here, for every
     trial). The split is seeded by base.seed, so each combination sees the same images; on_epoch is called after
-    every epoch of every trial. Raises SoftmaxError when no combination trained without diverging, so the best
+    every epoch of every trial, its stats naming the trial (`trial`, `trials`, `lr`, `batch_size`, `l2`, `epochs`). Raises SoftmaxError when no combination trained without diverging, so the best
     trial always has scores.
     """
     # The split of the indices, to refuse a split that leaves no images on one side before any training, and to
@@ -117,8 +128,9 @@ def search(
     n_train, n_validation = (len(part) for part in split_validation(indices, indices, val_split, base.seed)[1::2])
     started = time.perf_counter()
     pixels = preprocessed(pixels, base.preprocess)  # from the cache when deskewed before
-    trials = [run_trial(config, pixels, labels, n_classes, val_split, on_epoch)
-              for config in expand_grid(base, lr, batch_size, l2)]
+    grid = expand_grid(base, lr, batch_size, l2)
+    trials = [run_trial(config, pixels, labels, n_classes, val_split, naming_the_trial(on_epoch, number, grid))
+              for number, config in enumerate(grid, 1)]
     if all(trial.problem for trial in trials):
         raise SoftmaxError(f"training diverged with every one of the {len(trials)} settings: try smaller {{setting}} "
                            "values", setting="lr")

@@ -42,8 +42,8 @@ def test_text_shows_every_fact(capsys, model_path):
   test accuracy         75.00%
   training seconds      0.50
   epochs run            3
-  first epoch           loss 0.9000, accuracy 60.00%, validation loss 0.8000, validation accuracy 65.00%
-  last epoch            loss 0.6000, accuracy 75.00%, validation loss 0.6500, validation accuracy 72.00%
+  first epoch           loss 0.9000, training accuracy 60.00%, validation loss 0.8000, validation accuracy 65.00%
+  last epoch            loss 0.6000, training accuracy 75.00%, validation loss 0.6500, validation accuracy 72.00%
   best validation loss  0.6000 (epoch 2)
   W, b                  (6, 3) float32, (3,) float32
   file size             {model_path.stat().st_size:,} bytes

@@ -490,5 +490,5 @@ def test_the_progress_bar_leaves_the_last_epoch_on_record(monkeypatch, capsys):
         progress({"epoch": 1, "loss": 0.5, "accuracy": 0.8})
         progress({"epoch": 2, "loss": 0.25, "accuracy": 0.9, "val_loss": 0.3, "val_accuracy": 0.88})
     err = capsys.readouterr().err
-    assert err.rstrip().splitlines()[-1] == ("epoch 2/2: loss 0.2500, accuracy 90.00%, validation loss 0.3000, "
+    assert err.rstrip().splitlines()[-1] == ("epoch 2/2: loss 0.2500, training accuracy 90.00%, validation loss 0.3000, "
                                              "validation accuracy 88.00%")

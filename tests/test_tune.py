@@ -298,3 +298,24 @@ def test_tune_defaults_on_2000_real_mnist_images(capsys, mnist, tmp_path):
     assert len(summary["trials"]) == 27 and summary["n_validation"] == 333
     assert summary["best_val_accuracy"] > 0.85
     assert all(t["problem"] is None for t in summary["trials"])
+
+
+def test_each_epoch_of_a_search_names_its_trial_and_settings():
+    pixels, labels = blobs(200)
+    seen = []
+    search(TrainConfig(epochs=2), pixels, labels, 3, 0.2, [0.1, 0.3], [32], [0.0], on_epoch=seen.append)
+    assert [(s["trial"], s["trials"], s["lr"], s["batch_size"], s["l2"], s["epoch"], s["epochs"]) for s in seen] == [
+        (1, 2, 0.1, 32, 0.0, 1, 2), (1, 2, 0.1, 32, 0.0, 2, 2), (2, 2, 0.3, 32, 0.0, 1, 2), (2, 2, 0.3, 32, 0.0, 2, 2)]
+
+
+def test_tune_progress_names_each_trial_and_leaves_no_trial_line_at_the_end(capsys, blob_data):
+    from test_cli import run
+
+    code, out, err = run(capsys, "tune", "--data", blob_data, "--lr", "0.1,1", "--batch-size", "20", "--l2", "0",
+                         "--epochs", "2")
+    assert code == 0
+    lines = err.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "trial 1/2 (lr 0.1, batch size 20, l2 0) epoch 1/2", "trial 1/2 (lr 0.1, batch size 20, l2 0) epoch 2/2",
+        "trial 2/2 (lr 1, batch size 20, l2 0) epoch 1/2", "trial 2/2 (lr 1, batch size 20, l2 0) epoch 2/2"]
+    assert all("training accuracy" in line for line in lines)

@@ -13,14 +13,14 @@ import sys
 
 import click
 
-from .render import format_epoch
+from .render import EPOCH_STATS, format_epoch
 
 
 class Progress:
     """Called with each epoch's stats; shows them on stderr unless disabled. Use as a context manager."""
 
-    def __init__(self, total: int, done: int = 0, disable: bool = False, unit: str = "epoch"):
-        self.total, self.done, self.disable, self.unit = total, done, disable, unit
+    def __init__(self, total: int, done: int = 0, disable: bool = False, unit: str = "epoch", keep_last: bool = True):
+        self.total, self.done, self.disable, self.unit, self.keep_last = total, done, disable, unit, keep_last
         self.terminal = sys.stderr.isatty()
         self.bar = None
         self.last_stats: dict | None = None
@@ -39,8 +39,9 @@ class Progress:
         if self.disable:
             return
         if self.bar is not None:
-            shown = {key: f"{stats[key]:.4f}" for key in ("loss", "accuracy", "val_loss", "val_accuracy")
-                     if key in stats}
+            shown = {label: f"{stats[key]:.4f}" for key, (label, _) in EPOCH_STATS.items() if key in stats}
+            if "trial" in stats:
+                self.bar.set_description(f"trial {stats['trial']}/{stats['trials']}", refresh=False)
             self.bar.set_postfix(shown, refresh=False)
             self.bar.update()
         else:
@@ -48,13 +49,14 @@ class Progress:
 
     def _line(self) -> None:
         self.shown = self.done
-        click.echo(f"{self.unit} {self.done}/{self.total}: {format_epoch(self.last_stats)}", err=True)
+        counted = "" if "trial" in self.last_stats else f"{self.unit} {self.done}/{self.total}: "  # a trial counts
+        click.echo(counted + format_epoch(self.last_stats), err=True)
 
     def __exit__(self, *exc):
         if self.bar is not None:
             self.bar.close()
         # the last epoch's figures stay on record, in a terminal (the bar is erased) and in a log alike
-        if not self.disable and self.last_stats is not None and self.shown != self.done:
+        if self.keep_last and not self.disable and self.last_stats is not None and self.shown != self.done:
             self._line()
 
 

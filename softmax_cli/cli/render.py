@@ -11,7 +11,7 @@ import click
 
 from ..errors import printable
 
-EPOCH_STATS = {"loss": ("loss", ".4f"), "accuracy": ("accuracy", ".2%"),
+EPOCH_STATS = {"loss": ("loss", ".4f"), "accuracy": ("training accuracy", ".2%"),
                "val_loss": ("validation loss", ".4f"), "val_accuracy": ("validation accuracy", ".2%")}
 SHADES = " .:-=+*#%@"  # from black (0) to full ink (1): the model sees a light digit on black
 
@@ -27,7 +27,12 @@ def error_line(message: str) -> str:
 
 
 def format_epoch(stats: dict) -> str:
-    """Return one epoch's loss and accuracy (and their validation values, when recorded) as text."""
+    """Return one epoch's loss and training accuracy (and their validation values, when recorded) as text; a tune
+    trial's epoch is named by its trial and settings first."""
+    if "trial" in stats:
+        return (f"trial {stats['trial']}/{stats['trials']} (lr {stats['lr']:g}, batch size "
+                f"{format_batch_size(stats['batch_size'])}, l2 {stats['l2']:g}) epoch {stats['epoch']}/{stats['epochs']}: "
+                + format_epoch({key: value for key, value in stats.items() if key != "trial"}))
     return ", ".join(f"{label} {stats[key]:{spec}}" for key, (label, spec) in EPOCH_STATS.items() if key in stats)
 
 

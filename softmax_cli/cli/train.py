@@ -154,7 +154,8 @@ def tune(ctx, lr_values, batch_sizes, l2_values, holdout, epochs, seed, preproce
                           "val_split": 0.0, "patience": 0})
     dataset = load_data(ctx, data, dataset_name)
     grid_size = len(lr_values) * len(batch_sizes) * len(l2_values)
-    with Progress(grid_size * base.epochs, disable=quiet or as_json) as progress:
+    # no epoch line is left at the end: the table below names the best trial, where the last line would not
+    with Progress(grid_size * base.epochs, disable=quiet or as_json, keep_last=False) as progress:
         result = search(base, dataset.x_train, dataset.y_train, dataset.n_classes, holdout,
                         lr_values, batch_sizes, l2_values, on_epoch=progress)
     if out_path is not None:
