@@ -54,6 +54,7 @@ def test_a_preset_by_name_from_any_folder_and_a_path_still_works(tmp_path, monke
     from softmax_cli.cli import cli
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SOFTMAX_DATA", raising=False)  # a relative one (as make's) would not hold from tmp_path
     (tmp_path / "mine.toml").write_text("epochs = 1\nlr = 0.2\n")
     for config in ("tutorial", "mine.toml"):
         result = CliRunner().invoke(cli, ["train", "--dataset", "digits", "--config", config, "--epochs", "1",
