@@ -15,7 +15,7 @@ import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import SoftmaxError, shown
+from .errors import EXIT_USAGE, SoftmaxError, shown
 
 DATASETS = ("mnist", "fashion_mnist", "digits")
 LOSSES = ("cross-entropy", "mse")
@@ -160,9 +160,8 @@ class TrainConfig:
         for name in SETTINGS:
             object.__setattr__(self, name, check_setting(name, getattr(self, name)))
         if self.patience and not self.val_split:
-            raise SoftmaxError(
-                "{setting} needs a validation split to watch: set a validation split too (for example 0.1)", setting="patience"
-            )
+            raise SoftmaxError("{setting} needs a validation split to watch: set {val_split} too (for example 0.1)",
+                               exit_code=EXIT_USAGE, setting="patience", mentions=("val_split",))
 
     def replace(self, **changes) -> TrainConfig:
         """Return a copy with the given settings changed; None values leave a setting as it is."""
@@ -181,7 +180,7 @@ class TrainConfig:
             return cls(**{**values, **given})
         except SoftmaxError as e:
             if e.setting in values and e.setting not in given:
-                raise SoftmaxError(f"{where}: {e.message}", setting=e.setting) from None
+                raise SoftmaxError(f"{where}: {e.message}", setting=e.setting, mentions=e.mentions) from None
             raise
 
 
@@ -201,7 +200,9 @@ def read_config_file(path: str | Path) -> dict:
     try:
         return {name: check_setting(name, value) for name, value in _named(_read_toml(path), where).items()}
     except SoftmaxError as e:
-        raise SoftmaxError(f"{where}: {e.message}" if e.setting else e.message, setting=e.setting) from None
+        if not e.setting:  # the file's own problem (missing, not TOML) already names it
+            raise
+        raise SoftmaxError(f"{where}: {e.message}", setting=e.setting, mentions=e.mentions) from None
 
 
 def preset_path(path: str | Path) -> Path:

@@ -13,17 +13,21 @@ EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM during training (128 + SIGINT, the s
 class SoftmaxError(Exception):
     """A problem the user can fix; its message is one line saying what was wrong and what to do."""
 
-    def __init__(self, message: str, exit_code: int = EXIT_ERROR, setting: str | None = None):
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR, setting: str | None = None,
+                 mentions: tuple[str, ...] = ()):
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
         self.setting = setting
+        self.mentions = mentions  # other settings the message names, each written {name} in it
 
     def in_terms_of(self, name_of) -> str:
-        """Return the message with the setting it concerns called name_of(setting), e.g. its command-line flag."""
-        if self.setting is None:
-            return self.message
-        return self.message.replace("{setting}", name_of(self.setting))
+        """Return the message with the setting it concerns called name_of(setting), e.g. its command-line flag, and
+        so each other setting it mentions."""
+        message = self.message
+        for name in self.mentions:
+            message = message.replace(f"{{{name}}}", name_of(name))
+        return message if self.setting is None else message.replace("{setting}", name_of(self.setting))
 
     def __str__(self) -> str:
         return self.in_terms_of(str)

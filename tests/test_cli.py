@@ -68,6 +68,9 @@ def test_train_help_shows_defaults(capsys):
         (["tune", "--val-split", "abc"], "--val-split must be a number greater than 0"),
         (["serve", "--port", "70000"], "--port must be a whole number at least 0 and at most 65535"),
         (["bogus"], "No such command"),
+        (["train", "--patience", "3"], "--patience needs a validation split to watch: set --val-split too"),
+        (["train", "--config", "missing.toml"], "config file missing.toml does not exist: give --config a TOML"),
+        (["tune", "--config", "missing.toml"], "preset's name (default, tutorial, best)"),
     ],
 )
 def test_user_mistakes_are_one_line(capsys, args, phrase):

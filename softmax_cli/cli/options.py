@@ -13,7 +13,7 @@ import click
 from click.core import ParameterSource
 
 from ..config import DATASETS, PRESETS, SETTINGS, Setting, read_config_file
-from ..errors import SoftmaxError
+from ..errors import EXIT_USAGE, SoftmaxError
 
 
 def flag_of(setting: str) -> str:
@@ -90,8 +90,13 @@ def settings_given(ctx: click.Context, settings: dict) -> dict:
 def _read_config(ctx: click.Context, param, path):
     """Make a --config file's settings the defaults of the command's own setting options (ctx.default_map)."""
     if path is not None:
+        from ..safe_io import NotFound
+
         try:
             ctx.default_map = {**(ctx.default_map or {}), **read_config_file(path)}
+        except NotFound as e:  # a wrong option, as a missing --data or --model is: exit 2
+            raise SoftmaxError(f"{e}: give --config a TOML file's path or a preset's name ({', '.join(PRESETS)})",
+                               exit_code=EXIT_USAGE) from None
         except SoftmaxError as e:
             raise SoftmaxError(str(e)) from None  # a file's setting is named as the file writes it: lr, not --lr
     return path
