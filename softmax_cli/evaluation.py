@@ -50,6 +50,24 @@ def dataset_to_evaluate_on(saved, dataset_name: str | None, files: bool, local_c
     return None
 
 
+def remembered_data(saved):
+    """Return the local data the model saved was trained on, read again from the path its file keeps, while it is
+    still that data (its training set's fingerprint); None when the file keeps none, or the data is gone or changed.
+
+    So that `softmax evaluate` after `make train` (which points SOFTMAX_DATA at a local MNIST) needs no download.
+    """
+    from .data import load_dataset
+
+    path, fingerprint = saved.metadata.get("data_path"), saved.metadata.get("training_data")
+    if path is None or fingerprint is None:
+        return None
+    try:
+        dataset = load_dataset(path, name=saved.dataset if saved.dataset in DATASETS else None)
+    except SoftmaxError:
+        return None
+    return dataset if dataset.fingerprint() == fingerprint else None
+
+
 def evaluate(saved, dataset) -> Evaluation:
     """Return the scores of the model saved (a store.SavedModel) on dataset's test set (a data.Dataset).
 

@@ -349,6 +349,7 @@ METADATA_FIELDS = {
     "framing": (lambda v: v in _framings(), "how predict frames an image (mnist or fill)", "mnist"),
     "preprocess": (lambda v: v in SETTINGS["preprocess"].choices, SETTINGS["preprocess"].describe(), "none"),
     "training_data": (lambda v: v is None or _is_text(v, 64), "a fingerprint of the training set, or null", None),
+    "data_path": (lambda v: v is None or _is_text(v, 4096), "the local data's path, or null", None),
     "test_accuracy": (lambda v: v is None or _is_finite(v, 0, 1), "a number from 0 to 1, or null", None),
     "test_loss": (lambda v: v is None or _is_finite(v, 0), "a number of at least 0, or null", None),
     "train_seconds": (lambda v: _is_finite(v, 0), "a number of seconds", _REQUIRED),
@@ -371,6 +372,7 @@ def model_metadata(config, dataset, result, test_loss: float, test_accuracy: flo
         "framing": dataset.image_convention(),  # how predict frames a person's image for this model
         "preprocess": config.preprocess,        # what predict, evaluate and the estimator do to an image first
         "training_data": dataset.fingerprint(),
+        "data_path": dataset.path,              # where evaluate finds the data again, while it is the same data
         "test_accuracy": test_accuracy,
         "test_loss": test_loss,
         "train_seconds": result.train_seconds,
@@ -380,10 +382,14 @@ def model_metadata(config, dataset, result, test_loss: float, test_accuracy: flo
     }
 
 
+FIELDS_ADDED_IN_FORMAT_2 = ("data_path",)  # a format-2 file saved before them is read with their defaults
+
+
 def _upgraded(metadata: dict) -> dict:
-    """Return format-1 metadata in today's terms: its "preprocess" was the framing, and newer fields take defaults."""
+    """Return older metadata in today's terms: format 1's "preprocess" was the framing, and newer fields take
+    defaults."""
     if metadata.get("format_version") != 1:
-        return metadata
+        return {**{key: METADATA_FIELDS[key][2] for key in FIELDS_ADDED_IN_FORMAT_2}, **metadata}
     metadata = dict(metadata)
     if metadata.get("preprocess") in _framings():
         metadata["framing"] = metadata.pop("preprocess")

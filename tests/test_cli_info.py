@@ -34,7 +34,7 @@ def test_text_shows_every_fact(capsys, model_path):
   format version        2
   softmax-cli version   0.1.0
   created               2024-01-02T03:04:05+00:00
-  data set              tiny
+  data set              tiny, from /home/me/tiny.npz
   image shape           2x3 (6 features)
   classes               3: cat, dog, bird
   framing               mnist

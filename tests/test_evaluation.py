@@ -87,8 +87,31 @@ def test_the_command_prints_and_writes_what_the_library_returns(capsys, trained)
     assert json.loads(out) == {"model": str(model_path), **scores.to_dict(), "figures": []}
 
 
-def test_a_model_of_its_own_data_without_data_is_one_line_naming_the_flag(capsys, trained, monkeypatch):
+def test_a_model_of_its_own_data_without_data_is_one_line_naming_the_flag(capsys, trained, monkeypatch, tmp_path):
     monkeypatch.delenv("SOFTMAX_DATA", raising=False)
-    code, _, err = run(capsys, "evaluate", "--model", trained[0])
+    model_path = tmp_path / "model.npz"
+    train_model(load_dataset(write_set(tmp_path / "tiny.npz"), name=None), TrainConfig(epochs=2, batch_size=10),
+                model_path)
+    (tmp_path / "tiny.npz").unlink()  # the data the model remembers is gone
+    code, _, err = run(capsys, "evaluate", "--model", model_path)
     assert (code, err) == (1, "softmax: error: the model was trained on its own data (tiny): set --data to that "
                               "data's files\n")
+
+
+def test_a_model_is_evaluated_on_the_local_data_it_was_trained_on_while_that_data_is_unchanged(
+        capsys, monkeypatch, tmp_path):
+    monkeypatch.delenv("SOFTMAX_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    write_set(tmp_path / "tiny.npz")
+    code, _, err = run(capsys, "train", "--data", "tiny.npz", "--epochs", "2", "--batch-size", "10", "-q")
+    assert code == 0, err
+    saved = load_model(tmp_path / "model.npz")
+    assert saved.metadata["data_path"] == str(tmp_path / "tiny.npz")  # absolute: found again from any folder
+    monkeypatch.chdir(tmp_path.parent)
+    code, out, err = run(capsys, "evaluate", "--model", tmp_path / "model.npz", "--json")
+    assert code == 0, err
+    assert json.loads(out)["n_test"] == 12
+    write_set(tmp_path / "tiny.npz", side=5)  # other data at the same path: not the model's, so not used
+    assert evaluation.remembered_data(saved) is None
+    code, _, err = run(capsys, "evaluate", "--model", tmp_path / "model.npz")
+    assert code == 1 and "set --data to that data's files" in err

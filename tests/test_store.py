@@ -43,6 +43,7 @@ def metadata(**changes):
         "framing": "mnist",
         "preprocess": "none",
         "training_data": "0123abcd",
+        "data_path": "/home/me/tiny.npz",
         "test_accuracy": 0.75,
         "test_loss": 0.5,
         "train_seconds": 0.5,
@@ -140,6 +141,12 @@ def model_path(tmp_path):
 
 
 # --- round trips -------------------------------------------------------------------------------------
+
+
+def test_a_format_2_model_saved_before_data_path_was_kept_is_read_without_it(tmp_path):
+    W, b = weights()
+    np.savez(tmp_path / "older.npz", W=W, b=b, metadata=metadata_json(drop=["data_path"]))
+    assert load_model(tmp_path / "older.npz").metadata["data_path"] is None
 
 
 def test_model_round_trip_is_exact(model_path):

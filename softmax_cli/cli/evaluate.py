@@ -40,10 +40,13 @@ def evaluate(ctx, model_path, dataset_name, data, plots_dir, other_models, as_js
         require_extra("matplotlib", "plots", "--plots")
     saved = load_model(model_path)
     others = {str(path): load_model(path) for path in other_models}
-    local_copy = from_environment(ctx, data)
-    name = evaluation.dataset_to_evaluate_on(saved, dataset_name, files=data is not None and not local_copy,
-                                             local_copy=local_copy)
-    scores = evaluation.evaluate(saved, load_data(ctx, data, name))
+    dataset = evaluation.remembered_data(saved) if data is None and dataset_name is None else None
+    if dataset is None:
+        local_copy = from_environment(ctx, data)
+        name = evaluation.dataset_to_evaluate_on(saved, dataset_name, files=data is not None and not local_copy,
+                                                 local_copy=local_copy)
+        dataset = load_data(ctx, data, name)
+    scores = evaluation.evaluate(saved, dataset)
     dataset = scores.dataset
     figures = []
     if plots_dir is not None:

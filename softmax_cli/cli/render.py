@@ -58,7 +58,8 @@ def model_facts(saved, file_bytes: int) -> list[tuple[str, str]]:
         ("format version", str(metadata["format_version"])),
         ("softmax-cli version", metadata["softmax_cli_version"]),
         ("created", metadata["created"]),
-        ("data set", metadata["dataset"]),
+        ("data set", metadata["dataset"] if metadata["data_path"] is None
+         else f"{metadata['dataset']}, from {metadata['data_path']}"),
         ("image shape", f"{height}x{width} ({height * width} features)"),
         ("classes", f"{len(saved.class_names)}: {', '.join(saved.class_names)}"),
         ("framing", saved.framing),

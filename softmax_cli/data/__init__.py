@@ -42,12 +42,14 @@ def load_dataset(path: str | os.PathLike | None = None, name: str | None = "mnis
         own_name, key = spec.name, None
     else:
         arrays, where, source, own_name, key = sources.read_local(Path(path), name)
+    local = None if path is None else os.path.abspath(path)
+    local = local if local is not None and local.isprintable() and len(local) <= 4096 else None  # as metadata holds
     if spec is None:
-        dataset = make_dataset(own_name, arrays, where, source, cache_key=key)
+        dataset = make_dataset(own_name, arrays, where, source, cache_key=key, path=local)
         spec = datasets.identify(dataset.fingerprint())
         if spec is None:
             return dataset
-    dataset = make_dataset(spec.name, arrays, where, source, spec.class_names, cache_key=key)
+    dataset = make_dataset(spec.name, arrays, where, source, spec.class_names, cache_key=key, path=local)
     datasets.check_is(spec, dataset)
     return dataset
 

@@ -32,6 +32,7 @@ class Dataset:
     class_names: tuple[str, ...]
     source: str  # where it was read from, for messages and the model file
     cache_key: str | None = None  # the cache key of its source, if read through the cache: its fingerprint is kept too
+    path: str | None = None  # the local files' absolute path (None: downloaded or bundled), kept in the model file
 
     @property
     def image_shape(self) -> tuple[int, int]:
@@ -93,7 +94,8 @@ def _spanned_fraction(present: np.ndarray) -> np.ndarray:
 
 
 def make_dataset(name: str, arrays: dict[str, np.ndarray], where: dict[str, str], source: str,
-                 class_names: tuple[str, ...] | None = None, cache_key: str | None = None) -> Dataset:
+                 class_names: tuple[str, ...] | None = None, cache_key: str | None = None,
+                 path: str | None = None) -> Dataset:
     """Return the checked Dataset; class names are class_names, else the arrays' own, else "0".."k-1"."""
     x_train, x_test = (_pixels(arrays[key], where[key]) for key in ("x_train", "x_test"))
     y_train, y_test = (_labels(arrays[key], where[key]) for key in ("y_train", "y_test"))
@@ -133,7 +135,7 @@ def make_dataset(name: str, arrays: dict[str, np.ndarray], where: dict[str, str]
                            f"{store.MAX_MEMBER_BYTES:,} a model file may hold: use smaller images")
     for array in (x_train, y_train, x_test, y_test):
         array.setflags(write=False)  # shared by everything that reads the data set: nobody edits it in place
-    return Dataset(name, x_train, y_train, x_test, y_test, tuple(class_names), source, cache_key)
+    return Dataset(name, x_train, y_train, x_test, y_test, tuple(class_names), source, cache_key, path)
 
 
 def _pixels(images: np.ndarray, where: str) -> np.ndarray:
