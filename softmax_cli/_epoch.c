@@ -3,7 +3,7 @@
    A training set is read as compressed rows (CSR: indptr, columns, values), so that only the pixels that are not
    zero cost anything (81 % of MNIST's are zero). The weights are laid out (groups of LANES classes, features + 1,
    LANES), the last row of each group the bias, so that one value's contribution to the logits, and to the
-   gradient, is one multiply-add over LANES adjacent floats: two vectors of eight (two AVX2 registers). Classes past
+   gradient, is one multiply-add over LANES adjacent floats: four vectors of four. Classes past
    the last real one are padding: their weights and gradient stay zero.
 
    A step, for a batch of m rows in the epoch's order:
@@ -129,49 +129,48 @@ ALWAYS_INLINE double loss_gradient(int loss, float *z, int64_t classes, int64_t 
     return error;
 }
 
-/* LANES = 16 float32 classes as two vectors of eight: two AVX2 registers. The one form below is compiled twice
-   (run_avx2, run_any at the end): for AVX2 with FMA, and for any processor, where the compiler makes each
-   eight-float operation of two SSE (or NEON) ones. */
-typedef float vector8 __attribute__((vector_size(8 * sizeof(float))));
+/* LANES = 16 float32 classes as four vectors of four. The one form below is compiled twice (run_avx2, run_any at
+   the end): for AVX2 with FMA, and for any processor, where each four-float operation is one SSE (or NEON) one.
+   Four by four, not two by eight: the generic form of two vectors of eight, each op split in two by the compiler,
+   kept its vectors in memory and was ~14 times its floor (bench/floor.py); four by four is ~2 times in both forms
+   (docs/kernel.md). */
+typedef float vector4 __attribute__((vector_size(4 * sizeof(float))));
 typedef struct {
-    vector8 low, high;  /* classes 0 .. 7 and 8 .. 15 of a group */
+    vector4 q[4];  /* classes 0 .. 3, 4 .. 7, 8 .. 11, 12 .. 15 of a group */
 } Lanes;
 
 ALWAYS_INLINE Lanes load(const float *from)
 {
-    Lanes v;  /* unaligned loads, one a vector: one memcpy of both kept them in memory, ten times slower */
-    memcpy(&v.low, from, sizeof v.low);
-    memcpy(&v.high, from + 8, sizeof v.high);
+    Lanes v;
+    for (int i = 0; i < 4; i++)
+        memcpy(&v.q[i], from + 4 * i, sizeof v.q[i]);
     return v;
 }
 
 ALWAYS_INLINE void store(float *to, Lanes v)
 {
-    memcpy(to, &v.low, sizeof v.low);
-    memcpy(to + 8, &v.high, sizeof v.high);
+    for (int i = 0; i < 4; i++)
+        memcpy(to + 4 * i, &v.q[i], sizeof v.q[i]);
 }
 
-/* a + b */
 ALWAYS_INLINE Lanes add(Lanes a, Lanes b)
 {
-    a.low += b.low;
-    a.high += b.high;
+    for (int i = 0; i < 4; i++)
+        a.q[i] += b.q[i];
     return a;
 }
 
-/* s * a */
 ALWAYS_INLINE Lanes times(float s, Lanes a)
 {
-    a.low *= s;
-    a.high *= s;
+    for (int i = 0; i < 4; i++)
+        a.q[i] *= s;
     return a;
 }
 
-/* a + s * b, sixteen classes at once (one fused multiply-add where the processor has it) */
 ALWAYS_INLINE Lanes add_times(Lanes a, float s, Lanes b)
 {
-    a.low += s * b.low;
-    a.high += s * b.high;
+    for (int i = 0; i < 4; i++)
+        a.q[i] += s * b.q[i];
     return a;
 }
 
@@ -182,7 +181,7 @@ ALWAYS_INLINE Lanes add_times(Lanes a, float s, Lanes b)
 ALWAYS_INLINE void group_logits(const Epoch *e, const float *W, int64_t count, const int64_t *offsets,
                                 const float *values, float *z)
 {
-    const Lanes zero = {{0}, {0}};
+    const Lanes zero = {{{0}}};
     Lanes a = times(e->bias, load(W + e->d * LANES)), b = zero, c = zero, f = zero;
     int64_t t = 0;
     for (; t + 3 < count; t += 4) {
@@ -247,7 +246,7 @@ ALWAYS_INLINE void update(const Epoch *e, int64_t s)
     const float l2 = (float)e->l2, momentum = (float)e->momentum;
     const int averaged = s >= e->first_averaged;
     const int64_t size = e->groups * (e->d + 1) * LANES;
-    const Lanes zero = {{0}, {0}};
+    const Lanes zero = {{{0}}};
     for (int64_t r = 0; r < e->groups * (e->d + 1); r++) {
         float *w = e->weights + r * LANES, *v = e->velocity + r * LANES;
         float *g0 = e->gradient + r * LANES, *g1 = g0 + size;

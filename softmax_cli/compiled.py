@@ -29,7 +29,7 @@ from . import _epoch  # ImportError where the extension was not built: train.py 
 from .errors import SoftmaxError, shown
 
 use_instructions = _epoch.use_instructions  # "best" (the default) or "any": the kernel for any processor, for tests
-LANES = _epoch.LANES    # classes a group holds: two vectors of eight float32 (two AVX2 registers)
+LANES = _epoch.LANES    # classes a group holds: four vectors of four float32
 MAX_GROUPS = _epoch.MAX_GROUPS  # at most LANES * MAX_GROUPS = 1024 classes (the kernel's scratch for a row's logits)
 LOSSES = {"cross-entropy": 0, "mse": 1}
 WIDE_FEATURES = 2**16   # more features than this: columns as uint32 instead of uint16
