@@ -45,6 +45,7 @@ typedef struct {
     const void *values;         /* uint8 pixels, or float32 features where float_values */
     const int64_t *order;       /* (n,): the rows of this epoch, in order */
     const int64_t *labels;      /* (n,): the label of each, in the same order */
+    const float *row_weights;   /* (n,): the sample weight of each, in the same order; NULL: every row weighs 1 */
     int64_t *predicted;         /* (n,): each one's argmax, written */
     float *weights, *velocity;  /* (groups, d + 1, LANES) */
     double *summed;             /* the same shape: the weights of averaged steps added up */
@@ -226,7 +227,14 @@ ALWAYS_INLINE double piece(const Epoch *e, int wide, int floats, int p, int64_t 
         int64_t count = decode(e, wide, floats, e->indptr[row], e->indptr[row + 1], offsets, values);
         for (int64_t g = 0; g < e->groups; g++)
             group_logits(e, e->weights + g * group_size, count, offsets, values, z + g * LANES);
-        loss += loss_gradient(e->loss, z, e->classes, e->labels[i], &e->predicted[i]);
+        double row_loss = loss_gradient(e->loss, z, e->classes, e->labels[i], &e->predicted[i]);
+        if (e->row_weights) {  /* a weighted row: its loss and its gradient times its weight (1: the same bits) */
+            float w = e->row_weights[i];
+            row_loss *= w;
+            for (int64_t c = 0; c < e->classes; c++)
+                z[c] *= w;
+        }
+        loss += row_loss;
         for (int64_t c = e->classes; c < e->groups * LANES; c++)
             z[c] = 0.0f;  /* padding classes: no gradient */
         for (int64_t g = 0; g < e->groups; g++)
@@ -237,12 +245,19 @@ ALWAYS_INLINE double piece(const Epoch *e, int wide, int floats, int p, int64_t 
 
 /* Step s's heavy-ball update of every weight (groups * (d + 1) rows of LANES), from G = the two pieces'
    gradients summed in order, which are left zero for the next step:
-       step = G * gradient_scale / m + l2 * W (not at the bias) + momentum * velocity;
+       step = G * gradient_scale / m + l2 * W (not at the bias) + momentum * velocity,
+              m the batch's rows, or with sample weights their sum (G / m: the weighted mean; 0 where they sum to 0);
        velocity = step; W -= lr * step; summed += W (float64) once averaging has begun. */
 ALWAYS_INLINE void update(const Epoch *e, int64_t s)
 {
     int64_t start = s * e->batch_size, m = (start + e->batch_size < e->n ? e->batch_size : e->n - start);
-    const float lr = (float)e->lrs[s], scale = (float)(e->gradient_scale / (double)m);
+    double weight = (double)m;
+    if (e->row_weights) {
+        weight = 0.0;
+        for (int64_t i = start; i < start + m; i++)
+            weight += e->row_weights[i];
+    }
+    const float lr = (float)e->lrs[s], scale = weight > 0.0 ? (float)(e->gradient_scale / weight) : 0.0f;
     const float l2 = (float)e->l2, momentum = (float)e->momentum;
     const int averaged = s >= e->first_averaged;
     const int64_t size = e->groups * (e->d + 1) * LANES;
@@ -338,13 +353,13 @@ static int sized(Py_buffer *buffer, Py_ssize_t count, Py_ssize_t item, const cha
 
 static PyObject *epoch(PyObject *self, PyObject *args)
 {
-    Py_buffer b[11];
+    Py_buffer b[12];
     Epoch e;
     memset(b, 0, sizeof(b));
     memset(&e, 0, sizeof(e));
     double bias;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*w*w*w*y*LLLLLddddiii", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
-                          &b[6], &b[7], &b[8], &b[9], &b[10], &e.first_averaged, &e.batch_size, &e.d, &e.groups,
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*w*w*w*y*y*LLLLLddddiii", &b[0], &b[1], &b[2], &b[3], &b[4],
+                          &b[5], &b[6], &b[7], &b[8], &b[9], &b[10], &b[11], &e.first_averaged, &e.batch_size, &e.d, &e.groups,
                           &e.classes, &e.gradient_scale, &e.l2, &e.momentum, &bias, &e.loss, &e.wide_columns,
                           &e.float_values))
         return NULL;
@@ -359,7 +374,7 @@ static PyObject *epoch(PyObject *self, PyObject *args)
         goto done;
     }
     if (!(sized(&b[1], nonzero, e.wide_columns ? 4 : 2, "columns") && sized(&b[2], nonzero, e.float_values ? 4 : 1, "values")
-          && sized(&b[4], e.n, 8, "labels") && sized(&b[5], e.n, 8, "predicted") && sized(&b[6], size, 4, "weights")
+          && sized(&b[4], e.n, 8, "labels") && (b[11].len == 0 || sized(&b[11], e.n, 4, "row_weights")) && sized(&b[5], e.n, 8, "predicted") && sized(&b[6], size, 4, "weights")
           && sized(&b[7], size, 4, "velocity") && sized(&b[8], size, 8, "summed") && sized(&b[9], 2 * size, 4, "gradient")))
         goto done;
     e.indptr = b[0].buf;
@@ -373,6 +388,7 @@ static PyObject *epoch(PyObject *self, PyObject *args)
     e.summed = b[8].buf;
     e.gradient = b[9].buf;
     e.lrs = b[10].buf;
+    e.row_weights = b[11].len ? b[11].buf : NULL;
     e.bias = (float)bias;
     for (int64_t i = 0; i < e.n; i++)
         if (e.order[i] < 0 || e.order[i] >= rows || e.labels[i] < 0 || e.labels[i] >= e.classes) {
@@ -394,7 +410,7 @@ static PyObject *epoch(PyObject *self, PyObject *args)
     PyMem_RawFree(e.offsets);
     PyMem_RawFree(e.floats);
 done:
-    for (int i = 0; i < 11; i++)
+    for (int i = 0; i < 12; i++)
         if (b[i].obj)
             PyBuffer_Release(&b[i]);
     return result;

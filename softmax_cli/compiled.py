@@ -117,9 +117,10 @@ def _grouped(array: np.ndarray, groups: int) -> np.ndarray:
 
 
 def epoch(rows: Rows, order, labels, predicted, weights, velocity, summed, lrs, first_averaged: int, batch_size: int,
-          gradient_scale: float, l2: float, momentum: float, bias: float, loss: str) -> float:
+          gradient_scale: float, l2: float, momentum: float, bias: float, loss: str, row_weights=None) -> float:
     """Make the len(lrs) steps of an epoch over rows, as Trainer._numpy_epoch does: update weights, velocity
-    (classes, features + 1) and summed in place, put each row's argmax in predicted; return the summed loss."""
+    (classes, features + 1) and summed in place, put each row's argmax in predicted; return the summed loss.
+    row_weights (in the epoch's order, like labels) weigh each row's loss and gradient; None: all 1."""
     k, d1 = weights.shape
     groups = -(-k // LANES)
     laid_out = [_grouped(array, groups) for array in (weights, velocity, summed)]
@@ -127,7 +128,9 @@ def epoch(rows: Rows, order, labels, predicted, weights, velocity, summed, lrs, 
     total = _epoch.epoch(
         rows.indptr, rows.columns, rows.values, np.ascontiguousarray(order, np.int64),
         np.ascontiguousarray(labels, np.int64), argmax, *laid_out, np.empty((PIECES, *laid_out[0].shape), np.float32),
-        np.ascontiguousarray(lrs, np.float64), first_averaged, batch_size, d1 - 1, groups, k,
+        np.ascontiguousarray(lrs, np.float64),
+        np.empty(0, np.float32) if row_weights is None else np.ascontiguousarray(row_weights, np.float32),
+        first_averaged, batch_size, d1 - 1, groups, k,
         gradient_scale, l2, momentum, bias, LOSSES[loss], rows.wide, rows.floats)
     for array, grouped in zip((weights, velocity, summed), laid_out):
         array[:] = grouped.transpose(0, 2, 1).reshape(groups * LANES, d1)[:k]
