@@ -18,9 +18,13 @@
    two threads meeting twice a step were 1.4-1.6 times slower than one beside a busy core (docs/kernel.md). Rows,
    labels and sizes are checked here; every other index (the columns of compressed rows) comes from compress.
 
-   The one source is compiled twice, for AVX2 with FMA (the target attribute on run_avx2) and for any processor,
-   and the first the processor has is chosen when the module loads (AVX-512's wider registers measured no faster
-   than two AVX2 ones here).
+   The one source is built as two modules: _epoch, for any processor (vectors of four floats: one SSE or NEON
+   register each), and, on x86-64, _epoch_avx2, compiled with -mavx2 -mfma (setup.py; vectors of eight, one AVX2
+   register each, and fused multiply-adds). compiled.py takes the second where the processor has AVX2 and FMA
+   (processor_has_avx2, here), else the first. One module with a target attribute on an AVX2 copy of the loop
+   could not have both widths: two by eight was ~14 times its floor on the generic path (its vectors, split by the
+   compiler, kept in memory) and four by four 1.6-1.9 times it on AVX2, against 1.3 times for two modules
+   (docs/kernel.md). AVX-512's wider registers measured no faster than two AVX2 ones here.
 */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -130,47 +134,54 @@ ALWAYS_INLINE double loss_gradient(int loss, float *z, int64_t classes, int64_t 
     return error;
 }
 
-/* LANES = 16 float32 classes as four vectors of four. The one form below is compiled twice (run_avx2, run_any at
-   the end): for AVX2 with FMA, and for any processor, where each four-float operation is one SSE (or NEON) one.
-   Four by four, not two by eight: the generic form of two vectors of eight, each op split in two by the compiler,
-   kept its vectors in memory and was ~14 times its floor (bench/floor.py); four by four is ~2 times in both forms
-   (docs/kernel.md). */
-typedef float vector4 __attribute__((vector_size(4 * sizeof(float))));
+/* LANES = 16 float32 classes as LANES / VECTOR_FLOATS vectors, each one register of this build's instructions. */
+#ifdef __AVX2__
+#define VECTOR_FLOATS 8  /* the module built with -mavx2 -mfma: two AVX2 registers a group */
+#define MODULE_NAME "_epoch_avx2"
+#define INSTRUCTIONS "avx2"
+#else
+#define VECTOR_FLOATS 4  /* any processor: four SSE (or NEON) registers a group */
+#define MODULE_NAME "_epoch"
+#define INSTRUCTIONS "any"
+#endif
+#define VECTORS (LANES / VECTOR_FLOATS)
+
+typedef float vector __attribute__((vector_size(VECTOR_FLOATS * sizeof(float))));
 typedef struct {
-    vector4 q[4];  /* classes 0 .. 3, 4 .. 7, 8 .. 11, 12 .. 15 of a group */
+    vector q[VECTORS];  /* classes 0 .. VECTOR_FLOATS - 1 of a group, then the next VECTOR_FLOATS, ... */
 } Lanes;
 
 ALWAYS_INLINE Lanes load(const float *from)
 {
     Lanes v;
-    for (int i = 0; i < 4; i++)
-        memcpy(&v.q[i], from + 4 * i, sizeof v.q[i]);
+    for (int i = 0; i < VECTORS; i++)
+        memcpy(&v.q[i], from + VECTOR_FLOATS * i, sizeof v.q[i]);
     return v;
 }
 
 ALWAYS_INLINE void store(float *to, Lanes v)
 {
-    for (int i = 0; i < 4; i++)
-        memcpy(to + 4 * i, &v.q[i], sizeof v.q[i]);
+    for (int i = 0; i < VECTORS; i++)
+        memcpy(to + VECTOR_FLOATS * i, &v.q[i], sizeof v.q[i]);
 }
 
 ALWAYS_INLINE Lanes add(Lanes a, Lanes b)
 {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < VECTORS; i++)
         a.q[i] += b.q[i];
     return a;
 }
 
 ALWAYS_INLINE Lanes times(float s, Lanes a)
 {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < VECTORS; i++)
         a.q[i] *= s;
     return a;
 }
 
 ALWAYS_INLINE Lanes add_times(Lanes a, float s, Lanes b)
 {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < VECTORS; i++)
         a.q[i] += s * b.q[i];
     return a;
 }
@@ -306,36 +317,14 @@ ALWAYS_INLINE double run(Epoch *e)
     return e->float_values ? steps(e, 0, 1) : steps(e, 0, 0);
 }
 
-/* The epoch compiled for any processor, and, on x86-64, for AVX2 with FMA (the compiler's target attribute:
-   the same source, its own instructions); the module takes the second where the processor has them. */
-static double run_any(Epoch *e)
+/* Whether this processor has AVX2 and FMA: whether compiled.py may load _epoch_avx2. */
+static int has_avx2(void)
 {
-    return run(e);
-}
-
-#if defined(__x86_64__)
-__attribute__((target("avx2,fma"))) static double run_avx2(Epoch *e)
-{
-    return run(e);
-}
-#endif
-
-static double (*run_best)(Epoch *) = run_any;
-static const char *instructions = "any";
-
-/* The fastest form this processor has, or, where use is "any", the form for any processor. */
-static void choose_instructions(const char *use)
-{
-    run_best = run_any;
-    instructions = "any";
-#if defined(__x86_64__)
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();
-    if (strcmp(use, "any") != 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        run_best = run_avx2;
-        instructions = "avx2";
-    }
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
-    (void)use;
+    return 0;
 #endif
 }
 
@@ -403,7 +392,7 @@ static PyObject *epoch(PyObject *self, PyObject *args)
         double loss;
         Py_BEGIN_ALLOW_THREADS
         memset(e.gradient, 0, 2 * size * sizeof(float));
-        loss = run_best(&e);
+        loss = run(&e);
         Py_END_ALLOW_THREADS
         result = PyFloat_FromDouble(loss);
     }
@@ -512,33 +501,32 @@ done:
     return result;
 }
 
-/* use_instructions("best" or "any"): which form of the kernel later epochs take; return the one taken ("avx2" or
-   "any"). For tests: every form must give what the reference loop gives. */
-static PyObject *use_instructions(PyObject *self, PyObject *args)
+/* processor_has_avx2(): whether this processor has AVX2 and FMA, which _epoch_avx2's instructions need. */
+static PyObject *processor_has_avx2(PyObject *self, PyObject *args)
 {
-    const char *use;
-    if (!PyArg_ParseTuple(args, "s", &use))
-        return NULL;
-    choose_instructions(use);
-    return PyUnicode_FromString(instructions);
+    return PyBool_FromLong(has_avx2());
 }
 
 static PyMethodDef methods[] = {
-    {"use_instructions", use_instructions, METH_VARARGS, "Choose the kernel's form: 'best' or 'any'; return it."},
+    {"processor_has_avx2", processor_has_avx2, METH_NOARGS, "Whether this processor has AVX2 and FMA."},
     {"epoch", epoch, METH_VARARGS, "Make every step of one epoch; return the summed loss (see compiled.epoch)."},
     {"compress", compress, METH_VARARGS, "Compress rows: their starts, then their columns and values (see compiled.Rows)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_epoch", "The compiled epoch (see compiled.py).", -1, methods, NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT, MODULE_NAME, "The compiled epoch (see compiled.py).", -1, methods, NULL, NULL, NULL, NULL,
 };
 
+#ifdef __AVX2__
+PyMODINIT_FUNC PyInit__epoch_avx2(void)
+#else
 PyMODINIT_FUNC PyInit__epoch(void)
+#endif
 {
-    choose_instructions("best");
     PyObject *m = PyModule_Create(&module);
-    if (m && (PyModule_AddIntConstant(m, "LANES", LANES) < 0 || PyModule_AddIntConstant(m, "MAX_GROUPS", MAX_GROUPS) < 0)) {
+    if (m && (PyModule_AddIntConstant(m, "LANES", LANES) < 0 || PyModule_AddIntConstant(m, "MAX_GROUPS", MAX_GROUPS) < 0
+              || PyModule_AddStringConstant(m, "INSTRUCTIONS", INSTRUCTIONS) < 0)) {
         Py_DECREF(m);
         return NULL;
     }

@@ -28,8 +28,35 @@ import numpy as np
 from . import _epoch  # ImportError where the extension was not built: train.py then keeps its NumPy loop
 from .errors import SoftmaxError, shown
 
-use_instructions = _epoch.use_instructions  # "best" (the default) or "any": the kernel for any processor, for tests
-LANES = _epoch.LANES    # classes a group holds: four vectors of four float32
+
+def _avx2_module():
+    """Return _epoch_avx2, the kernel built with AVX2 and FMA (setup.py), where it was built and this processor has
+    them, else None."""
+    if not _epoch.processor_has_avx2():
+        return None  # (its instructions would crash this processor, even at import)
+    try:
+        from . import _epoch_avx2
+    except ImportError:
+        return None
+    return _epoch_avx2
+
+
+KERNELS = {"any": _epoch}  # the kernel's forms this processor can run, by their instructions: "any", "avx2"
+if (_avx2 := _avx2_module()) is not None:
+    KERNELS["avx2"] = _avx2
+_kernel = _epoch
+
+
+def use_instructions(use: str = "best") -> str:
+    """Make later epochs take the fastest kernel this processor runs ("best") or the one for any processor ("any",
+    for tests: every form must give the reference loop's results); return the instructions of the one taken."""
+    global _kernel
+    name = "avx2" if use != "any" and "avx2" in KERNELS else "any"
+    _kernel = KERNELS[name]
+    return name
+
+
+LANES = _epoch.LANES    # classes a group holds: in vectors of four floats (any processor) or eight (AVX2)
 MAX_GROUPS = _epoch.MAX_GROUPS  # at most LANES * MAX_GROUPS = 1024 classes (the kernel's scratch for a row's logits)
 LOSSES = {"cross-entropy": 0, "mse": 1}
 WIDE_FEATURES = 2**16   # more features than this: columns as uint32 instead of uint16
@@ -125,7 +152,7 @@ def epoch(rows: Rows, order, labels, predicted, weights, velocity, summed, lrs, 
     groups = -(-k // LANES)
     laid_out = [_grouped(array, groups) for array in (weights, velocity, summed)]
     argmax = np.empty(len(order), np.int64)
-    total = _epoch.epoch(
+    total = _kernel.epoch(
         rows.indptr, rows.columns, rows.values, np.ascontiguousarray(order, np.int64),
         np.ascontiguousarray(labels, np.int64), argmax, *laid_out, np.empty((PIECES, *laid_out[0].shape), np.float32),
         np.ascontiguousarray(lrs, np.float64),
