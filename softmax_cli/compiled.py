@@ -27,6 +27,7 @@ import numpy as np
 
 from . import _epoch  # ImportError where the extension was not built: train.py then keeps its NumPy loop
 from .errors import SoftmaxError, shown
+from .train import is_sparse
 
 
 def _avx2_module():
@@ -93,6 +94,15 @@ class Rows:
         self.X = X
         self.floats = X.dtype != np.uint8
         self.wide = X.shape[1] > WIDE_FEATURES
+        if is_sparse(X):  # already compressed: taken as the dense rows would be (sorted columns, no zero stored)
+            X = X.tocsr().astype(np.float32)  # a copy
+            X.sum_duplicates()
+            X.eliminate_zeros()
+            self.indptr = X.indptr.astype(np.int64)
+            self.columns = X.indices.astype(np.uint32 if self.wide else np.uint16)
+            self.values, self.floats = X.data, True
+            self.density = X.nnz / max(1, X.shape[0] * X.shape[1])
+            return
         data = np.ascontiguousarray(X, np.float32 if self.floats else np.uint8)
         # large data: the two halves of the rows on two threads (the C loops let go of the GIL), counted, then filled
         # in place; small data (digits' fits) was 1.4x slower so beside a busy core: one thread

@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,6 +75,12 @@ def _compiled():
     except ImportError:
         return None
     return compiled
+
+
+def is_sparse(X) -> bool:
+    """Return whether X is a scipy.sparse matrix or array (without importing scipy where nobody has)."""
+    module = sys.modules.get("scipy.sparse")
+    return module is not None and module.issparse(X)
 
 
 def lr_factor(schedule: str, progress):
@@ -266,7 +273,7 @@ class Trainer:
     def train_epoch(self, X: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None) -> dict:
         """Make one shuffled pass over (X, labels); return the epoch number, training loss and accuracy (with
         sample_weight, float32 (n,) from checked_weights, their weighted means; each step's gradient too)."""
-        config, n = self.config, len(X)
+        config, n = self.config, X.shape[0]
         self._adopt_scale(X.dtype)
         batch_size, n_steps = steps_per_epoch(config, n)
         # the first of this epoch's steps whose weights are averaged: the last `average` fraction of the run's steps
@@ -393,7 +400,8 @@ class Trainer:
             if loss > LOSS_MARGIN * max(untrained, self.history[0]["loss"] if self.history else 0.0):
                 return f"the loss became {loss:.3g}, far above the untrained model's {untrained:.3g}"
         # the MSE loss is bounded (by 2), so blown-up weights show in the logits instead
-        largest = float(np.abs(model.logits(*self.coefficients(self.weights), model.features(X[:PROBE_ROWS]))).max())
+        probe = X[:PROBE_ROWS].toarray() if is_sparse(X) else X[:PROBE_ROWS]
+        largest = float(np.abs(model.logits(*self.coefficients(self.weights), model.features(probe))).max())
         if not largest <= MAX_LOGIT:
             return f"the logits grew to {largest:.3g}"
         return None
@@ -456,15 +464,23 @@ def fit(
 ) -> TrainResult:
     """Return the TrainResult of training until the configured epochs are done, early stopping fires or should_stop().
 
-    X is uint8 pixels or float features (n, ...), validation the same kind of data with its labels. With patience,
+    X is uint8 pixels or float features (n, ...), or a scipy.sparse matrix of float features (n, features), which the
+    compiled epoch trains on as it is (the NumPy loop makes it dense); validation is dense data with its labels. With patience,
     the result holds the weights of the epoch with the best validation loss. The trainer is advanced in place, so
     that after an interruption it can be saved with to_checkpoint. sample_weight (one finite weight >= 0 a sample,
     or None: all 1) weighs each sample in each step's gradient and in the epoch's loss and accuracy, as
     reference_fit says.
     """
     config = trainer.config
-    X = X.reshape(len(X), -1)
-    sample_weight = checked_weights(sample_weight, len(X))
+    if is_sparse(X):  # scipy.sparse rows of float features: the compiled epoch reads them as they are
+        compiled = _compiled()
+        if compiled and compiled.supports(trainer.n_classes, config.loss):
+            X = X.tocsr().astype(np.float32)
+        else:
+            X = X.toarray()  # the NumPy loop's rows are dense
+    else:
+        X = X.reshape(len(X), -1)
+    sample_weight = checked_weights(sample_weight, X.shape[0])
     if X.shape[1] != trainer.n_features:
         raise SoftmaxError(f"the data has {X.shape[1]} features per sample but training expects {trainer.n_features}")
     watching = validation is not None and bool(config.patience)

@@ -365,3 +365,25 @@ def test_bad_sample_weights_are_one_clear_error(weights, message):
         fit(Trainer(TrainConfig(epochs=1), 16, 3), pixels, labels, sample_weight=weights)
     with pytest.raises(SoftmaxError, match=message):
         reference_fit(TrainConfig(epochs=1), pixels, labels, 3, sample_weight=weights)
+
+
+@pytest.mark.parametrize("loop", ["compiled", "numpy"])
+@pytest.mark.parametrize("kind", ["csr_matrix", "csc_matrix", "csr_array"])
+def test_scipy_sparse_features_train_as_their_dense_rows(monkeypatch, loop, kind):
+    """A scipy.sparse matrix of float features gives the bits of its dense float32 rows, weights and all (the
+    compiled epoch reads its compressed rows as they are, explicit zeros and unsorted columns aside)."""
+    sparse = pytest.importorskip("scipy.sparse")
+    if loop == "numpy":
+        monkeypatch.setenv("SOFTMAX_NUMPY_LOOP", "1")
+    pixels, labels = blobs(n=530)
+    dense = model.features(pixels)
+    dense[:, ::3] = 0
+    X = getattr(sparse, kind)(dense)
+    X.data[::5] = 0  # stored zeros
+    weights = np.random.default_rng(2).uniform(0, 2, 530)
+    config = TrainConfig(epochs=3, lr=0.3, batch_size=64, l2=0.01)
+    expected = fit(Trainer(config, 16, 3), np.asarray(X.toarray(), np.float32), labels, sample_weight=weights)
+    result = fit(Trainer(config, 16, 3), X, labels, sample_weight=weights)
+    np.testing.assert_array_equal(result.W, expected.W)
+    np.testing.assert_array_equal(result.b, expected.b)
+    assert [h["loss"] for h in result.history] == [h["loss"] for h in expected.history]
