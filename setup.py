@@ -18,12 +18,14 @@ class BuildExt(build_ext):
     """build_ext for a wheel to hand on: no debug info, no symbols, no run-time path into this machine's Python."""
 
     def finalize_options(self):
-        super().finalize_options()
-        names = [extension.name for extension in self.extensions]
+        # the AVX2 build joins the distribution's extensions before build_ext takes them in (and sets them up)
+        extensions = self.distribution.ext_modules or []
+        names = [extension.name for extension in extensions]
         if AVX2 and "softmax_cli._epoch" in names and "softmax_cli._epoch_avx2" not in names:
-            epoch = self.extensions[names.index("softmax_cli._epoch")]
-            self.extensions.append(Extension("softmax_cli._epoch_avx2", list(epoch.sources), optional=True,
-                                             extra_compile_args=[*epoch.extra_compile_args, "-mavx2", "-mfma"]))
+            epoch = extensions[names.index("softmax_cli._epoch")]
+            extensions.append(Extension("softmax_cli._epoch_avx2", list(epoch.sources), optional=True,
+                                        extra_compile_args=[*epoch.extra_compile_args, "-mavx2", "-mfma"]))
+        super().finalize_options()
 
     def build_extensions(self):
         if self.compiler.compiler_type == "unix":
