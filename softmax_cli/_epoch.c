@@ -3,7 +3,7 @@
    A training set is read as compressed rows (CSR: indptr, columns, values), so that only the pixels that are not
    zero cost anything (81 % of MNIST's are zero). The weights are laid out (groups of LANES classes, features + 1,
    LANES), the last row of each group the bias, so that one value's contribution to the logits, and to the
-   gradient, is one multiply-add over LANES adjacent floats: two vectors of eight (two AVX2 registers). Classes past
+   gradient, is one multiply-add over LANES adjacent floats: four vectors of four. Classes past
    the last real one are padding: their weights and gradient stay zero.
 
    A step, for a batch of m rows in the epoch's order:
@@ -18,9 +18,13 @@
    two threads meeting twice a step were 1.4-1.6 times slower than one beside a busy core (docs/kernel.md). Rows,
    labels and sizes are checked here; every other index (the columns of compressed rows) comes from compress.
 
-   The one source is compiled twice, for AVX2 with FMA (the target attribute on run_avx2) and for any processor,
-   and the first the processor has is chosen when the module loads (AVX-512's wider registers measured no faster
-   than two AVX2 ones here).
+   The one source is built as two modules: _epoch, for any processor (vectors of four floats: one SSE or NEON
+   register each), and, on x86-64, _epoch_avx2, compiled with -mavx2 -mfma (setup.py; vectors of eight, one AVX2
+   register each, and fused multiply-adds). compiled.py takes the second where the processor has AVX2 and FMA
+   (processor_has_avx2, here), else the first. One module with a target attribute on an AVX2 copy of the loop
+   could not have both widths: two by eight was ~14 times its floor on the generic path (its vectors, split by the
+   compiler, kept in memory) and four by four 1.6-1.9 times it on AVX2, against 1.3 times for two modules
+   (docs/kernel.md). AVX-512's wider registers measured no faster than two AVX2 ones here.
 */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -45,6 +49,7 @@ typedef struct {
     const void *values;         /* uint8 pixels, or float32 features where float_values */
     const int64_t *order;       /* (n,): the rows of this epoch, in order */
     const int64_t *labels;      /* (n,): the label of each, in the same order */
+    const float *row_weights;   /* (n,): the sample weight of each, in the same order; NULL: every row weighs 1 */
     int64_t *predicted;         /* (n,): each one's argmax, written */
     float *weights, *velocity;  /* (groups, d + 1, LANES) */
     double *summed;             /* the same shape: the weights of averaged steps added up */
@@ -129,49 +134,55 @@ ALWAYS_INLINE double loss_gradient(int loss, float *z, int64_t classes, int64_t 
     return error;
 }
 
-/* LANES = 16 float32 classes as two vectors of eight: two AVX2 registers. The one form below is compiled twice
-   (run_avx2, run_any at the end): for AVX2 with FMA, and for any processor, where the compiler makes each
-   eight-float operation of two SSE (or NEON) ones. */
-typedef float vector8 __attribute__((vector_size(8 * sizeof(float))));
+/* LANES = 16 float32 classes as LANES / VECTOR_FLOATS vectors, each one register of this build's instructions. */
+#ifdef __AVX2__
+#define VECTOR_FLOATS 8  /* the module built with -mavx2 -mfma: two AVX2 registers a group */
+#define MODULE_NAME "_epoch_avx2"
+#define INSTRUCTIONS "avx2"
+#else
+#define VECTOR_FLOATS 4  /* any processor: four SSE (or NEON) registers a group */
+#define MODULE_NAME "_epoch"
+#define INSTRUCTIONS "any"
+#endif
+#define VECTORS (LANES / VECTOR_FLOATS)
+
+typedef float vector __attribute__((vector_size(VECTOR_FLOATS * sizeof(float))));
 typedef struct {
-    vector8 low, high;  /* classes 0 .. 7 and 8 .. 15 of a group */
+    vector q[VECTORS];  /* classes 0 .. VECTOR_FLOATS - 1 of a group, then the next VECTOR_FLOATS, ... */
 } Lanes;
 
 ALWAYS_INLINE Lanes load(const float *from)
 {
-    Lanes v;  /* unaligned loads, one a vector: one memcpy of both kept them in memory, ten times slower */
-    memcpy(&v.low, from, sizeof v.low);
-    memcpy(&v.high, from + 8, sizeof v.high);
+    Lanes v;
+    for (int i = 0; i < VECTORS; i++)
+        memcpy(&v.q[i], from + VECTOR_FLOATS * i, sizeof v.q[i]);
     return v;
 }
 
 ALWAYS_INLINE void store(float *to, Lanes v)
 {
-    memcpy(to, &v.low, sizeof v.low);
-    memcpy(to + 8, &v.high, sizeof v.high);
+    for (int i = 0; i < VECTORS; i++)
+        memcpy(to + VECTOR_FLOATS * i, &v.q[i], sizeof v.q[i]);
 }
 
-/* a + b */
 ALWAYS_INLINE Lanes add(Lanes a, Lanes b)
 {
-    a.low += b.low;
-    a.high += b.high;
+    for (int i = 0; i < VECTORS; i++)
+        a.q[i] += b.q[i];
     return a;
 }
 
-/* s * a */
 ALWAYS_INLINE Lanes times(float s, Lanes a)
 {
-    a.low *= s;
-    a.high *= s;
+    for (int i = 0; i < VECTORS; i++)
+        a.q[i] *= s;
     return a;
 }
 
-/* a + s * b, sixteen classes at once (one fused multiply-add where the processor has it) */
 ALWAYS_INLINE Lanes add_times(Lanes a, float s, Lanes b)
 {
-    a.low += s * b.low;
-    a.high += s * b.high;
+    for (int i = 0; i < VECTORS; i++)
+        a.q[i] += s * b.q[i];
     return a;
 }
 
@@ -182,7 +193,7 @@ ALWAYS_INLINE Lanes add_times(Lanes a, float s, Lanes b)
 ALWAYS_INLINE void group_logits(const Epoch *e, const float *W, int64_t count, const int64_t *offsets,
                                 const float *values, float *z)
 {
-    const Lanes zero = {{0}, {0}};
+    const Lanes zero = {{{0}}};
     Lanes a = times(e->bias, load(W + e->d * LANES)), b = zero, c = zero, f = zero;
     int64_t t = 0;
     for (; t + 3 < count; t += 4) {
@@ -227,7 +238,14 @@ ALWAYS_INLINE double piece(const Epoch *e, int wide, int floats, int p, int64_t 
         int64_t count = decode(e, wide, floats, e->indptr[row], e->indptr[row + 1], offsets, values);
         for (int64_t g = 0; g < e->groups; g++)
             group_logits(e, e->weights + g * group_size, count, offsets, values, z + g * LANES);
-        loss += loss_gradient(e->loss, z, e->classes, e->labels[i], &e->predicted[i]);
+        double row_loss = loss_gradient(e->loss, z, e->classes, e->labels[i], &e->predicted[i]);
+        if (e->row_weights) {  /* a weighted row: its loss and its gradient times its weight (1: the same bits) */
+            float w = e->row_weights[i];
+            row_loss *= w;
+            for (int64_t c = 0; c < e->classes; c++)
+                z[c] *= w;
+        }
+        loss += row_loss;
         for (int64_t c = e->classes; c < e->groups * LANES; c++)
             z[c] = 0.0f;  /* padding classes: no gradient */
         for (int64_t g = 0; g < e->groups; g++)
@@ -238,16 +256,23 @@ ALWAYS_INLINE double piece(const Epoch *e, int wide, int floats, int p, int64_t 
 
 /* Step s's heavy-ball update of every weight (groups * (d + 1) rows of LANES), from G = the two pieces'
    gradients summed in order, which are left zero for the next step:
-       step = G * gradient_scale / m + l2 * W (not at the bias) + momentum * velocity;
+       step = G * gradient_scale / m + l2 * W (not at the bias) + momentum * velocity,
+              m the batch's rows, or with sample weights their sum (G / m: the weighted mean; 0 where they sum to 0);
        velocity = step; W -= lr * step; summed += W (float64) once averaging has begun. */
 ALWAYS_INLINE void update(const Epoch *e, int64_t s)
 {
     int64_t start = s * e->batch_size, m = (start + e->batch_size < e->n ? e->batch_size : e->n - start);
-    const float lr = (float)e->lrs[s], scale = (float)(e->gradient_scale / (double)m);
+    double weight = (double)m;
+    if (e->row_weights) {
+        weight = 0.0;
+        for (int64_t i = start; i < start + m; i++)
+            weight += e->row_weights[i];
+    }
+    const float lr = (float)e->lrs[s], scale = weight > 0.0 ? (float)(e->gradient_scale / weight) : 0.0f;
     const float l2 = (float)e->l2, momentum = (float)e->momentum;
     const int averaged = s >= e->first_averaged;
     const int64_t size = e->groups * (e->d + 1) * LANES;
-    const Lanes zero = {{0}, {0}};
+    const Lanes zero = {{{0}}};
     for (int64_t r = 0; r < e->groups * (e->d + 1); r++) {
         float *w = e->weights + r * LANES, *v = e->velocity + r * LANES;
         float *g0 = e->gradient + r * LANES, *g1 = g0 + size;
@@ -292,36 +317,14 @@ ALWAYS_INLINE double run(Epoch *e)
     return e->float_values ? steps(e, 0, 1) : steps(e, 0, 0);
 }
 
-/* The epoch compiled for any processor, and, on x86-64, for AVX2 with FMA (the compiler's target attribute:
-   the same source, its own instructions); the module takes the second where the processor has them. */
-static double run_any(Epoch *e)
+/* Whether this processor has AVX2 and FMA: whether compiled.py may load _epoch_avx2. */
+static int has_avx2(void)
 {
-    return run(e);
-}
-
-#if defined(__x86_64__)
-__attribute__((target("avx2,fma"))) static double run_avx2(Epoch *e)
-{
-    return run(e);
-}
-#endif
-
-static double (*run_best)(Epoch *) = run_any;
-static const char *instructions = "any";
-
-/* The fastest form this processor has, or, where use is "any", the form for any processor. */
-static void choose_instructions(const char *use)
-{
-    run_best = run_any;
-    instructions = "any";
-#if defined(__x86_64__)
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();
-    if (strcmp(use, "any") != 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        run_best = run_avx2;
-        instructions = "avx2";
-    }
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
-    (void)use;
+    return 0;
 #endif
 }
 
@@ -339,13 +342,13 @@ static int sized(Py_buffer *buffer, Py_ssize_t count, Py_ssize_t item, const cha
 
 static PyObject *epoch(PyObject *self, PyObject *args)
 {
-    Py_buffer b[11];
+    Py_buffer b[12];
     Epoch e;
     memset(b, 0, sizeof(b));
     memset(&e, 0, sizeof(e));
     double bias;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*w*w*w*y*LLLLLddddiii", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
-                          &b[6], &b[7], &b[8], &b[9], &b[10], &e.first_averaged, &e.batch_size, &e.d, &e.groups,
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*w*w*w*y*y*LLLLLddddiii", &b[0], &b[1], &b[2], &b[3], &b[4],
+                          &b[5], &b[6], &b[7], &b[8], &b[9], &b[10], &b[11], &e.first_averaged, &e.batch_size, &e.d, &e.groups,
                           &e.classes, &e.gradient_scale, &e.l2, &e.momentum, &bias, &e.loss, &e.wide_columns,
                           &e.float_values))
         return NULL;
@@ -360,7 +363,7 @@ static PyObject *epoch(PyObject *self, PyObject *args)
         goto done;
     }
     if (!(sized(&b[1], nonzero, e.wide_columns ? 4 : 2, "columns") && sized(&b[2], nonzero, e.float_values ? 4 : 1, "values")
-          && sized(&b[4], e.n, 8, "labels") && sized(&b[5], e.n, 8, "predicted") && sized(&b[6], size, 4, "weights")
+          && sized(&b[4], e.n, 8, "labels") && (b[11].len == 0 || sized(&b[11], e.n, 4, "row_weights")) && sized(&b[5], e.n, 8, "predicted") && sized(&b[6], size, 4, "weights")
           && sized(&b[7], size, 4, "velocity") && sized(&b[8], size, 8, "summed") && sized(&b[9], 2 * size, 4, "gradient")))
         goto done;
     e.indptr = b[0].buf;
@@ -374,6 +377,7 @@ static PyObject *epoch(PyObject *self, PyObject *args)
     e.summed = b[8].buf;
     e.gradient = b[9].buf;
     e.lrs = b[10].buf;
+    e.row_weights = b[11].len ? b[11].buf : NULL;
     e.bias = (float)bias;
     for (int64_t i = 0; i < e.n; i++)
         if (e.order[i] < 0 || e.order[i] >= rows || e.labels[i] < 0 || e.labels[i] >= e.classes) {
@@ -388,14 +392,14 @@ static PyObject *epoch(PyObject *self, PyObject *args)
         double loss;
         Py_BEGIN_ALLOW_THREADS
         memset(e.gradient, 0, 2 * size * sizeof(float));
-        loss = run_best(&e);
+        loss = run(&e);
         Py_END_ALLOW_THREADS
         result = PyFloat_FromDouble(loss);
     }
     PyMem_RawFree(e.offsets);
     PyMem_RawFree(e.floats);
 done:
-    for (int i = 0; i < 11; i++)
+    for (int i = 0; i < 12; i++)
         if (b[i].obj)
             PyBuffer_Release(&b[i]);
     return result;
@@ -497,33 +501,32 @@ done:
     return result;
 }
 
-/* use_instructions("best" or "any"): which form of the kernel later epochs take; return the one taken ("avx2" or
-   "any"). For tests: every form must give what the reference loop gives. */
-static PyObject *use_instructions(PyObject *self, PyObject *args)
+/* processor_has_avx2(): whether this processor has AVX2 and FMA, which _epoch_avx2's instructions need. */
+static PyObject *processor_has_avx2(PyObject *self, PyObject *args)
 {
-    const char *use;
-    if (!PyArg_ParseTuple(args, "s", &use))
-        return NULL;
-    choose_instructions(use);
-    return PyUnicode_FromString(instructions);
+    return PyBool_FromLong(has_avx2());
 }
 
 static PyMethodDef methods[] = {
-    {"use_instructions", use_instructions, METH_VARARGS, "Choose the kernel's form: 'best' or 'any'; return it."},
+    {"processor_has_avx2", processor_has_avx2, METH_NOARGS, "Whether this processor has AVX2 and FMA."},
     {"epoch", epoch, METH_VARARGS, "Make every step of one epoch; return the summed loss (see compiled.epoch)."},
     {"compress", compress, METH_VARARGS, "Compress rows: their starts, then their columns and values (see compiled.Rows)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_epoch", "The compiled epoch (see compiled.py).", -1, methods, NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT, MODULE_NAME, "The compiled epoch (see compiled.py).", -1, methods, NULL, NULL, NULL, NULL,
 };
 
+#ifdef __AVX2__
+PyMODINIT_FUNC PyInit__epoch_avx2(void)
+#else
 PyMODINIT_FUNC PyInit__epoch(void)
+#endif
 {
-    choose_instructions("best");
     PyObject *m = PyModule_Create(&module);
-    if (m && (PyModule_AddIntConstant(m, "LANES", LANES) < 0 || PyModule_AddIntConstant(m, "MAX_GROUPS", MAX_GROUPS) < 0)) {
+    if (m && (PyModule_AddIntConstant(m, "LANES", LANES) < 0 || PyModule_AddIntConstant(m, "MAX_GROUPS", MAX_GROUPS) < 0
+              || PyModule_AddStringConstant(m, "INSTRUCTIONS", INSTRUCTIONS) < 0)) {
         Py_DECREF(m);
         return NULL;
     }

@@ -27,9 +27,37 @@ import numpy as np
 
 from . import _epoch  # ImportError where the extension was not built: train.py then keeps its NumPy loop
 from .errors import SoftmaxError, shown
+from .train import is_sparse
 
-use_instructions = _epoch.use_instructions  # "best" (the default) or "any": the kernel for any processor, for tests
-LANES = _epoch.LANES    # classes a group holds: two vectors of eight float32 (two AVX2 registers)
+
+def _avx2_module():
+    """Return _epoch_avx2, the kernel built with AVX2 and FMA (setup.py), where it was built and this processor has
+    them, else None."""
+    if not _epoch.processor_has_avx2():
+        return None  # (its instructions would crash this processor, even at import)
+    try:
+        from . import _epoch_avx2
+    except ImportError:
+        return None
+    return _epoch_avx2
+
+
+KERNELS = {"any": _epoch}  # the kernel's forms this processor can run, by their instructions: "any", "avx2"
+if (_avx2 := _avx2_module()) is not None:
+    KERNELS["avx2"] = _avx2
+_kernel = _epoch
+
+
+def use_instructions(use: str = "best") -> str:
+    """Make later epochs take the fastest kernel this processor runs ("best") or the one for any processor ("any",
+    for tests: every form must give the reference loop's results); return the instructions of the one taken."""
+    global _kernel
+    name = "avx2" if use != "any" and "avx2" in KERNELS else "any"
+    _kernel = KERNELS[name]
+    return name
+
+
+LANES = _epoch.LANES    # classes a group holds: in vectors of four floats (any processor) or eight (AVX2)
 MAX_GROUPS = _epoch.MAX_GROUPS  # at most LANES * MAX_GROUPS = 1024 classes (the kernel's scratch for a row's logits)
 LOSSES = {"cross-entropy": 0, "mse": 1}
 WIDE_FEATURES = 2**16   # more features than this: columns as uint32 instead of uint16
@@ -66,6 +94,15 @@ class Rows:
         self.X = X
         self.floats = X.dtype != np.uint8
         self.wide = X.shape[1] > WIDE_FEATURES
+        if is_sparse(X):  # already compressed: taken as the dense rows would be (sorted columns, no zero stored)
+            X = X.tocsr().astype(np.float32)  # a copy
+            X.sum_duplicates()
+            X.eliminate_zeros()
+            self.indptr = X.indptr.astype(np.int64)
+            self.columns = X.indices.astype(np.uint32 if self.wide else np.uint16)
+            self.values, self.floats = X.data, True
+            self.density = X.nnz / max(1, X.shape[0] * X.shape[1])
+            return
         data = np.ascontiguousarray(X, np.float32 if self.floats else np.uint8)
         # large data: the two halves of the rows on two threads (the C loops let go of the GIL), counted, then filled
         # in place; small data (digits' fits) was 1.4x slower so beside a busy core: one thread
@@ -117,17 +154,20 @@ def _grouped(array: np.ndarray, groups: int) -> np.ndarray:
 
 
 def epoch(rows: Rows, order, labels, predicted, weights, velocity, summed, lrs, first_averaged: int, batch_size: int,
-          gradient_scale: float, l2: float, momentum: float, bias: float, loss: str) -> float:
+          gradient_scale: float, l2: float, momentum: float, bias: float, loss: str, row_weights=None) -> float:
     """Make the len(lrs) steps of an epoch over rows, as Trainer._numpy_epoch does: update weights, velocity
-    (classes, features + 1) and summed in place, put each row's argmax in predicted; return the summed loss."""
+    (classes, features + 1) and summed in place, put each row's argmax in predicted; return the summed loss.
+    row_weights (in the epoch's order, like labels) weigh each row's loss and gradient; None: all 1."""
     k, d1 = weights.shape
     groups = -(-k // LANES)
     laid_out = [_grouped(array, groups) for array in (weights, velocity, summed)]
     argmax = np.empty(len(order), np.int64)
-    total = _epoch.epoch(
+    total = _kernel.epoch(
         rows.indptr, rows.columns, rows.values, np.ascontiguousarray(order, np.int64),
         np.ascontiguousarray(labels, np.int64), argmax, *laid_out, np.empty((PIECES, *laid_out[0].shape), np.float32),
-        np.ascontiguousarray(lrs, np.float64), first_averaged, batch_size, d1 - 1, groups, k,
+        np.ascontiguousarray(lrs, np.float64),
+        np.empty(0, np.float32) if row_weights is None else np.ascontiguousarray(row_weights, np.float32),
+        first_averaged, batch_size, d1 - 1, groups, k,
         gradient_scale, l2, momentum, bias, LOSSES[loss], rows.wide, rows.floats)
     for array, grouped in zip((weights, velocity, summed), laid_out):
         array[:] = grouped.transpose(0, 2, 1).reshape(groups * LANES, d1)[:k]

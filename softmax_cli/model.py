@@ -67,29 +67,42 @@ def predict_proba(W: np.ndarray, b: np.ndarray, X: np.ndarray) -> np.ndarray:
     return softmax(logits(W, b, X))
 
 
-def loss_and_grad(W: np.ndarray, b: np.ndarray, X: np.ndarray, Y: np.ndarray):
-    """Return the mean cross-entropy of softmax(X @ W + b) against one-hot Y, and its gradient (dW, db)."""
+def loss_and_grad(W: np.ndarray, b: np.ndarray, X: np.ndarray, Y: np.ndarray, weights=None):
+    """Return the mean cross-entropy of softmax(X @ W + b) against one-hot Y, and its gradient (dW, db); with
+    weights (one a row), the weighted mean: sum(w_i * loss_i) / sum(w_i), 0 where the weights sum to 0."""
+    w, total = _row_weights(X, weights)
     Z = logits(W, b, X)
     log_p = log_softmax(Z)
-    loss = -(Y * log_p).sum() / len(X)
-    G = (np.exp(log_p) - Y) / len(X)  # d loss / d Z
+    loss = -(w * Y * log_p).sum() / total
+    G = w * (np.exp(log_p) - Y) / total  # d loss / d Z
     return float(loss), X.T @ G, G.sum(axis=0)
 
 
-def mse_loss_and_grad(W, b, X, Y):
-    """Return the mean squared error of softmax(X @ W + b) against one-hot Y (summed over classes), and (dW, db)."""
+def mse_loss_and_grad(W, b, X, Y, weights=None):
+    """Return the mean squared error of softmax(X @ W + b) against one-hot Y (summed over classes), and (dW, db);
+    with weights, the weighted mean as loss_and_grad."""
+    w, total = _row_weights(X, weights)
     P = softmax(logits(W, b, X))
     residual = P - Y
-    dP = 2 * residual / len(X)
+    dP = 2 * w * residual / total
     G = P * (dP - (dP * P).sum(axis=1, keepdims=True))  # d loss / d Z: the softmax Jacobian applied to dP
-    return float((residual**2).sum() / len(X)), X.T @ G, G.sum(axis=0)
+    return float((w * residual**2).sum() / total), X.T @ G, G.sum(axis=0)
 
 
-def fused_cross_entropy_grad(Z: np.ndarray, true_index: np.ndarray) -> float:
+def _row_weights(X: np.ndarray, weights) -> tuple:
+    """Return (each row's weight as a column, or 1, and the weights' sum: what a mean divides by; 1 where it is 0)."""
+    if weights is None:
+        return 1.0, len(X)
+    total = float(np.sum(weights))
+    return np.asarray(weights, np.float64)[:, None], total if total > 0 else 1.0
+
+
+def fused_cross_entropy_grad(Z: np.ndarray, true_index: np.ndarray, weights=None) -> float:
     """Return the summed cross-entropy of softmax(Z) against the true classes; Z becomes its gradient softmax(Z) - Y.
 
     The fast path of loss_and_grad for the training loop, with mse_logit_grad's contract: Z (m, k) is C-contiguous
-    and true_index holds the flat index of each row's true class in Z (row * k + label).
+    and true_index holds the flat index of each row's true class in Z (row * k + label). weights (m,) float32, or
+    None: each row's loss and gradient multiplied by its weight (weights of 1 give the same bits as None).
     """
     flat = Z.reshape(-1)
     Z -= Z.max(axis=1, keepdims=True)          # the largest logit becomes 0: exp cannot overflow
@@ -98,10 +111,14 @@ def fused_cross_entropy_grad(Z: np.ndarray, true_index: np.ndarray) -> float:
     denominators = Z.sum(axis=1, keepdims=True)  # >= 1, so its log is never log(0)
     Z /= denominators
     flat[true_index] -= 1
-    return float(np.log(denominators).sum(dtype=np.float64) - true_logits.sum(dtype=np.float64))
+    if weights is None:
+        return float(np.log(denominators).sum(dtype=np.float64) - true_logits.sum(dtype=np.float64))
+    Z *= weights[:, None]
+    return float((np.log(denominators) * weights[:, None]).sum(dtype=np.float64)
+                 - (true_logits * weights).sum(dtype=np.float64))
 
 
-def mse_logit_grad(Z: np.ndarray, true_index: np.ndarray) -> float:
+def mse_logit_grad(Z: np.ndarray, true_index: np.ndarray, weights=None) -> float:
     """Return the summed squared error of softmax(Z) against one-hot labels; Z becomes its gradient d error / dZ.
 
     Same contract as fused_cross_entropy_grad. The squared error sums over the classes; training divides by the
@@ -112,4 +129,7 @@ def mse_logit_grad(Z: np.ndarray, true_index: np.ndarray) -> float:
     residual.reshape(-1)[true_index] -= 1      # P - Y
     dP = 2 * residual
     Z[...] = P * (dP - (dP * P).sum(axis=1, keepdims=True))  # the softmax Jacobian applied to dP
-    return float((residual * residual).sum(dtype=np.float64))
+    if weights is None:
+        return float((residual * residual).sum(dtype=np.float64))
+    Z *= weights[:, None]
+    return float((residual * residual * weights[:, None]).sum(dtype=np.float64))

@@ -20,7 +20,7 @@ from .config import TrainConfig
 from .errors import EXIT_USAGE, SoftmaxError
 from .metrics import loss_and_accuracy
 from .preprocess import preprocessed
-from .train import Trainer, TrainResult, fit, split_validation
+from .train import Trainer, TrainResult, checked_weights, fit, split_validation, validation_rows
 
 HISTORY_SUFFIXES = (".csv", ".json")
 
@@ -105,17 +105,22 @@ def check_destinations(model_path, history_path=None, reads: Iterable = (), resu
 
 def learn(config: TrainConfig, pixels: np.ndarray, labels: np.ndarray, n_classes: int,
           trainer: Trainer | None = None, on_epoch: Callable[[dict], None] | None = None,
-          should_stop: Callable[[], bool] | None = None) -> tuple[Trainer, TrainResult]:
+          should_stop: Callable[[], bool] | None = None, sample_weight: np.ndarray | None = None,
+          ) -> tuple[Trainer, TrainResult]:
     """Return the trainer and the result of fitting config to (pixels, labels) less config's validation split.
 
     pixels are uint8 images or float features; a given trainer (a resumed run) goes on from where it stopped.
     """
     validation = None
     if config.val_split:
+        if sample_weight is not None:  # the training rows' weights
+            sample_weight = checked_weights(sample_weight, len(labels))[
+                validation_rows(len(labels), config.val_split, config.seed)[0]]
         pixels, labels, *validation = split_validation(pixels, labels, config.val_split, config.seed)
     if trainer is None:
         trainer = Trainer(config, int(np.prod(pixels.shape[1:])), n_classes)
-    return trainer, fit(trainer, pixels, labels, on_epoch=on_epoch, validation=validation, should_stop=should_stop)
+    return trainer, fit(trainer, pixels, labels, on_epoch=on_epoch, validation=validation, should_stop=should_stop,
+                        sample_weight=sample_weight)
 
 
 def train_model(dataset, config: TrainConfig, model_path, *, resumed: Resumed | None = None, history_path=None,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,6 +77,12 @@ def _compiled():
     return compiled
 
 
+def is_sparse(X) -> bool:
+    """Return whether X is a scipy.sparse matrix or array (without importing scipy where nobody has)."""
+    module = sys.modules.get("scipy.sparse")
+    return module is not None and module.issparse(X)
+
+
 def lr_factor(schedule: str, progress):
     """Return what the learning rate is multiplied by after a fraction `progress` of all steps (a number, or an
     array of them: then an array)."""
@@ -89,15 +96,37 @@ def lr_factor(schedule: str, progress):
 
 def split_validation(pixels: np.ndarray, labels: np.ndarray, fraction: float, seed: int):
     """Return (train_pixels, train_labels, val_pixels, val_labels), a seeded random split of the training set."""
-    order = np.random.default_rng([seed, 1]).permutation(len(labels))
-    n_val = int(round(fraction * len(labels)))
-    if not 0 < n_val < len(labels):
+    train, val = validation_rows(len(labels), fraction, seed)
+    return pixels[train], labels[train], pixels[val], labels[val]
+
+
+def validation_rows(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (the training rows, the validation rows) of split_validation's split of n samples: sample weights
+    are split with the training rows' indices."""
+    order = np.random.default_rng([seed, 1]).permutation(n)
+    n_val = int(round(fraction * n))
+    if not 0 < n_val < n:
         raise SoftmaxError(
-            f"a validation split of {fraction:g} of {len(labels)} samples leaves {len(labels) - n_val} for training "
+            f"a validation split of {fraction:g} of {n} samples leaves {n - n_val} for training "
             f"and {n_val} for validation: choose a {{setting}} that leaves some of each", setting="val_split"
         )
-    val, train = order[:n_val], order[n_val:]
-    return pixels[train], labels[train], pixels[val], labels[val]
+    return order[n_val:], order[:n_val]
+
+
+def checked_weights(sample_weight, n: int) -> np.ndarray | None:
+    """Return sample_weight as float32 (n,), or None for None; raise SoftmaxError unless there is one finite weight
+    of at least 0 a sample and they do not all weigh 0."""
+    if sample_weight is None:
+        return None
+    try:
+        weights = np.asarray(sample_weight, np.float64)
+    except (TypeError, ValueError):
+        raise SoftmaxError("sample_weight must be numbers, one a sample") from None
+    if weights.shape != (n,):
+        raise SoftmaxError(f"sample_weight must hold one weight a sample ({n}), not an array of shape {weights.shape}")
+    if not (np.isfinite(weights).all() and (weights >= 0).all() and weights.sum() > 0):
+        raise SoftmaxError("sample_weight must be finite and at least 0, and not all 0")
+    return weights.astype(np.float32)
 
 
 def steps_per_epoch(config: TrainConfig, n: int) -> tuple[int, int]:
@@ -106,21 +135,28 @@ def steps_per_epoch(config: TrainConfig, n: int) -> tuple[int, int]:
     return batch_size, math.ceil(n / batch_size)
 
 
-def reference_fit(config: TrainConfig, X: np.ndarray, labels: np.ndarray, n_classes: int):
+def reference_fit(config: TrainConfig, X: np.ndarray, labels: np.ndarray, n_classes: int, sample_weight=None):
     """Return (W, b, history) of the run run.learn makes, computed plainly in float64: what the fast loop must equal.
 
     X is uint8 pixels or float features, as for run.learn; W and b apply to model.features(X). The same validation
     split, shuffling order, momentum, schedule, l2, averaging and early stopping as run.learn and Trainer: with
     val_split each epoch's record holds its model's validation loss and accuracy; with patience, training stops
-    after patience epochs without a better validation loss, and W and b are the best epoch's model.
+    after patience epochs without a better validation loss, and W and b are the best epoch's model. sample_weight
+    (one a sample, or None) weighs each sample's loss and gradient: each step's gradient, and each epoch's loss and
+    accuracy, are the weighted means sum(w_i * x_i) / sum(w_i) of its samples (a step whose weights sum to 0 moves
+    only by l2 and momentum); the validation loss is unweighted.
     """
     validation = None
+    sample_weight = checked_weights(sample_weight, len(labels))
     if config.val_split:
+        if sample_weight is not None:
+            sample_weight = sample_weight[validation_rows(len(labels), config.val_split, config.seed)[0]]
         X, labels, val_X, val_labels = split_validation(X, labels, config.val_split, config.seed)
         validation = model.features(val_X).astype(np.float64), val_labels
     X, Y = model.features(X).astype(np.float64), model.one_hot(labels, n_classes).astype(np.float64)
     loss_and_grad = model.loss_and_grad if config.loss == "cross-entropy" else model.mse_loss_and_grad
     n, d = X.shape
+    weights = np.ones(n) if sample_weight is None else sample_weight.astype(np.float64)
     batch_size, n_steps = steps_per_epoch(config, n)
     total_steps = config.epochs * n_steps
     average_start = total_steps - int(config.average * total_steps)
@@ -135,9 +171,10 @@ def reference_fit(config: TrainConfig, X: np.ndarray, labels: np.ndarray, n_clas
         for start in range(0, n, batch_size):
             batch = order[start:start + batch_size]
             # forward and backward
-            correct += np.count_nonzero(model.logits(W, b, X[batch]).argmax(axis=1) == labels[batch])
-            loss, grad_W, grad_b = loss_and_grad(W, b, X[batch], Y[batch])
-            loss_sum += loss * len(batch)
+            right = model.logits(W, b, X[batch]).argmax(axis=1) == labels[batch]
+            correct += weights[batch] @ right
+            loss, grad_W, grad_b = loss_and_grad(W, b, X[batch], Y[batch], weights[batch])
+            loss_sum += loss * weights[batch].sum()
             grad_W = grad_W + config.l2 * W  # the bias is not decayed
             # the learning rate of this step, heavy-ball momentum, update
             lr = config.lr * lr_factor(config.schedule, step / total_steps)
@@ -155,7 +192,7 @@ def reference_fit(config: TrainConfig, X: np.ndarray, labels: np.ndarray, n_clas
         window = [(W_step, b_step) for e, W_step, b_step in averaged if e > first_epoch]
         model_W, model_b = (np.mean([w for w, _ in window], axis=0), np.mean([c for _, c in window], axis=0)) \
             if window else (W, b)
-        history.append({"epoch": epoch, "loss": loss_sum / n, "accuracy": correct / n})
+        history.append({"epoch": epoch, "loss": loss_sum / weights.sum(), "accuracy": correct / weights.sum()})
         if validation is not None:
             history[-1]["val_loss"], history[-1]["val_accuracy"] = loss_and_accuracy(model_W, model_b, *validation)
         # early stopping: keep the best epoch's model, stop after patience epochs without a better one
@@ -233,9 +270,10 @@ class Trainer:
         """Return the (W, b) the run keeps: those of the best epoch when early stopping has seen one, else now's."""
         return self.coefficients(self.best_weights if self.best_epoch is not None else None)
 
-    def train_epoch(self, X: np.ndarray, labels: np.ndarray) -> dict:
-        """Make one shuffled pass over (X, labels); return the epoch number, training loss and accuracy."""
-        config, n = self.config, len(X)
+    def train_epoch(self, X: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None) -> dict:
+        """Make one shuffled pass over (X, labels); return the epoch number, training loss and accuracy (with
+        sample_weight, float32 (n,) from checked_weights, their weighted means; each step's gradient too)."""
+        config, n = self.config, X.shape[0]
         self._adopt_scale(X.dtype)
         batch_size, n_steps = steps_per_epoch(config, n)
         # the first of this epoch's steps whose weights are averaged: the last `average` fraction of the run's steps
@@ -251,6 +289,7 @@ class Trainer:
         gradient_scale = self.scale * self.scale  # see the module's docstring: raw units
         order = self.rng.permutation(n)
         ordered_labels = labels[order]
+        ordered_weights = None if sample_weight is None else sample_weight[order]
         predicted = np.empty(n, np.intp)
         # the learning rate of each step of this epoch
         lrs = (config.lr * lr_factor(config.schedule, (self.step + np.arange(n_steps)) / total_steps)).tolist()
@@ -258,7 +297,8 @@ class Trainer:
         compiled = _compiled()
         if compiled and not compiled.supports(self.n_classes, config.loss):
             compiled = None
-        arguments = X, order, ordered_labels, predicted, summed, batch_size, lrs, first_averaged, gradient_scale
+        arguments = (X, order, ordered_labels, ordered_weights, predicted, summed, batch_size, lrs, first_averaged,
+                     gradient_scale)
         loss_sum = self._compiled_epoch(compiled, *arguments) if compiled else self._numpy_epoch(*arguments)
         self.step += n_steps
         self.epoch += 1
@@ -267,8 +307,12 @@ class Trainer:
         if self.moving_window:  # later windows start no earlier than this one
             keep = _window(config.average, self.epoch)
             del self.sums[:-keep], self.summed_steps[:-keep]
-        accuracy = np.count_nonzero(predicted == ordered_labels) / n
-        return {"epoch": self.epoch, "loss": loss_sum / n, "accuracy": accuracy}
+        if ordered_weights is None:
+            return {"epoch": self.epoch, "loss": loss_sum / n,
+                    "accuracy": np.count_nonzero(predicted == ordered_labels) / n}
+        total = ordered_weights.sum(dtype=np.float64)
+        return {"epoch": self.epoch, "loss": loss_sum / total,
+                "accuracy": float(ordered_weights @ (predicted == ordered_labels)) / total}
 
     def stop_early(self, val_loss: float) -> bool:
         """Return whether early stopping ends the run after the epoch just made, whose validation loss is val_loss:
@@ -280,10 +324,10 @@ class Trainer:
         self.epochs_since_best += 1
         return self.epochs_since_best >= self.config.patience
 
-    def _numpy_epoch(self, X, order, ordered_labels, predicted, summed, batch_size, lrs, first_averaged,
-                     gradient_scale) -> float:
+    def _numpy_epoch(self, X, order, ordered_labels, ordered_weights, predicted, summed, batch_size, lrs,
+                     first_averaged, gradient_scale) -> float:
         """Make the steps of one epoch with NumPy calls (step s at learning rate lrs[s], its weights added to summed
-        from step first_averaged on); return their summed loss."""
+        from step first_averaged on); return their summed loss (each row's times its weight, where weighted)."""
         config, (n, d), k = self.config, X.shape, self.n_classes
         kernel = model.fused_cross_entropy_grad if config.loss == "cross-entropy" else model.mse_logit_grad
         raw_batch = np.empty((batch_size, d), X.dtype)
@@ -304,12 +348,14 @@ class Trainer:
             # forward
             np.matmul(x, self.weights.T, out=z)
             np.argmax(z, axis=1, out=predicted[start:stop])
-            loss_sum += kernel(z, true_index[start:stop])  # z becomes d loss / d logits
+            row_weights = None if ordered_weights is None else ordered_weights[start:stop]
+            loss_sum += kernel(z, true_index[start:stop], row_weights)  # z becomes d loss / d logits
             # backward
             np.matmul(z.T, x, out=gradient)
             # update with heavy-ball momentum
             lr = lrs[s]
-            gradient *= gradient_scale / m
+            total = m if row_weights is None else float(row_weights.sum(dtype=np.float64))  # the mean's divisor
+            gradient *= gradient_scale / total if total > 0 else 0.0
             if config.l2:
                 np.multiply(self.weights, config.l2, out=update)
                 update[:, d] = 0                      # the bias is not decayed
@@ -325,15 +371,15 @@ class Trainer:
                 summed += self.weights
         return loss_sum
 
-    def _compiled_epoch(self, compiled, X, order, ordered_labels, predicted, summed, batch_size, lrs, first_averaged,
-                        gradient_scale) -> float:
+    def _compiled_epoch(self, compiled, X, order, ordered_labels, ordered_weights, predicted, summed, batch_size, lrs,
+                        first_averaged, gradient_scale) -> float:
         """Make the steps of one epoch as _numpy_epoch does, in one call of compiled.py."""
         if self.rows is None or self.rows.X is not X:
             self.rows = compiled.Rows(X)
         config = self.config
         return compiled.epoch(self.rows, order, ordered_labels, predicted, self.weights, self.velocity, summed, lrs,
                               first_averaged, batch_size, gradient_scale, config.l2, config.momentum, 1 / self.scale,
-                              config.loss)
+                              config.loss, ordered_weights)
 
     def _adopt_scale(self, dtype) -> None:
         """Take the feature scale of data of this dtype, or raise SoftmaxError if the run was trained on other data."""
@@ -354,7 +400,8 @@ class Trainer:
             if loss > LOSS_MARGIN * max(untrained, self.history[0]["loss"] if self.history else 0.0):
                 return f"the loss became {loss:.3g}, far above the untrained model's {untrained:.3g}"
         # the MSE loss is bounded (by 2), so blown-up weights show in the logits instead
-        largest = float(np.abs(model.logits(*self.coefficients(self.weights), model.features(X[:PROBE_ROWS]))).max())
+        probe = X[:PROBE_ROWS].toarray() if is_sparse(X) else X[:PROBE_ROWS]
+        largest = float(np.abs(model.logits(*self.coefficients(self.weights), model.features(probe))).max())
         if not largest <= MAX_LOGIT:
             return f"the logits grew to {largest:.3g}"
         return None
@@ -413,15 +460,27 @@ def fit(
     on_epoch: Callable[[dict], None] | None = None,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> TrainResult:
     """Return the TrainResult of training until the configured epochs are done, early stopping fires or should_stop().
 
-    X is uint8 pixels or float features (n, ...), validation the same kind of data with its labels. With patience,
+    X is uint8 pixels or float features (n, ...), or a scipy.sparse matrix of float features (n, features), which the
+    compiled epoch trains on as it is (the NumPy loop makes it dense); validation is dense data with its labels. With patience,
     the result holds the weights of the epoch with the best validation loss. The trainer is advanced in place, so
-    that after an interruption it can be saved with to_checkpoint.
+    that after an interruption it can be saved with to_checkpoint. sample_weight (one finite weight >= 0 a sample,
+    or None: all 1) weighs each sample in each step's gradient and in the epoch's loss and accuracy, as
+    reference_fit says.
     """
     config = trainer.config
-    X = X.reshape(len(X), -1)
+    if is_sparse(X):  # scipy.sparse rows of float features: the compiled epoch reads them as they are
+        compiled = _compiled()
+        if compiled and compiled.supports(trainer.n_classes, config.loss):
+            X = X.tocsr().astype(np.float32)
+        else:
+            X = X.toarray()  # the NumPy loop's rows are dense
+    else:
+        X = X.reshape(len(X), -1)
+    sample_weight = checked_weights(sample_weight, X.shape[0])
     if X.shape[1] != trainer.n_features:
         raise SoftmaxError(f"the data has {X.shape[1]} features per sample but training expects {trainer.n_features}")
     watching = validation is not None and bool(config.patience)
@@ -435,7 +494,7 @@ def fit(
         started = time.perf_counter()
         seconds_before = trainer.history[-1]["seconds"] if trainer.history else 0.0
         while trainer.epoch < config.epochs:
-            stats = trainer.train_epoch(X, labels)
+            stats = trainer.train_epoch(X, labels, sample_weight)
             diverged = trainer.divergence(stats, X)
             if diverged:
                 raise TrainingDiverged(

@@ -246,3 +246,18 @@ def test_a_later_fit_reads_the_data_it_is_given_even_in_the_same_array():
 
     expected = two_fits(other.copy())
     np.testing.assert_array_equal(two_fits(None), expected)
+
+
+def test_a_processor_with_avx2_takes_the_kernel_built_for_it_and_tests_can_take_the_other():
+    """setup.py builds _epoch.c twice on x86-64 (vectors of four floats, and of eight with -mavx2 -mfma); "best"
+    takes the AVX2 build where the processor has AVX2 and FMA, "any" the build for any processor."""
+    compiled = compiled_module()
+    try:
+        assert compiled.use_instructions("any") == "any" and compiled._kernel is compiled._epoch
+        best = compiled.use_instructions("best")
+        if compiled._epoch.processor_has_avx2():
+            assert best == "avx2" and compiled._kernel.INSTRUCTIONS == "avx2"
+        else:
+            assert best == "any" and "avx2" not in compiled.KERNELS
+    finally:
+        compiled.use_instructions("best")

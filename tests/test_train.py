@@ -285,3 +285,105 @@ def test_the_learning_rates_of_an_epoch_are_those_of_its_steps_one_by_one(schedu
     assert rates.tolist() == [float(lr_factor(schedule, float(p))) for p in progress]
     assert float(lr_factor(schedule, 0.0)) == 1.0
     assert float(lr_factor(schedule, 2.0)) == (1.0 if schedule == "constant" else 0.0)
+
+
+WEIGHT_LOOPS = ["numpy", "compiled", "compiled, any"]
+WEIGHT_CASES = [dict(), dict(batch_size=64, momentum=0, l2=0.05, schedule="constant"),
+                dict(loss="mse", lr=2.0, batch_size="full"), dict(val_split=0.2, l2=0.01)]
+
+
+@pytest.fixture(params=WEIGHT_LOOPS)
+def loop(request, monkeypatch):
+    """Each training loop: the NumPy loop, the compiled epoch in this processor's form and in any processor's."""
+    from softmax_cli import train as training
+    if request.param == "numpy":
+        monkeypatch.setenv("SOFTMAX_NUMPY_LOOP", "1")
+    elif training._compiled() is None:
+        pytest.skip("the compiled epoch's extension was not built")
+    else:
+        training._compiled().use_instructions("any" if request.param == "compiled, any" else "best")
+    yield request.param
+    if training._compiled() is not None:
+        training._compiled().use_instructions("best")
+
+
+@pytest.mark.parametrize("settings", WEIGHT_CASES)
+def test_weights_of_one_give_the_bits_of_no_weights(loop, settings):
+    pixels, labels = blobs(n=530)
+    config = TrainConfig(**{"epochs": 3, "lr": 0.3, **settings})
+    _, plain = run.learn(config, pixels, labels, 3)
+    _, weighted = run.learn(config, pixels, labels, 3, sample_weight=np.ones(530))
+    np.testing.assert_array_equal(weighted.W, plain.W)
+    np.testing.assert_array_equal(weighted.b, plain.b)
+    assert weighted.history == [{**stats, "seconds": weighted.history[i]["seconds"]}
+                                for i, stats in enumerate(plain.history)]
+
+
+@pytest.mark.parametrize("settings", WEIGHT_CASES)
+def test_weighted_training_equals_the_weighted_float64_reference_loop(loop, settings):
+    """Each step's gradient the weighted mean sum(w_i * g_i) / sum(w_i) of its batch, the epoch's loss and accuracy
+    the weighted means, some weights 0: every loop against reference_fit."""
+    pixels, labels = blobs(n=530)
+    weights = np.random.default_rng(5).uniform(0, 3, 530)
+    weights[::9] = 0
+    config = TrainConfig(**{"epochs": 3, "lr": 0.3, **settings})
+    _, result = run.learn(config, pixels, labels, 3, sample_weight=weights)
+    W, b, history = reference_fit(config, pixels, labels, 3, sample_weight=weights)
+    np.testing.assert_allclose(result.W, W, atol=2e-5 * max(1, np.abs(W).max()))
+    np.testing.assert_allclose(result.b, b, atol=2e-5 * max(1, np.abs(b).max()))
+    for stats, expected in zip(result.history, history, strict=True):
+        assert stats["loss"] == pytest.approx(expected["loss"], rel=1e-5)
+        assert stats["accuracy"] == pytest.approx(expected["accuracy"], abs=1e-2)
+    _, unweighted = run.learn(config, pixels, labels, 3)
+    assert not np.allclose(unweighted.W, result.W, atol=1e-3)  # the weights count
+
+
+@pytest.mark.parametrize("loss", ["cross-entropy", "mse"])
+def test_integer_weights_are_repeated_rows_and_a_zero_weight_an_absent_row(loss):
+    """With one full batch a step (the order of the rows then changes only rounding): a weight of 3 is the row three
+    times, a weight of 0 the row left out, in reference_fit as in the fast loop."""
+    pixels, labels = blobs(n=200)
+    weights = np.random.default_rng(1).integers(0, 4, 200)
+    repeated = np.repeat(np.arange(200), weights)
+    config = TrainConfig(epochs=5, lr=0.5, batch_size="full", l2=0.01, loss=loss)
+    W, b, history = reference_fit(config, pixels, labels, 3, sample_weight=weights)
+    W_rows, b_rows, history_rows = reference_fit(config, pixels[repeated], labels[repeated], 3)
+    np.testing.assert_allclose(W, W_rows, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(b, b_rows, rtol=1e-9, atol=1e-12)
+    assert [h["loss"] for h in history] == pytest.approx([h["loss"] for h in history_rows], rel=1e-9)
+    assert [h["accuracy"] for h in history] == pytest.approx([h["accuracy"] for h in history_rows], rel=1e-9)
+    fast = fit(Trainer(config, 16, 3), pixels, labels, sample_weight=weights)
+    np.testing.assert_allclose(fast.W, W, atol=2e-5 * max(1, np.abs(W).max()))
+
+
+@pytest.mark.parametrize("weights, message", [
+    (np.ones(3), "one weight a sample"), (-np.ones(530), "at least 0"), (np.zeros(530), "not all 0"),
+    (np.full(530, np.nan), "finite"), (["a"] * 530, "numbers")])
+def test_bad_sample_weights_are_one_clear_error(weights, message):
+    pixels, labels = blobs(n=530)
+    with pytest.raises(SoftmaxError, match=message):
+        fit(Trainer(TrainConfig(epochs=1), 16, 3), pixels, labels, sample_weight=weights)
+    with pytest.raises(SoftmaxError, match=message):
+        reference_fit(TrainConfig(epochs=1), pixels, labels, 3, sample_weight=weights)
+
+
+@pytest.mark.parametrize("loop", ["compiled", "numpy"])
+@pytest.mark.parametrize("kind", ["csr_matrix", "csc_matrix", "csr_array"])
+def test_scipy_sparse_features_train_as_their_dense_rows(monkeypatch, loop, kind):
+    """A scipy.sparse matrix of float features gives the bits of its dense float32 rows, weights and all (the
+    compiled epoch reads its compressed rows as they are, explicit zeros and unsorted columns aside)."""
+    sparse = pytest.importorskip("scipy.sparse")
+    if loop == "numpy":
+        monkeypatch.setenv("SOFTMAX_NUMPY_LOOP", "1")
+    pixels, labels = blobs(n=530)
+    dense = model.features(pixels)
+    dense[:, ::3] = 0
+    X = getattr(sparse, kind)(dense)
+    X.data[::5] = 0  # stored zeros
+    weights = np.random.default_rng(2).uniform(0, 2, 530)
+    config = TrainConfig(epochs=3, lr=0.3, batch_size=64, l2=0.01)
+    expected = fit(Trainer(config, 16, 3), np.asarray(X.toarray(), np.float32), labels, sample_weight=weights)
+    result = fit(Trainer(config, 16, 3), X, labels, sample_weight=weights)
+    np.testing.assert_array_equal(result.W, expected.W)
+    np.testing.assert_array_equal(result.b, expected.b)
+    assert [h["loss"] for h in result.history] == [h["loss"] for h in expected.history]
