@@ -134,19 +134,25 @@ def is_csv(path: Path) -> bool:
     return path.suffix.lower() in (".csv", ".txt", ".tsv")
 
 
-def read_csv(path: Path, target: str | None = None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def read_csv(path: Path, target: str | None = None, features: tuple[str, ...] | None = None,
+             stream=None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """Return the feature rows (float64), the label strings and the feature names of a CSV table.
 
     The first line is the header; the label column is target, else the one called "target" or "label". Every
     other value must be a number: a missing or non-numeric value, a line with more or fewer values than the
     header, an empty file or a header with no rows is refused in one line naming the line and the column.
+
+    With features (a model's feature names, to predict on), the label column may be absent (its labels are then
+    empty) and the rows come back with those columns, in that order. stream: a binary file to read instead of path.
     """
+    import contextlib
     import csv
     import io
 
-    with safe_io.open_regular(path, "the data file") as stream:
-        size = stream.seek(0, 2)
-        stream.seek(0)
+    opened = contextlib.nullcontext(stream) if stream is not None else safe_io.open_regular(path, "the data file")
+    with opened as stream:
+        size = stream.seek(0, 2) if stream.seekable() else 0
+        stream.seek(0) if stream.seekable() else None
         if size > MAX_TABLE_BYTES:
             raise SoftmaxError(f"{path} holds {size:,} bytes, more than the {MAX_TABLE_BYTES:,} a CSV data set may "
                                "have: sample its rows, or save them as a Keras-format .npz")
@@ -158,8 +164,13 @@ def read_csv(path: Path, target: str | None = None) -> tuple[np.ndarray, np.ndar
             if header is None or not any(cell.strip() for cell in header):
                 raise SoftmaxError(f"{path} is empty: a CSV data set has a header row, then one row per example")
             header = [cell.strip() for cell in header]
-            label_column = _label_column(path, header, target)
+            label_column = _label_column(path, header, target, optional=features is not None)
             names = tuple(name for i, name in enumerate(header) if i != label_column)
+            if features is not None:
+                absent = [name for name in features if name not in names]
+                if absent:
+                    raise SoftmaxError(f"{path} line 1: no column {absent[0]!r}, a feature the model takes (it takes "
+                                       f"{', '.join(features[:8])}{', …' if len(features) > 8 else ''})")
             if not names:
                 raise SoftmaxError(f"{path}: the header names only the label column {header[label_column]!r}: "
                                    "a CSV data set needs at least one feature column")
@@ -205,19 +216,25 @@ def read_csv(path: Path, target: str | None = None) -> tuple[np.ndarray, np.ndar
         except csv.Error as e:
             raise SoftmaxError(f"{path} line {reader.line_num}: not a readable CSV line ({e})") from None
     chunks.append(np.array(rows, np.float64).reshape(len(rows), len(names)))
-    if not labels:
+    table = np.concatenate(chunks)
+    if not len(table):
         raise SoftmaxError(f"{path} has a header but no rows: a CSV data set needs one row per example")
-    return np.concatenate(chunks), np.array(labels), names
+    if features is not None:
+        return table[:, [names.index(name) for name in features]], np.array(labels), tuple(features)
+    return table, np.array(labels), names
 
 
-def _label_column(path: Path, header: list[str], target: str | None) -> int:
-    """Return the index of the label column: target's, else the column called target or label."""
+def _label_column(path: Path, header: list[str], target: str | None, optional: bool = False) -> int | None:
+    """Return the index of the label column: target's, else the column called target or label (None if optional
+    and there is none)."""
     if target is not None:
         if target not in header:
             raise SoftmaxError(f"{path} has no column {target!r} for {{setting}} (its columns: "
                                f"{', '.join(header[:8])}{', …' if len(header) > 8 else ''})", setting="target")
         return header.index(target)
     found = [name for name in LABEL_COLUMNS if name in header]
+    if not found and optional:
+        return None
     if not found:
         raise SoftmaxError(f"{path} has no column called target or label: name its label column with {{setting}}",
                            setting="target")
