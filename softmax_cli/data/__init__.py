@@ -54,7 +54,7 @@ def load_dataset(path: str | os.PathLike | None = None, name: str | None = "mnis
             rows, labels, names = read_csv(path, target)
             return make_table(path.resolve().stem, rows, labels, names, str(path))
         arrays, where, source, own_name, key = sources.read_local(path, name)
-        if "x" in arrays or is_table_rows(arrays["x_train"]):
+        if "x" in arrays or (is_table_rows(arrays["x_train"]) and np.ndim(arrays["x_test"]) == 2):
             _check_no_images_asked(spec, path)
             return _npz_table(arrays, own_name, source)
     if spec is None:
@@ -68,14 +68,16 @@ def load_dataset(path: str | os.PathLike | None = None, name: str | None = "mnis
 
 
 def is_table_rows(x: np.ndarray) -> bool:
-    """Return whether an .npz's x_train holds feature rows rather than images: 2-D, and not the flattened square
-    images of at least 8x8 pixels 0..255 (or 0..1) that data sets of images save."""
-    if x.ndim != 2:
+    """Return whether an .npz's x_train holds feature rows rather than images: 2-D, and not flattened square
+    images (uint8 pixels, or of at least 8x8 pixels 0..255 or 0..1) as data sets of images save them."""
+    if x.ndim != 2 or x.dtype.kind not in "iuf" or not x.size:
         return False
     side = math.isqrt(x.shape[1])
-    if side * side != x.shape[1] or side < 8 or x.dtype.kind not in "iuf" or not x.size:
+    if side * side != x.shape[1]:
         return True
-    return bool(x.min() < 0 or x.max() > 255)
+    if x.dtype == np.uint8:
+        return False
+    return bool(side < 8 or x.min() < 0 or x.max() > 255)
 
 
 def _check_no_images_asked(spec, path: Path) -> None:
