@@ -41,6 +41,14 @@ def write_evaluation_figures(out_dir, model, pixels: np.ndarray, labels: np.ndar
     paths = {name: out_dir / f"{name}.png" for name in FIGURE_NAMES}
     predicted = probabilities.argmax(axis=1)
     matrix = confusion_matrix(labels, predicted, labels=np.arange(len(model.class_names)))
+    features = model.metadata.get("feature_names")
+    if features is not None:  # a table's model: no images to draw; its decision regions when it has two features
+        written = [plot_confusion_matrix(matrix, model.class_names, paths["confusion_matrix"]),
+                   plot_learning_curves(model.metadata["history"], paths["learning_curves"])]
+        if len(features) == 2:
+            written.append(plot_decision_regions(model.W, model.b, pixels, labels, model.class_names, features,
+                                                 out_dir / f"{DECISION_REGIONS}.png"))
+        return written
     written = [
         plot_confusion_matrix(matrix, model.class_names, paths["confusion_matrix"]),
         plot_weight_templates(model.W, model.image_shape, model.class_names, paths["weight_templates"]),
@@ -52,6 +60,46 @@ def write_evaluation_figures(out_dir, model, pixels: np.ndarray, labels: np.ndar
         templates = {name: (other.W, other.image_shape, other.class_names) for name, other in models.items()}
         written.append(plot_weight_templates_compared(templates, out_dir / f"{COMPARED_FIGURE_NAME}.png"))
     return written
+
+
+DECISION_REGIONS = "decision_regions"  # drawn instead of the images' figures for a model of two features
+REGION_STEPS = 300  # the decision regions are the model's class at REGION_STEPS x REGION_STEPS points
+
+
+def plot_decision_regions(W: np.ndarray, b: np.ndarray, rows: np.ndarray, labels: np.ndarray, class_names,
+                          feature_names, path) -> Path:
+    """Return path, after writing a PNG of a 2-feature model's class over the plane, with the test rows on it.
+
+    The regions span the rows' range and a tenth more each side; each row is a dot of its true class's colour.
+    """
+    from matplotlib import colormaps
+
+    from .model import logits
+
+    rows = np.asarray(rows, np.float64).reshape(len(rows), 2)
+    low, high = rows.min(axis=0), rows.max(axis=0)
+    margin = np.where(high > low, (high - low) / 10, 1.0)
+    low, high = low - margin, high + margin
+    xs, ys = (np.linspace(low[i], high[i], REGION_STEPS) for i in range(2))
+    grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2).astype(np.float32)
+    regions = logits(W, b, grid).argmax(axis=1).reshape(REGION_STEPS, REGION_STEPS)
+    n_classes = len(class_names)
+    colours = colormaps["tab10" if n_classes <= 10 else "tab20"].resampled(max(n_classes, 2))
+    figure = _new_figure(6.5, 5.5)
+    axes = figure.add_subplot()
+    axes.imshow(regions, origin="lower", extent=(low[0], high[0], low[1], high[1]), aspect="auto",
+                cmap=colours, vmin=-0.5, vmax=max(n_classes, 2) - 0.5, alpha=0.35, interpolation="nearest")
+    for label, name in enumerate(class_names):
+        mine = labels == label
+        if mine.any():
+            axes.scatter(rows[mine, 0], rows[mine, 1], s=12, color=colours(label), edgecolors="black",
+                         linewidths=0.3, label=literal(name))
+    axes.set_xlabel(literal(feature_names[0]))
+    axes.set_ylabel(literal(feature_names[1]))
+    accuracy = float((logits(W, b, rows.astype(np.float32)).argmax(axis=1) == labels).mean())
+    axes.set_title(f"Decision regions and the {len(rows)} test points (accuracy {accuracy:.1%})")
+    axes.legend(title="true class", fontsize=8, loc="best")
+    return _save(figure, path)
 
 
 def plot_confusion_matrix(matrix, class_names, path) -> Path:

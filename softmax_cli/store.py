@@ -338,6 +338,13 @@ def _framings() -> tuple[str, ...]:
 
 _REQUIRED = object()  # a field every format-1 file has too
 
+
+def _is_split(value) -> bool:
+    """Return whether value is null or the split a table with no test part was given (see data.dataset.make_table)."""
+    return value is None or (isinstance(value, dict) and set(value) == {"seed", "test_fraction", "rows", "fingerprint"}
+                             and _is_int(value["seed"]) and _is_finite(value["test_fraction"], 0, 1)
+                             and _is_int(value["rows"]) and _is_text(value["fingerprint"], 64))
+
 METADATA_FIELDS = {
     # name: (is valid, what it must be, its meaning in a format-1 file that lacks it)
     "settings": (_is_settings, "an object of settings", _REQUIRED),
@@ -357,6 +364,9 @@ METADATA_FIELDS = {
     "best_epoch": (lambda v: v is None or (_is_int(v) and v >= 1), "an epoch number, or null", None),
     "history": (lambda v: isinstance(v, list) and all(map(_is_epoch, v)),
                 "a list of epochs, each its number and finite loss and accuracy figures", _REQUIRED),
+    "feature_names": (lambda v: v is None or (isinstance(v, list) and 1 <= len(v) and all(_is_text(n) for n in v)),
+                      "a table's feature names (a list of printable strings), or null for images", None),
+    "split": (_is_split, "null, or how the tool split the data: {seed, test_fraction, rows, fingerprint}", None),
     "created": (lambda v: _is_text(v, 40), "a date", _REQUIRED),
     "softmax_cli_version": (lambda v: _is_text(v, 40), "a version", _REQUIRED),
 }
@@ -379,6 +389,8 @@ def model_metadata(config, dataset, result, test_loss: float, test_accuracy: flo
         "stopped_early": result.stopped_early,
         "best_epoch": getattr(result, "best_epoch", None),
         "history": result.history,
+        "feature_names": list(dataset.feature_names) if getattr(dataset, "feature_names", None) else None,
+        "split": getattr(dataset, "split", None),
     }
 
 
@@ -423,6 +435,8 @@ def _saved_model(arrays: dict[str, np.ndarray], metadata: dict, path) -> SavedMo
         raise _Invalid(f"metadata names {len(metadata['class_names'])} classes but W has {W.shape[1]}")
     if math.prod(metadata["image_shape"]) != W.shape[0]:
         raise _Invalid(f"metadata image_shape {metadata['image_shape']} does not give W's {W.shape[0]} features")
+    if metadata["feature_names"] is not None and len(metadata["feature_names"]) != W.shape[0]:
+        raise _Invalid(f"metadata names {len(metadata['feature_names'])} features but W has {W.shape[0]}")
     if metadata["preprocess"] == "deskew" and metadata["framing"] != "mnist":
         raise _Invalid("metadata asks to deskew images that are not framed as MNIST's")
     return SavedModel(W, b, metadata)

@@ -344,3 +344,55 @@ def test_a_deskewed_model_agrees_with_itself_everywhere_and_its_templates_sit_be
     assert np.mean(np.array(from_files) == ours) >= 0.97  # a PNG is reframed as a photo would be: nearly the same
     estimator = SoftmaxRegression(preprocess="deskew").fit(features(mnist.x_train), mnist.y_train)
     assert np.mean(estimator.predict(features(images)) == ours) >= 0.99
+
+
+# Tables from the command line: a CSV like the seed tutorial's, trained, evaluated, inspected and predicted on.
+
+def blobs_csv(path, n=400, label="target"):
+    """Write a CSV of n 2-D points in 4 separated blobs (x1, x2) with their class in the column label."""
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0], [6.0, 6.0]])
+    classes = np.arange(n) % 4
+    points = centres[classes] + rng.normal(0, 0.8, (n, 2))
+    lines = [f"x1,x2,{label}"] + [f"{x:.5f},{y:.5f},{c}" for (x, y), c in zip(points, classes)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_csv_trains_and_evaluates_to_the_same_test_accuracy(capsys, tmp_path):
+    data, model = blobs_csv(tmp_path / "data.csv"), tmp_path / "model.npz"
+    summary = train(capsys, "--data", data, "--model", model, "--lr", "0.1", "--epochs", "200")
+    report = evaluate(capsys, "--data", data, "--model", model)
+    assert summary["test_accuracy"] == report["accuracy"] > 0.95
+    assert len(report["confusion_matrix"]) == 4 and sum(map(sum, report["confusion_matrix"])) == 80
+    saved = load_model(model)
+    assert saved.metadata["feature_names"] == ["x1", "x2"] and saved.image_shape == (1, 2)
+    assert saved.metadata["split"] == {"seed": 0, "test_fraction": 0.2, "rows": 400,
+                                       "fingerprint": saved.metadata["split"]["fingerprint"]}
+    code, out, _ = run(capsys, "info", model)
+    assert code == 0 and "features             2: x1, x2" in out and "20% of 400 rows held out" in out
+
+
+def test_a_csv_label_column_is_chosen_with_target(capsys, tmp_path):
+    data, model = blobs_csv(tmp_path / "data.csv", label="kind"), tmp_path / "model.npz"
+    code, _, err = run(capsys, "train", "--data", data, "--model", model)
+    assert_one_line_error(code, err, "no column called target or label", "--target")
+    train(capsys, "--data", data, "--target", "kind", "--model", model, "--epochs", "2")
+    code, _, err = run(capsys, "evaluate", "--data", data, "--target", "nope", "--model", model)
+    assert_one_line_error(code, err, "no column 'nope' for --target")
+
+
+def test_deskew_is_refused_for_a_table_and_images_models_refuse_tables(capsys, tmp_path):
+    data = blobs_csv(tmp_path / "data.csv")
+    code, _, err = run(capsys, "train", "--data", data, "--model", tmp_path / "m.npz", "--preprocess", "deskew")
+    assert_one_line_error(code, err, "--preprocess deskew straightens images", "table of features")
+    assert not (tmp_path / "m.npz").exists()
+    code, _, err = run(capsys, "train", "--data", data, "--dataset", "digits", "--model", tmp_path / "m.npz")
+    assert_one_line_error(code, err, "is a table of features, not", "--dataset")
+
+
+def test_a_bad_csv_row_is_one_error_line_from_the_command_line(capsys, tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_text("x1,x2,target\n1,2,0\n3,oops,1\n")
+    code, _, err = run(capsys, "train", "--data", data, "--model", tmp_path / "m.npz")
+    assert_one_line_error(code, err, "line 3, column 'x2'", "'oops'")

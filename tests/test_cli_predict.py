@@ -354,3 +354,48 @@ def test_a_deskewed_model_reads_peoples_images_no_worse_than_a_raw_one(tmp_path,
         for preprocess, saved in models.items():
             right[preprocess] += predict_image(saved, path).label == str(mnist.y_test[i])
     assert right["deskew"] >= right["none"] >= 0.88 * 300, right
+
+
+# A table's model predicts rows: CSV files (the label column ignored), or CSV or JSON lines on stdin.
+
+def table_model(path):
+    """Save a model of two features (x, y) in classes left (x < 0) and right (x > 0)."""
+    metadata_ = {**metadata(["left", "right"], [1, 2]), "feature_names": ["x", "y"]}
+    save_model(path, np.array([[-5.0, 5.0], [0.0, 0.0]], np.float32), np.zeros(2, np.float32), metadata_)
+    return path
+
+
+def predict_stdin(text, *args):
+    from click.testing import CliRunner
+
+    from softmax_cli.cli import cli
+
+    return CliRunner().invoke(cli, ["predict", *map(str, args)], input=text, prog_name="softmax")
+
+
+def test_a_table_model_predicts_the_rows_of_a_csv_ignoring_its_label_column(capsys, tmp_path):
+    model = table_model(tmp_path / "model.npz")
+    rows = tmp_path / "rows.csv"
+    rows.write_text("y,x,target\n0,-1,left\n3,2,left\n")  # columns in another order; the label is not used
+    code, out, err = run(capsys, "predict", rows, "--model", model, "--json")
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(line["row"], line["label"]) for line in lines] == [(1, "left"), (2, "right")]
+    assert lines[1]["probability"] == pytest.approx(1 / (1 + math.exp(-20)), rel=1e-6)
+    code, out, _ = run(capsys, "predict", rows, "--model", model, "--csv")
+    assert code == 0 and out.splitlines()[0] == "source,row,label,probability,p_left,p_right"
+    code, _, err = run(capsys, "predict", tmp_path / "rows.csv", "--model", model, "--show")
+    assert code == 2 and "draw images" in err
+
+
+def test_a_table_model_predicts_json_or_csv_rows_on_stdin_and_refuses_bad_ones(tmp_path):
+    model = table_model(tmp_path / "model.npz")
+    result = predict_stdin('[-1, 0]\n{"x": 1, "y": 7}\n', "-", "--model", model, "--json")
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["label"] for line in result.output.splitlines()] == ["left", "right"]
+    result = predict_stdin("x,y\n3,0\n", "-", "--model", model, "--top-k", "2")
+    assert result.exit_code == 0 and result.output.split() == ["-", "row", "1:", "right", "100.0%", "left", "0.0%"]
+    for text, phrase in (('[1]\n', "expected a list of 2 numbers"), ('{"x": 1}\n', "no value for 'y'"),
+                         ('[1, "a"]\n', "column 'y'"), ("y,z\n1,2\n", "no column 'x'")):
+        result = predict_stdin(text, "-", "--model", model)
+        assert result.exit_code == 1 and phrase in result.output and len(result.output.splitlines()) == 1, text

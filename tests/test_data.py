@@ -911,3 +911,90 @@ def test_a_data_sets_fingerprint_is_hashed_once_and_follows_its_arrays(monkeypat
     assert dataset.fingerprint() == first and len(made) == 1
     other = dataclasses.replace(dataset, x_train=255 - dataset.x_train)  # other arrays, another digest
     assert other.fingerprint() != first
+
+
+# Tables: a CSV's bad rows refused in one line naming the line and the column; the split the same every time.
+
+def write_csv(tmp_path, text, name="table.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def table_rows(n=50, seed=0):
+    """Return CSV text of n rows of two features and a target of three classes, separable by x1."""
+    rng = np.random.default_rng(seed)
+    lines = ["x1,x2,target"]
+    for i in range(n):
+        label = i % 3
+        lines.append(f"{label * 5 + rng.normal():.4f},{rng.normal():.4f},{label}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("text, phrases", [
+    ("", ["is empty"]),
+    ("x1,x2,target\n", ["a header but no rows"]),
+    ("x1,x2,target\n1,2,0\n3,,1\n", ["line 3, column 'x2'", "missing", "not a number"]),
+    ("x1,x2,target\n1,2,0\n3,abc,1\n", ["line 3, column 'x2'", "'abc'"]),
+    ("x1,x2,target\n1,2,0\n3,4\n", ["line 3:", "2 values but the header has 3"]),
+    ("x1,x2,target\n1,2,0\n3,4,0,5\n", ["line 3:", "4 values"]),
+    ("x1,x2,target\n1,2,0\n3,4,0\n5,6,0\n", ["one class ('0')"]),
+    ("x1,x2,y\n1,2,0\n3,4,1\n", ["no column called target or label"]),
+    ("x1,x2,target\n1,2,0\n3,nan,1\n", ["line 3, column 'x2'", "not a finite number"]),
+    ("x1,x2,target\n1,2,\n3,4,1\n", ["line 2, column 'target'", "label is missing"]),
+])
+def test_a_bad_csv_is_refused_naming_the_line_and_column(tmp_path, text, phrases):
+    path = write_csv(tmp_path, text)
+    with pytest.raises(SoftmaxError) as error:
+        load_dataset(path, name=None)
+    message = str(error.value)
+    assert "\n" not in message
+    for phrase in phrases:
+        assert phrase in message, message
+
+
+def test_a_csv_names_its_label_column_with_target_and_an_unknown_one_is_refused(tmp_path):
+    path = write_csv(tmp_path, "kind,x1,x2\na,1,2\nb,3,4\na,1,2\nb,3,5\na,0,2\nb,4,4\n")
+    dataset = load_dataset(path, name=None, target="kind")
+    assert dataset.feature_names == ("x1", "x2")
+    assert dataset.class_names == ("a", "b")
+    with pytest.raises(SoftmaxError, match="no column 'species'"):
+        load_dataset(path, name=None, target="species")
+
+
+def test_a_csv_is_split_seeded_and_stratified_the_same_every_time(tmp_path):
+    path = write_csv(tmp_path, table_rows(100))
+    first, second = load_dataset(path, name=None), load_dataset(path, name=None)
+    assert first.is_table and first.feature_names == ("x1", "x2") and first.class_names == ("0", "1", "2")
+    assert first.x_train.dtype == np.float32 and first.x_train.shape == (79, 2)
+    np.testing.assert_array_equal(first.x_test, second.x_test)
+    np.testing.assert_array_equal(np.bincount(first.y_test), [7, 7, 7])  # 20 % of each class (34, 33, 33), rounded
+    assert first.split["seed"] == 0 and first.split["test_fraction"] == 0.2 and first.split["rows"] == 100
+    assert first.fingerprint() == second.fingerprint()
+
+
+def test_string_labels_become_class_names_and_numeric_ones_sort_as_numbers(tmp_path):
+    numeric = write_csv(tmp_path, "x,label\n" + "".join(f"{i},{c}\n" for i, c in enumerate([10, 2, 10, 2, 10, 2])))
+    assert load_dataset(numeric, name=None).class_names == ("2", "10")
+    named = write_csv(tmp_path, "x,label\n" + "".join(f"{i},{c}\n" for i, c in enumerate("ababab")), "named.csv")
+    assert load_dataset(named, name=None).class_names == ("a", "b")
+
+
+def test_an_npz_of_feature_rows_of_any_width_is_a_table(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(60, 3)), np.arange(60) % 2
+    np.savez(tmp_path / "rows.npz", x=x, y=y)
+    dataset = load_dataset(tmp_path / "rows.npz", name=None)
+    assert dataset.is_table and dataset.feature_names == ("x0", "x1", "x2") and len(dataset.y_test) == 12
+    np.savez(tmp_path / "split.npz", x_train=x[:40], y_train=y[:40], x_test=x[40:], y_test=y[40:])
+    given = load_dataset(tmp_path / "split.npz", name=None)
+    assert given.is_table and given.split is None and len(given.y_test) == 20
+
+
+def test_a_csv_over_the_size_cap_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    from softmax_cli.data import formats
+
+    monkeypatch.setattr(formats, "MAX_TABLE_BYTES", 100)
+    path = write_csv(tmp_path, table_rows(50))
+    with pytest.raises(SoftmaxError, match="more than the 100 a CSV data set may have"):
+        load_dataset(path, name=None)

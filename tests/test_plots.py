@@ -310,3 +310,36 @@ def test_evaluation_figures_compare_with_other_models(tmp_path):
     assert [path.name for path in paths] == [f"{name}.png" for name in
                                              (*plots.FIGURE_NAMES, plots.COMPARED_FIGURE_NAME)]
     png_pixels(paths[-1])
+
+
+def test_a_two_feature_table_model_draws_its_decision_regions_with_the_test_points(tmp_path, drawn):
+    W = np.array([[1.0, -1.0], [0.0, 0.0]], np.float32)  # class 0 where x > 0, class 1 where x < 0
+    metadata = {"class_names": ["left", "right"], "image_shape": [1, 2], "history": HISTORY,
+                "preprocess": "none", "feature_names": ["x", "y"]}
+    model = SavedModel(W, np.zeros(2, np.float32), metadata)
+    rows = np.array([[1.0, 0.0], [2.0, 1.0], [-1.0, 0.5], [-2.0, -1.0]], np.float32)
+    labels = np.array([0, 0, 1, 0])  # the last one on the wrong side
+    probabilities = np.array([[0.9, 0.1], [0.9, 0.1], [0.1, 0.9], [0.1, 0.9]])
+    paths = plots.write_evaluation_figures(tmp_path, model, rows, labels, probabilities)
+    assert [path.name for path in paths] == ["confusion_matrix.png", "learning_curves.png", "decision_regions.png"]
+    png_pixels(paths[-1])
+    axes = drawn[-1].axes[0]
+    regions = np.asarray(axes.images[0].get_array())
+    left, right, bottom, top = axes.images[0].get_extent()
+    assert (left, right) == pytest.approx((-2.4, 2.4)) and (bottom, top) == pytest.approx((-1.2, 1.2))
+    columns = np.linspace(left, right, plots.REGION_STEPS)
+    np.testing.assert_array_equal(regions[0], np.where(columns > 0, 0, 1))  # the boundary where x crosses 0
+    np.testing.assert_array_equal(regions[0], regions[-1])
+    dots = {collection.get_label(): collection.get_offsets() for collection in axes.collections}
+    np.testing.assert_array_equal(dots["left"], rows[labels == 0])
+    np.testing.assert_array_equal(dots["right"], rows[labels == 1])
+    assert "the 4 test points (accuracy 75.0%)" in axes.get_title()
+
+
+def test_a_table_model_of_more_features_draws_no_regions_and_no_images(tmp_path):
+    metadata = {"class_names": ["a", "b"], "image_shape": [1, 3], "history": HISTORY, "preprocess": "none",
+                "feature_names": ["p", "q", "r"]}
+    model = SavedModel(np.ones((3, 2), np.float32), np.zeros(2, np.float32), metadata)
+    rows, labels = np.zeros((4, 3), np.float32), np.array([0, 1, 0, 1])
+    paths = plots.write_evaluation_figures(tmp_path, model, rows, labels, np.full((4, 2), 0.5))
+    assert [path.name for path in paths] == ["confusion_matrix.png", "learning_curves.png"]

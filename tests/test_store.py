@@ -50,6 +50,8 @@ def metadata(**changes):
         "stopped_early": False,
         "best_epoch": None,
         "history": [{"epoch": 1, "loss": 0.9, "accuracy": 0.6}, {"epoch": 2, "loss": 0.7, "accuracy": 0.7}],
+        "feature_names": None,
+        "split": None,
         "created": "2024-01-02T03:04:05+00:00",
         "softmax_cli_version": "0.1.0",
         **changes,
@@ -712,6 +714,9 @@ W0, B0 = weights()
         ({"metadata": metadata_json(best_epoch=10**400)}, "a whole number of 401 digits, too large"),
         ({"metadata": metadata_json(framing="sideways")}, "metadata framing must be how predict frames"),
         ({"metadata": metadata_json(preprocess="blur")}, "metadata preprocess must be one of none, deskew"),
+        ({"metadata": metadata_json(feature_names=["a", "b"])}, "metadata names 2 features but W has 6"),
+        ({"metadata": metadata_json(feature_names=["a", 1])}, "feature_names must be a table's feature names"),
+        ({"metadata": metadata_json(split={"seed": 0})}, "split must be null, or how the tool split the data"),
     ],
 )
 def test_invalid_model_contents(tmp_path, replaced, fragment):

@@ -48,6 +48,10 @@ def preprocessed_names(paths) -> list[str]:
 def predict(images, model_path, top_k, as_json, as_csv, show, preprocessed_folder):
     """The class of each IMAGE (PNG/JPEG files, folders or globs), with its probability and entropy.
 
+    For a model trained on a table (a CSV), IMAGES are instead CSV files of rows with the model's feature
+    columns (a label column is ignored), or - for rows on stdin: CSV, or JSON lines, each a list of the
+    features' values or an object of them by name. Each row gets its class and probability.
+
     Images are first framed as the model's training images were: grayscale, light object on dark,
     cropped, then, for MNIST, scaled to fit 20x20 and centred by its centre of mass in 28x28; for data
     sets whose objects fill the frame (Fashion-MNIST, the 8x8 digits), scaled to fill it and centred
@@ -73,6 +77,11 @@ def predict(images, model_path, top_k, as_json, as_csv, show, preprocessed_folde
         raise click.UsageError("--show cannot be used with --json or --csv: its pictures would break their output")
     saved = load_model(model_path)
     names = saved.class_names
+    if saved.metadata.get("feature_names") is not None:
+        if show or preprocessed_folder:
+            raise click.UsageError("--show and --save-preprocessed draw images: this model takes a table's rows")
+        predict_table_rows(saved, images, top_k, as_json, as_csv)
+        return
     paths, failures = [], 0
     for text in images:  # one at a time, so that a name that matches nothing does not stop the others
         try:
@@ -117,3 +126,73 @@ def predict(images, model_path, top_k, as_json, as_csv, show, preprocessed_folde
         predicted += 1
     if failures:
         click.get_current_context().exit(EXIT_SOME_FAILED if predicted else EXIT_ERROR)
+
+
+def predict_table_rows(saved, sources, top_k: int, as_json: bool, as_csv: bool) -> None:
+    """Print the class and probability of each row of the CSV files (or stdin, "-") for a model of a table."""
+    import numpy as np
+
+    from ..model import predict_proba
+
+    features = tuple(saved.metadata["feature_names"])
+    names = saved.class_names
+    if as_csv:
+        rows_out = csv.writer(sys.stdout, lineterminator="\n")
+        rows_out.writerow(["source", "row", "label", "probability", *(f"p_{name}" for name in names)])
+    else:
+        width = max(len(name) for name in names)
+    for source in sources:
+        rows = read_rows(source, features)
+        probabilities = predict_proba(saved.W, saved.b, rows.astype(np.float32))
+        for number, p in enumerate(probabilities, 1):
+            ranked = np.argsort(-p, kind="stable")[:top_k]
+            best = int(ranked[0])
+            if as_json:
+                click.echo(json.dumps({"source": source, "row": number, "label": names[best],
+                                       "probability": float(p[best]),
+                                       "top": [{"label": names[i], "probability": float(p[i])} for i in ranked],
+                                       "probabilities": dict(zip(names, map(float, p)))}, allow_nan=False))
+            elif as_csv:
+                rows_out.writerow([source, number, names[best], float(p[best]), *map(float, p)])
+            else:
+                shown = "  ".join(f"{names[i]:>{width}} {p[i]:6.1%}" for i in ranked)
+                click.echo(f"{source} row {number}: {shown}")
+
+
+def read_rows(source: str, features: tuple[str, ...]):
+    """Return the feature rows (n, d) of a CSV file, or of stdin ("-": CSV, or JSON lines of lists or objects)."""
+    import io
+
+    import numpy as np
+
+    from ..data.formats import read_csv
+
+    if source != "-":
+        return read_csv(Path(source), features=features)[0]
+    text = sys.stdin.read()
+    if text.lstrip()[:1] not in ("[", "{"):
+        return read_csv(Path("<stdin>"), features=features, stream=io.BytesIO(text.encode()))[0]
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SoftmaxError(f"stdin line {number}: not JSON ({e.msg})") from None
+        if isinstance(value, dict):
+            absent = [name for name in features if name not in value]
+            if absent:
+                raise SoftmaxError(f"stdin line {number}: no value for {absent[0]!r}, a feature the model takes")
+            value = [value[name] for name in features]
+        if not isinstance(value, list) or len(value) != len(features):
+            raise SoftmaxError(f"stdin line {number}: expected a list of {len(features)} numbers or an object of "
+                               f"them by name ({', '.join(features[:8])})")
+        bad = next((i for i, v in enumerate(value)
+                    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v)), None)
+        if bad is not None:
+            raise SoftmaxError(f"stdin line {number}, column {features[bad]!r}: {value[bad]!r} is not a number")
+        rows.append(value)
+    if not rows:
+        raise SoftmaxError("stdin holds no rows: give one JSON list (or object) of the features a line")
+    return np.array(rows, np.float64)

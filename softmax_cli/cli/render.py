@@ -68,6 +68,13 @@ def model_facts(saved, file_bytes: int) -> list[tuple[str, str]]:
         ("training seconds", f"{metadata['train_seconds']:.2f}"),
         ("epochs run", str(len(history))),
     ]
+    features, split = metadata.get("feature_names"), metadata.get("split")
+    if features is not None:  # a table's model: its features in place of the image's shape, framing, preprocessing
+        shown = ", ".join(features[:12]) + (f", … ({len(features)} in all)" if len(features) > 12 else "")
+        rows[4:8] = [("features", f"{len(features)}: {shown}"), rows[5]]
+        if split is not None:
+            rows.insert(6, ("test split", f"{split['test_fraction']:.0%} of {split['rows']:,} rows held out, "
+                                          f"stratified, seed {split['seed']}"))
     if history:
         rows.append(("first epoch", format_epoch(history[0])))
         rows.append(("last epoch", format_epoch(history[-1])))

@@ -59,6 +59,9 @@ def train(ctx, config_file, dataset_name, data, model_path, checkpoint_path, his
         config = TrainConfig(**settings)
     check_destinations(model_path, history_path, reads, checkpoint_path)  # now, not after a minute of training
     dataset = load_data(ctx, data, dataset_name)
+    if dataset.is_table and config.preprocess != "none":
+        raise SoftmaxError(f"--preprocess {config.preprocess} straightens images, but {dataset.source} is a table of "
+                           "features: leave it out (--preprocess none)")
     if not quiet:
         say_if_the_numpy_loop_runs()
     done = resumed.trainer.epoch if resumed else 0

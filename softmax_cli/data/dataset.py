@@ -33,10 +33,18 @@ class Dataset:
     source: str  # where it was read from, for messages and the model file
     cache_key: str | None = None  # the cache key of its source, if read through the cache: its fingerprint is kept too
     path: str | None = None  # the local files' absolute path (None: downloaded or bundled), kept in the model file
+    # A table's (a CSV's, or an .npz of feature rows): x is float32 (n, d) rows of these named features, no images.
+    feature_names: tuple[str, ...] | None = None
+    split: dict | None = None  # how the tool split a source with no test part: seed, test_fraction, fingerprint
+
+    @property
+    def is_table(self) -> bool:
+        return self.feature_names is not None
 
     @property
     def image_shape(self) -> tuple[int, int]:
-        return self.x_train.shape[1:]
+        """The images' (height, width); a table's rows are (1, d): one row of d features, as a model file says."""
+        return (1, self.x_train.shape[1]) if self.is_table else self.x_train.shape[1:]
 
     @property
     def n_classes(self) -> int:
@@ -74,6 +82,8 @@ class Dataset:
         bounding box of the pixels at least half as bright as the brightest spans more than FILLS_FRAME of the frame
         on its longer side. Measured: MNIST 0.71 (its 20/28 box), Fashion-MNIST 0.96, scikit-learn's digits 1.
         """
+        if self.is_table:
+            return "mnist"  # no images to frame: predict reads a table's rows as they are
         sample = self.x_train[:: max(1, len(self.x_train) // CONVENTION_SAMPLE)]  # spaced: a set may be sorted
         sample = sample[sample.max(axis=(1, 2)) > 0]
         if not len(sample):
@@ -199,3 +209,87 @@ def _class_names(names: np.ndarray, where: str) -> tuple[str, ...]:
         raise SoftmaxError(f"{where}: class name {bad[:40]!r} is not printable text of 1 to 200 characters "
                            "without $: rename the class")
     return class_names
+
+
+TEST_FRACTION = 0.2  # held out of a source with no test part, as the seed tutorial does
+SPLIT_SEED = 0       # always the same split, so that evaluate scores the test rows train held out
+MAX_TABLE_CLASSES = 1000
+
+
+def make_table(name: str, rows: np.ndarray, labels: np.ndarray, feature_names: tuple[str, ...], source: str,
+               test: tuple[np.ndarray, np.ndarray] | None = None) -> Dataset:
+    """Return the checked Dataset of a table: feature rows (n, d), their labels (strings or numbers), the features'
+    names; split seeded and stratified, TEST_FRACTION held out, unless test gives the test rows and labels.
+
+    Class names are the labels' distinct values, in numeric order when they are all numbers, else sorted.
+    """
+    rows = np.asarray(rows)
+    if rows.ndim != 2 or rows.dtype.kind not in "iuf" or not rows.size:
+        raise SoftmaxError(f"{source}: feature rows must be a 2-D array of numbers (n, d), got {rows.dtype} "
+                           f"{rows.shape}")
+    everything = rows if test is None else np.concatenate([rows, np.asarray(test[0])])
+    all_labels = np.asarray(labels) if test is None else np.concatenate([np.asarray(labels), np.asarray(test[1])])
+    if not np.isfinite(everything).all():
+        bad = int(np.flatnonzero(~np.isfinite(everything).all(axis=1))[0])
+        raise SoftmaxError(f"{source}: row {bad + 1} holds a NaN or infinite value: every feature must be a number")
+    if len(all_labels) != len(everything) or all_labels.ndim != 1:
+        raise SoftmaxError(f"{source}: {len(everything)} rows but labels of shape {all_labels.shape}")
+    class_names, codes = _classes(all_labels, source)
+    features = everything.astype(np.float32)
+    if test is None:
+        digest = hashlib.sha256(np.ascontiguousarray(features)).hexdigest()
+        test_rows = stratified_test_rows(codes, TEST_FRACTION, SPLIT_SEED)
+        split = {"seed": SPLIT_SEED, "test_fraction": TEST_FRACTION, "rows": len(features), "fingerprint": digest}
+    else:
+        test_rows = np.arange(len(rows), len(features))
+        split = None
+    is_test = np.zeros(len(features), bool)
+    is_test[test_rows] = True
+    arrays = (features[~is_test], codes[~is_test], features[is_test], codes[is_test])
+    if not len(arrays[2]):
+        raise SoftmaxError(f"{source}: too few rows to hold {TEST_FRACTION:.0%} out for testing")
+    model_bytes = features.shape[1] * len(class_names) * WEIGHT_BYTES
+    if model_bytes > store.MAX_MEMBER_BYTES:
+        raise SoftmaxError(f"{source}: a model of {features.shape[1]:,} features in {len(class_names)} classes would "
+                           f"take {model_bytes:,} bytes, more than the {store.MAX_MEMBER_BYTES:,} a model file may hold")
+    for array in arrays:
+        array.setflags(write=False)
+    return Dataset(name, *arrays, class_names, source, feature_names=tuple(feature_names), split=split)
+
+
+def stratified_test_rows(codes: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Return the indices of the rows held out: in each class, a seeded random round(fraction * its rows)."""
+    rng = np.random.default_rng(seed)
+    held = []
+    for label in range(int(codes.max()) + 1):
+        members = np.flatnonzero(codes == label)
+        held.append(rng.permutation(members)[: int(np.floor(fraction * len(members) + 0.5))])
+    return np.sort(np.concatenate(held))
+
+
+def _classes(labels: np.ndarray, source: str) -> tuple[tuple[str, ...], np.ndarray]:
+    """Return the class names of labels and each label's class number."""
+    texts = np.array([str(label).strip() for label in labels.tolist()]) if labels.dtype.kind != "U" else labels
+    names, codes = np.unique(texts, return_inverse=True)
+    try:
+        numbers = np.array([float(name) for name in names])
+    except ValueError:
+        numbers = None
+    if numbers is not None:  # numeric labels: in numeric order, "2.0" named "2"
+        order = np.argsort(numbers, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        codes = rank[codes]
+        names = [f"{number:g}" for number in numbers[order]]
+    names = tuple(str(name) for name in names)
+    if len(names) < 2:
+        raise SoftmaxError(f"{source}: the label column holds one class ({names[0]!r}): a classifier needs at "
+                           "least two")
+    if len(names) > min(MAX_TABLE_CLASSES, store.MAX_CLASSES):
+        raise SoftmaxError(f"{source}: the label column holds {len(names):,} classes, more than the "
+                           f"{min(MAX_TABLE_CLASSES, store.MAX_CLASSES)} a model may have (is it the label column?)")
+    bad = next((name for name in names if not store.is_class_name(name)), None)
+    if bad is not None:
+        raise SoftmaxError(f"{source}: class name {bad[:40]!r} is not printable text of 1 to 200 characters without "
+                           "$: rename the class")
+    return names, codes.astype(np.int64)
