@@ -45,7 +45,7 @@ def _avx2_module():
 KERNELS = {"any": _epoch}  # the kernel's forms this processor can run, by their instructions: "any", "avx2"
 if (_avx2 := _avx2_module()) is not None:
     KERNELS["avx2"] = _avx2
-_kernel = _epoch
+_kernel = KERNELS.get("avx2", _epoch)  # the fastest form this processor runs, unless use_instructions says otherwise
 
 
 def use_instructions(use: str = "best") -> str:
@@ -55,6 +55,11 @@ def use_instructions(use: str = "best") -> str:
     name = "avx2" if use != "any" and "avx2" in KERNELS else "any"
     _kernel = KERNELS[name]
     return name
+
+
+def instructions() -> str:
+    """Return the instructions of the kernel later epochs take: "avx2" or "any"."""
+    return "avx2" if _kernel is KERNELS.get("avx2") else "any"
 
 
 LANES = _epoch.LANES    # classes a group holds: in vectors of four floats (any processor) or eight (AVX2)

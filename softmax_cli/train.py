@@ -61,7 +61,7 @@ def training_loop() -> tuple[bool, str]:
         return False, ("the NumPy loop, several times slower: the compiled epoch was not built when softmax-cli was "
                        f"installed (no C compiler?); with one, reinstall it: {REINSTALL}")
     threads = compiled.usable_threads()
-    return True, (f"the compiled epoch, {compiled.use_instructions('best')} kernel, one thread (its rows compressed "
+    return True, (f"the compiled epoch, {compiled.instructions()} kernel, one thread (its rows compressed "
                   f"on up to {threads} thread{'s' if threads > 1 else ''})")
 
 

@@ -261,3 +261,18 @@ def test_a_processor_with_avx2_takes_the_kernel_built_for_it_and_tests_can_take_
             assert best == "any" and "avx2" not in compiled.KERNELS
     finally:
         compiled.use_instructions("best")
+
+
+def test_a_fresh_process_takes_the_best_kernel_without_being_asked():
+    """A run is the same whatever the command prints: `softmax train -q` once took the generic kernel and
+    `softmax train` (whose loop note asked for "best") the AVX2 one, so their models differed in the last bits and
+    a resumed run did not equal an uninterrupted one."""
+    import subprocess
+    import sys
+
+    compiled_module()
+    code = ("from softmax_cli import compiled; "
+            "print(compiled.instructions(), compiled._epoch.processor_has_avx2(), 'avx2' in compiled.KERNELS)")
+    name, has_avx2, built = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                           check=True).stdout.split()
+    assert name == ("avx2" if has_avx2 == built == "True" else "any")
