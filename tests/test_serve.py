@@ -32,7 +32,7 @@ def drawing(digit: np.ndarray) -> bytes:
 
 @pytest.fixture(scope="module")
 def client(saved):  # noqa: F811
-    with TestClient(create_app(saved, model_name="model.npz")) as client:
+    with TestClient(create_app(saved, model_name="model.npz"), base_url="http://localhost:8000") as client:
         yield client
 
 
@@ -196,6 +196,7 @@ def test_serve_says_where_it_listens_answers_and_stops_on_ctrl_c(mnist_model_fil
             except httpx.ConnectError:
                 time.sleep(0.05)
         assert answer.json()["label"] == str(mnist.y_test[0])
+        assert httpx.get(url + "api/model", trust_env=False).json()["model"] == mnist_model_file.name  # no path
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)  # its few lines fit in the pipe; read through the same buffered readers as above
@@ -229,3 +230,80 @@ def test_help_does_not_load_the_server():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn', 'anyio')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "--port" in result.stdout and result.stdout.strip().endswith("[]"), result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("host", ["evil.example.com", "evil.example.com:8000", "127.0.0.1.evil.example.com",
+                                  "", "testserver", "localhost.:8000", "[::2]:8000"])
+def test_a_request_for_another_host_is_refused_so_dns_rebinding_cannot_read_the_model(client, host):
+    for method, path in (("GET", "/api/model"), ("GET", "/"), ("GET", "/static"), ("POST", "/api/predict")):
+        answer = client.request(method, path, headers={"Host": host}, follow_redirects=False)
+        assert answer.status_code == 400, (method, path)
+        assert "does not answer for the host" in answer.json()["error"]
+        assert "location" not in answer.headers and "W" not in answer.text
+
+
+@pytest.mark.parametrize("host", ["localhost:8000", "127.0.0.1:8000", "[::1]:8000", "LOCALHOST", "127.0.0.1"])
+def test_the_local_names_are_answered(client, host):
+    assert client.get("/api/model", headers={"Host": host}).status_code == 200
+
+
+def test_the_names_the_server_was_started_for_are_answered(saved):  # noqa: F811
+    with TestClient(create_app(saved, hosts=["class.example.org"]), base_url="http://class.example.org") as other:
+        assert other.get("/api/model").status_code == 200
+        assert other.get("/api/model", headers={"Host": "localhost"}).status_code == 400
+
+
+def test_every_answer_carries_the_security_headers(client):
+    for answer in (client.get("/"), client.get("/api/model"), client.get("/static/app.js"), client.get("/nothing"),
+                   client.post("/api/predict", content=b"x", headers={"Content-Type": "text/plain"}),
+                   client.get("/api/model", headers={"Host": "evil.example.com"})):
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["referrer-policy"] == "no-referrer"
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+        assert "default-src 'self'" in answer.headers["content-security-policy"]
+
+
+def test_a_top_k_of_thousands_of_digits_is_a_4xx_not_a_server_error(client, mnist):  # noqa: F811
+    for top_k in ("9" * 5000, "0" * 5000 + "1", "1" * 5):
+        answer = client.post(f"/api/predict?top_k={top_k}", content=drawing(mnist.x_test[0]),
+                             headers={"Content-Type": "image/png"})
+        assert answer.status_code == 400 and "top_k must be a whole number" in answer.json()["error"]
+        assert len(answer.text) < 200
+
+
+def test_a_client_at_an_ipv4_mapped_loopback_address_is_local():
+    from softmax_cli.cli.serve import _is_loopback
+
+    assert _is_loopback("::ffff:127.0.0.1") and _is_loopback("::1") and not _is_loopback("::ffff:10.0.0.1")
+    assert not _is_loopback("0.0.0.0")
+
+
+def test_serving_everyone_prints_addresses_to_open_and_answers_by_them(mnist_model_file):  # noqa: F811
+    import httpx
+
+    process = start_serve("--model", str(mnist_model_file), "--host", "0.0.0.0", "--port", "0",
+                          "--allow-host", "class.example.org")
+    try:
+        url = first_line(process).split(" at ")[-1].strip()
+        listening = first_line(process)
+        assert url.startswith("http://127.0.0.1:")  # not http://0.0.0.0:..., which no browser opens
+        assert listening.startswith("Listening on 0.0.0.0") and "http://0.0.0.0" not in listening
+        port = url.rsplit(":", 1)[1].strip("/")
+        for _ in range(100):
+            try:
+                httpx.get(url, trust_env=False)
+                break
+            except httpx.ConnectError:
+                time.sleep(0.05)
+        shown = [part.strip(" ,.\n") for part in listening.split(" at ", 1)[1].split(", ")] if " at " in listening else []
+        for address in shown:  # each address it prints is one it answers by
+            host = address.split("//")[1].rsplit(":", 1)[0]
+            assert httpx.get(f"http://127.0.0.1:{port}/api/model", headers={"Host": host},
+                             trust_env=False).status_code == 200, host
+        for host, status in (("class.example.org", 200), ("evil.example.com", 400)):
+            answer = httpx.get(f"http://127.0.0.1:{port}/api/model", headers={"Host": host}, trust_env=False)
+            assert answer.status_code == status
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)

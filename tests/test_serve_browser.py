@@ -88,7 +88,7 @@ def trace(page, digit: np.ndarray) -> None:
 
 def settled(page) -> None:
     """Wait until the page has the answer for its drawing as it is now."""
-    page.wait_for_function("!inFlight && !pending && (result !== null || strokes.length === 0)")
+    page.wait_for_function("() => !inFlight && !pending && (result !== null || strokes.length === 0)")
 
 
 def shown_probabilities(page) -> np.ndarray:
@@ -118,6 +118,10 @@ def test_a_traced_mnist_digit_is_predicted_as_the_library_predicts_the_image_the
     assert top.get_attribute("data-class") == label
     assert float(top.locator(".fill").evaluate("e => parseFloat(e.style.width)")) == pytest.approx(
         100 * expected.probability, rel=1e-4)
+    # each bar as drawn: its fill's share of its track (an inline fill ignored its width and every bar was empty)
+    drawn = page.eval_on_selector_all("#bars li", """bars => bars.map(b =>
+        b.querySelector('.fill').getBoundingClientRect().width / b.querySelector('.track').getBoundingClientRect().width)""")
+    np.testing.assert_allclose(drawn, expected.probabilities, atol=0.01)
     assert page.text_content("#entropy") == f"entropy {expected.entropy_bits:.2f} bits"
     np.testing.assert_allclose(seen_pixels(page), np.round(expected.input * 255), atol=1)
     assert page.text_content("#evidence-class") == label

@@ -21,7 +21,12 @@ from .render import say
 @click.option("--port", type=checked("port", int, low=0, high=65535), default=8000, show_default=True,
               help="The port to listen on; 0 takes any free port.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the web browser once it answers.")
-def serve(model_path, host, port, open_browser):
+@click.option("--allow-host", "allowed", multiple=True, metavar="NAME",
+              help="Also answer requests addressed to this name (a DNS name others reach this computer by); may be "
+              "given more than once. The server answers only to the names it listens for (localhost, --host, and "
+              "with --host 0.0.0.0 this computer's own names and addresses), so that a web page elsewhere cannot "
+              "read it by rebinding its own name to this address.")
+def serve(model_path, host, port, open_browser, allowed):
     """A local web page to draw a digit and watch the model's probabilities, live.
 
     The page shows the probabilities as bars, the predicted class and the entropy, the image the model saw,
@@ -39,18 +44,25 @@ def serve(model_path, host, port, open_browser):
 
     listener = _listen(host, port)
     address, bound_port = listener.getsockname()[:2]
-    shown_host = f"[{address}]" if ":" in address else address
-    url = f"http://{shown_host}:{bound_port}/"
+    names = _own_names() if _is_wildcard(address) else []
+    # the address to open: a wildcard one (0.0.0.0, ::) is not an address a browser can open
+    shown_host = "127.0.0.1" if _is_wildcard(address) else address
+    url = f"http://{f'[{shown_host}]' if ':' in shown_host else shown_host}:{bound_port}/"
     accuracy = saved.metadata.get("test_accuracy")
     say(f"softmax serve: {model_path} ({saved.dataset}"
         + (f", test accuracy {accuracy:.2%}" if accuracy is not None else "") + f") at {url}")
     if _is_loopback(address):
         click.echo(f"Only this computer can connect ({address}); pass --host 0.0.0.0 to let others on the network in.")
     else:
-        click.echo(f"Listening on {address}: anyone who can reach this computer on port {bound_port} can use the page.")
+        others = [name for name in names if not _is_loopback(name)][:4]
+        say(f"Listening on {address}: anyone who can reach this computer on port {bound_port} can use the page"
+            + (f", at {', '.join(f'http://{_bracketed(name)}:{bound_port}/' for name in others)}." if others else "."))
     click.echo("Press Ctrl-C to stop.")
-    server = uvicorn.Server(uvicorn.Config(create_app(saved, model_name=str(model_path)), log_level="warning",
-                                           access_log=False, lifespan="off"))
+    from ..serve.app import LOCAL_HOSTS
+
+    hosts = [*LOCAL_HOSTS, host, address, *names, *allowed]
+    app = create_app(saved, model_name=model_path.name, hosts=hosts)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
     if open_browser:
         threading.Thread(target=_open_when_started, args=(server, url), daemon=True).start()
     # On Ctrl-C uvicorn stops serving, then raises the signal again: the CLI's main exits 130 with one line.
@@ -77,10 +89,43 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def _is_loopback(address: str) -> bool:
+    """Return whether address is this computer's own loopback (an IPv4-mapped ::ffff:127.0.0.1 too)."""
     try:
-        return ipaddress.ip_address(address).is_loopback
+        ip = ipaddress.ip_address(address)
     except ValueError:
         return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
+
+
+def _is_wildcard(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_unspecified
+    except ValueError:
+        return False
+
+
+def _bracketed(name: str) -> str:
+    return f"[{name}]" if ":" in name else name
+
+
+def _own_names() -> list[str]:
+    """Return this computer's addresses and names by which others on the network may reach it, addresses first."""
+    names = []
+    for family, far in ((socket.AF_INET, "192.0.2.1"), (socket.AF_INET6, "2001:db8::1")):  # (documentation nets)
+        try:  # the address of the interface that would reach the network: connecting UDP sends nothing
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                probe.connect((far, 9))
+                names.append(probe.getsockname()[0])
+        except OSError:
+            pass
+    for name in (socket.gethostname(), socket.getfqdn()):
+        try:
+            names += [info[4][0] for info in socket.getaddrinfo(name, None)]
+        except OSError:
+            pass
+        names.append(name)
+    return list(dict.fromkeys(name.lower() for name in names if name and name.lower() != "localhost"))
 
 
 def _open_when_started(server, url: str) -> None:
