@@ -96,7 +96,7 @@ EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\nshowpage\n"
         ("png", None, 415, "no Content-Type"),
         (b'{"image": [1, 2', "application/json", 415, "image/png or image/jpeg"),   # malformed JSON
         ("truncated", "image/png", 422, "damaged or truncated"),
-        (png_claiming(20000, 20000), "image/png", 422, "more than 40,000,000 pixels"),  # a decompression bomb
+        (png_claiming(20000, 20000), "image/png", 413, "more than the 16,000,000 this server takes"),  # a decompression bomb
         (b"\x89PNG\r\n\x1a\n" + EPS, "image/png", 422, "not an image file that can be read"),
         ("blank", "image/png", 422, "holds no digit"),
     ],
@@ -307,3 +307,59 @@ def test_serving_everyone_prints_addresses_to_open_and_answers_by_them(mnist_mod
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
+
+
+def test_photos_wait_in_a_short_queue_of_their_own_and_beyond_it_are_told_to_come_back():
+    import anyio
+
+    from softmax_cli.serve.app import Lane
+
+    async def hold(lane, done):  # a request: waits for a thread, works until done, gives the thread back
+        await lane.wait_for_a_thread()
+        try:
+            await done.wait()
+        finally:
+            lane.limiter.release()
+
+    async def scenario():
+        photos, drawings, done = Lane(1, queued=2), Lane(2, queued=None), anyio.Event()
+        async with anyio.create_task_group() as group:
+            for _ in range(3):  # one photo being read, two waiting
+                group.start_soon(hold, photos, done)
+            for _ in range(5):
+                group.start_soon(hold, drawings, done)
+            await anyio.sleep(0.05)
+            assert photos.waiting == 2 and photos.full()  # a fourth photo would be a 503
+            assert drawings.waiting == 3 and not drawings.full()  # drawings are bounded by the connection cap
+            done.set()
+        assert photos.waiting == 0 and not photos.full()
+
+    anyio.run(scenario)
+
+
+def test_a_client_that_leaves_mid_upload_costs_one_log_line_not_a_traceback(saved, caplog):  # noqa: F811
+    import anyio
+
+    app = create_app(saved)
+    scope = {"type": "http", "method": "POST", "path": "/api/predict", "raw_path": b"/api/predict",
+             "query_string": b"", "headers": [(b"host", b"localhost"), (b"content-type", b"image/png")],
+             "http_version": "1.1", "scheme": "http", "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 1)}
+    messages = iter([{"type": "http.request", "body": b"\x89PNG\r\n\x1a\n", "more_body": True},
+                     {"type": "http.disconnect"}])
+    sent = []
+
+    async def receive():
+        return next(messages)
+
+    async def send(message):
+        sent.append(message)
+
+    anyio.run(app, scope, receive, send)  # raises nothing
+    assert [record.getMessage() for record in caplog.records] == [
+        "softmax serve: a client left before its image had arrived"]
+
+
+def test_an_image_too_large_for_the_server_is_refused_from_its_header_before_decoding(client):
+    # (a header alone: decoding it would fail as truncated, so the answer shows the header was all that was read)
+    answer = client.post("/api/predict", content=png_claiming(6000, 6000), headers={"Content-Type": "image/png"})
+    assert answer.status_code == 413 and "36,000,000 pixels" in answer.json()["error"]

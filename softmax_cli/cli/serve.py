@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import logging
 import socket
 import threading
 
@@ -62,7 +64,11 @@ def serve(model_path, host, port, open_browser, allowed):
 
     hosts = [*LOCAL_HOSTS, host, address, *names, *allowed]
     app = create_app(saved, model_name=model_path.name, hosts=hosts)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+    # At most 100 connections (more are answered 503 at once), idle ones closed after 5 s, and Ctrl-C closes the
+    # ones still open after 2 s: a client that holds its upload open cannot keep the server from stopping.
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                           limit_concurrency=100, timeout_keep_alive=5, timeout_graceful_shutdown=2))
+    logging.getLogger("uvicorn.error").addFilter(_no_cancelled_uploads)  # (after Config, which sets logging up)
     if open_browser:
         threading.Thread(target=_open_when_started, args=(server, url), daemon=True).start()
     # On Ctrl-C uvicorn stops serving, then raises the signal again: the CLI's main exits 130 with one line.
@@ -96,6 +102,12 @@ def _is_loopback(address: str) -> bool:
         return False
     mapped = getattr(ip, "ipv4_mapped", None)
     return (mapped or ip).is_loopback
+
+
+def _no_cancelled_uploads(record: logging.LogRecord) -> bool:
+    """Return False for the traceback of an upload cancelled because the server is stopping: uvicorn already says in
+    one line that it cancelled the requests still open."""
+    return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
 
 
 def _is_wildcard(address: str) -> bool:

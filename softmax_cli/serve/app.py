@@ -14,7 +14,9 @@ framed, its files from being sniffed as another type, and its scripts to the ser
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -23,8 +25,8 @@ import numpy as np
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -33,12 +35,20 @@ from ..predict import predict_image
 from ..store import SavedModel
 
 STATIC = Path(__file__).parent / "static"
+LOG = logging.getLogger("uvicorn.error")  # uvicorn's own log: its lines go where the server's do
 MAX_BODY_BYTES = 5 * 2**20  # a drawing is a few KB, a phone photo a few MB
 # What the API takes, and how each format's files begin: a body is checked against the type it claims.
 IMAGE_TYPES = {"image/png": (b"\x89PNG\r\n\x1a\n", "PNG"), "image/jpeg": (b"\xff\xd8\xff", "JPEG")}
-# Predictions run in worker threads, at most this many at a time, so that many large images at once cannot use
-# more memory than a few (each decoded image may take up to images.MAX_PIXELS * 4 bytes).
+# Predictions run in worker threads, in two lanes so that photos cannot hold drawings up: a drawing (at most
+# LARGE_PIXELS, milliseconds of work) takes one of WORKERS threads; a photo (up to MAX_PIXELS, read from its
+# header before anything is decoded: a 16-megapixel one takes about a second and 200 MB) takes the one photo
+# thread, with at most PHOTOS_QUEUED more waiting (beyond them a 503 with Retry-After). Work waiting for a thread
+# is dropped when its client has gone. (The server caps the connections themselves: cli/serve.py.)
 WORKERS = max(1, min(4, os.cpu_count() or 1))
+LARGE_PIXELS = 2_000_000
+PHOTOS_QUEUED = 2
+MAX_PIXELS = 16_000_000
+BODY_SECONDS = 30  # a body not received within this (a client trickling bytes) is answered 408
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")  # the names this computer calls itself by
 SECURITY_HEADERS = [
     ("content-security-policy", "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
@@ -97,6 +107,41 @@ class StrictJSONResponse(JSONResponse):
         return json.dumps(content, allow_nan=False, separators=(",", ":")).encode()
 
 
+class Lane:
+    """Threads for one kind of work, and how many requests may wait for them (None: as many as come)."""
+
+    def __init__(self, threads: int, queued: int | None):
+        self.limiter, self.queued, self.waiting = anyio.CapacityLimiter(threads), queued, 0
+
+    def full(self) -> bool:
+        """Return whether a request now would have to wait beyond the queue's bound."""
+        busy = self.limiter.borrowed_tokens >= self.limiter.total_tokens
+        return busy and self.queued is not None and self.waiting >= self.queued
+
+    async def wait_for_a_thread(self) -> None:
+        """Wait until a thread is free and take it (give it back with self.limiter.release())."""
+        self.waiting += 1
+        try:
+            await self.limiter.acquire()
+        finally:
+            self.waiting -= 1
+
+
+def _pixel_count(image: bytes) -> int | None:
+    """Return the pixels an image's header says it has (nothing is decoded); None when Pillow cannot tell, which
+    predict_image then says in its own words."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(image)) as opened:
+            width, height = opened.size
+    except Image.DecompressionBombError:
+        return MAX_PIXELS + 1
+    except Exception:  # noqa: BLE001 (any damage: predict_image names it)
+        return None
+    return width * height
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": " ".join(message.split())}, status_code=status)
 
@@ -104,7 +149,7 @@ def _error(status: int, message: str) -> JSONResponse:
 def create_app(saved: SavedModel, model_name: str = "model.npz", hosts=LOCAL_HOSTS):
     """Return the application serving the page and the API for the saved model, to requests for one of hosts (the
     names or addresses it may be reached by); model_name is what the page shows (a file's name, not its path)."""
-    limiter = anyio.CapacityLimiter(WORKERS)
+    lanes = {False: Lane(WORKERS, queued=None), True: Lane(1, queued=PHOTOS_QUEUED)}  # by "is it a photo"
     description = {
         "model": model_name,
         "dataset": saved.dataset,
@@ -117,12 +162,16 @@ def create_app(saved: SavedModel, model_name: str = "model.npz", hosts=LOCAL_HOS
         "b": saved.b.tolist(),
         "max_body_bytes": MAX_BODY_BYTES,
     }
+    # Rendered once, here: a large model's JSON (hundreds of MB for 1024x1024 pixels) must not be built on the event
+    # loop at each request, where it held every other client up for seconds.
+    description_json = json.dumps(description, allow_nan=False, separators=(",", ":")).encode()
+    del description
 
     async def page(request: Request):
         return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
 
     async def model(request: Request):
-        return StrictJSONResponse(description)
+        return Response(description_json, media_type="application/json")
 
     async def predict(request: Request):
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -137,21 +186,40 @@ def create_app(saved: SavedModel, model_name: str = "model.npz", hosts=LOCAL_HOS
         if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             return _error(413, f"the image is larger than {MAX_BODY_BYTES // 2**20} MB: send a smaller one")
         body = bytearray()
-        async for chunk in request.stream():  # counted as it comes: Content-Length may be absent or false
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                return _error(413, f"the image is larger than {MAX_BODY_BYTES // 2**20} MB: send a smaller one")
+        try:
+            with anyio.fail_after(BODY_SECONDS):
+                async for chunk in request.stream():  # counted as it comes: Content-Length may be absent or false
+                    body += chunk
+                    if len(body) > MAX_BODY_BYTES:
+                        return _error(413, f"the image is larger than {MAX_BODY_BYTES // 2**20} MB: send a smaller one")
+        except TimeoutError:
+            return _error(408, f"the image did not arrive within {BODY_SECONDS} s: send it again")
+        except ClientDisconnect:  # nobody is left to answer; one line on the server's terminal, not a traceback
+            LOG.warning("softmax serve: a client left before its image had arrived")
+            return Response(status_code=400)
         if not body:
             return _error(400, "the body is empty: send the image file's bytes")
         signature, format_name = IMAGE_TYPES[media_type]
         if not body.startswith(signature):
             return _error(415, f"the body is not a {format_name} image, as its Content-Type {media_type} says")
+        pixels = _pixel_count(bytes(body))
+        if pixels is not None and pixels > MAX_PIXELS:
+            return _error(413, f"the image has {pixels:,} pixels, more than the {MAX_PIXELS:,} this server takes: "
+                               "scale it down first")
+        lane = lanes[pixels is not None and pixels > LARGE_PIXELS]
+        if lane.full():
+            return JSONResponse({"error": "the server is busy with other photos: try again in a moment"},
+                                status_code=503, headers={"Retry-After": "1"})
+        await lane.wait_for_a_thread()
         try:
+            if await request.is_disconnected():  # gone while waiting: its image is not worth a worker
+                return Response(status_code=400)
             prediction = await anyio.to_thread.run_sync(
-                lambda: predict_image(saved, bytes(body), top_k=int(top_k), name="the image"), limiter=limiter
-            )
+                lambda: predict_image(saved, bytes(body), top_k=int(top_k), name="the image"))
         except SoftmaxError as e:
             return _error(422, str(e))
+        finally:
+            lane.limiter.release()
         answer = prediction.as_json("-")
         answer["input"] = np.round(prediction.input, 4).tolist()    # what the model saw, rows of pixels in [0, 1]
         answer["framed"] = np.round(prediction.framed, 4).tolist()  # before preprocessing: a training image's form
