@@ -88,7 +88,11 @@ def trace(page, digit: np.ndarray) -> None:
 
 def settled(page) -> None:
     """Wait until the page has the answer for its drawing as it is now."""
-    page.wait_for_function("() => !inFlight && !pending && (result !== null || strokes.length === 0)")
+    # polled from here: wait_for_function's polling evaluates a string in the page, which its CSP forbids
+    deadline = time.monotonic() + 30
+    while not page.evaluate("() => !inFlight && !pending && (result !== null || strokes.length === 0)"):
+        assert time.monotonic() < deadline, "the page did not settle"
+        time.sleep(0.02)
 
 
 def shown_probabilities(page) -> np.ndarray:
