@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import model, run, train
+from . import model, run, scaling, train
 from .config import TrainConfig
 from .errors import SoftmaxError
 from .preprocess import preprocessed
@@ -48,7 +50,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        lr=TrainConfig.lr,
+        lr="auto",
         epochs=TrainConfig.epochs,
         batch_size=TrainConfig.batch_size,
         momentum=TrainConfig.momentum,
@@ -74,18 +76,63 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         self.val_split = val_split
         self.patience = patience
 
-    def fit(self, X, y):
-        """Return self, trained on features X (n_samples, n_features) and class labels y (n_samples,)."""
-        X, y = validate_data(self, X, y, dtype=FEATURE_TYPES)
+    def fit(self, X, y, sample_weight=None):
+        """Return self, trained on features X (n_samples, n_features; dense, or scipy.sparse CSR/CSC) and class
+        labels y (n_samples,), each sample counting sample_weight times (default: once).
+
+        With lr="auto" (the default) fit standardises the features, takes its step size from their curvature and
+        makes at least scaling.MIN_STEPS gradient steps (see softmax_cli.scaling); coef_ and intercept_ are then
+        folded back onto the raw features. A number for lr means what it says: the features as given, epochs as
+        given, as `softmax train` does.
+        """
+        X, y = validate_data(self, X, y, dtype=FEATURE_TYPES, accept_sparse=("csr", "csc"))
         check_classification_targets(y)
-        config = self._config()
+        if train.is_sparse(X):  # the training loop reads compressed rows; its validation split takes dense ones
+            X = X.toarray() if self.val_split else X.tocsr()
         self.classes_, labels = np.unique(y, return_inverse=True)
+        auto = isinstance(self.lr, str)
+        if auto and self.lr != "auto":
+            raise ValueError(f"lr must be a positive number or 'auto', not {self.lr!r}")
+        config = self._config(lr=0.5) if auto else self._config()
         self._preprocess = config.preprocess  # what predictions do to X, whatever set_params does before a refit
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        if sample_weight is not None and not np.any(sample_weight != 0):
+            raise ValueError("sample_weight: every weight is zero, so there is nothing to learn from")
         with value_errors():
-            _, result = run.learn(config, self._features(X), labels, len(self.classes_))
-        self._learned(result)
+            weights = train.checked_weights(sample_weight, len(labels))
+        features = self._features(X)
+        scaler = None
+        if auto:
+            scaler = scaling.Standardiser.fitted(features, weights)
+            features = scaler.transform(features)
+            n_train = len(labels) - int(round(len(labels) * config.val_split)) if config.val_split else len(labels)
+            config = config.replace(lr=scaling.step_size(features, config.momentum),
+                                    epochs=scaling.epochs_for(config.epochs, n_train, config.batch_size))
+        with value_errors():
+            _, result = run.learn(config, features, labels, len(self.classes_), sample_weight=weights)
+        self._learned(result, scaler)
         self._partial_run = None  # a later partial_fit starts from these coefficients
+        self._warn_unless_converged(result, X, labels, weights)
         return self
+
+    def _warn_unless_converged(self, result, X, labels, weights) -> None:
+        """Warn (ConvergenceWarning) when the fit ends no better than chance on its own training data, or its
+        training loss was still falling fast in the last epoch."""
+        predicted = self.predict(X)
+        hits = (predicted == self.classes_[labels]).astype(np.float64)
+        w = np.ones(len(labels)) if weights is None else np.asarray(weights, np.float64)
+        accuracy = float(hits @ w / w.sum())
+        chance = float(np.bincount(labels, weights=w).max() / w.sum())
+        if len(self.classes_) > 1 and accuracy <= chance:
+            warnings.warn(f"SoftmaxRegression's training accuracy ({accuracy:.3f}) is no better than always "
+                          f"predicting the commonest class ({chance:.3f}): the fit has not converged; raise epochs, "
+                          "or use lr='auto'", ConvergenceWarning, stacklevel=3)
+            return
+        losses = [epoch["loss"] for epoch in result.history]
+        if len(losses) >= 2 and losses[-2] - losses[-1] > scaling.CONVERGED_DROP * max(abs(losses[-1]), 1e-12):
+            warnings.warn(f"SoftmaxRegression's training loss fell {losses[-2]:.4g} -> {losses[-1]:.4g} in its last "
+                          "epoch: the fit has not converged; raise epochs", ConvergenceWarning, stacklevel=3)
 
     def partial_fit(self, X, y, classes=None):
         """Return self after one more epoch over (X, y); the first call needs classes, every label y may hold."""
@@ -95,14 +142,17 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         known = np.unique(classes) if classes is not None else self.classes_
         if not first_call and not np.array_equal(known, self.classes_):
             raise ValueError(f"classes={known!r} differs from the classes of the earlier calls, {self.classes_!r}")
-        X, y = validate_data(self, X, y, dtype=FEATURE_TYPES, reset=first_call)
+        X, y = validate_data(self, X, y, dtype=FEATURE_TYPES, reset=first_call, accept_sparse=("csr", "csc"))
         check_classification_targets(y)
         unknown = np.setdiff1d(y, known)
         if unknown.size:
             raise ValueError(f"y holds labels {unknown!r} that are not among the classes {known!r}")
         trainer = getattr(self, "_partial_run", None)
         if trainer is None:
-            config = self._config(schedule="constant", average=0.0, val_split=0.0, patience=0)
+            self._preprocess = self.preprocess
+            config = self._config(schedule="constant", average=0.0, val_split=0.0, patience=0,
+                                  **({"lr": scaling.step_size(self._features(X), TrainConfig.momentum)}
+                                     if isinstance(self.lr, str) else {}))
             self._preprocess = config.preprocess
             trainer = train.Trainer(config, self.n_features_in_, len(known))
             if not first_call:  # after fit; float features have scale 1: the trainer's weights are (coef_ | intercept_)
@@ -113,6 +163,11 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         self._learned(result)
         self.classes_, self._partial_run = known, trainer
         return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # fit and the predictions take scipy.sparse CSR/CSC features
+        return tags
 
     def _config(self, **changes) -> TrainConfig:
         """Return the hyperparameters as a TrainConfig, checked by the settings table; a bad one is a ValueError."""
@@ -129,10 +184,11 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                              f"X's {X.shape[1]} features are not the pixels of one")
         return model.features(preprocessed(X.reshape(len(X), side, side), self._preprocess))
 
-    def _learned(self, result) -> None:
-        """Keep what a training run learned, in scikit-learn's names."""
-        self.coef_ = result.W.T
-        self.intercept_ = result.b
+    def _learned(self, result, scaler=None) -> None:
+        """Keep what a training run learned, in scikit-learn's names (on the raw features, where fit scaled them)."""
+        W, b = (result.W, result.b) if scaler is None else scaler.fold(result.W, result.b)
+        self.coef_ = W.T
+        self.intercept_ = b
         self.n_iter_ = result.epochs_run
         self.best_epoch_ = result.best_epoch
         self.history_ = list(result.history)
@@ -140,7 +196,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
     def _logits(self, X) -> np.ndarray:
         """Return the class scores X @ coef_.T + intercept_, one row per sample."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=FEATURE_TYPES, reset=False)
+        X = validate_data(self, X, dtype=FEATURE_TYPES, reset=False, accept_sparse=("csr", "csc"))
         return model.logits(self.coef_.T, self.intercept_, self._features(X))
 
     def decision_function(self, X) -> np.ndarray:
