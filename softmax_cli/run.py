@@ -7,6 +7,7 @@ tests call it, and `learn` (split off the validation set, fit) is the part the e
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from collections.abc import Callable, Iterable
@@ -63,6 +64,7 @@ class RunResult:
     checkpoint_path: Path | None = None  # set when the run was interrupted and saved there
     test_loss: float | None = None
     test_accuracy: float | None = None
+    warning: str | None = None  # a fit that ended no better than chance on its own training data says so here
 
     @property
     def interrupted(self) -> bool:
@@ -80,6 +82,7 @@ class RunResult:
             "model": str(self.model_path),
             "dataset": self.dataset,
             "settings": self.config.to_dict(),
+            "warning": self.warning,
         }
 
 
@@ -123,6 +126,33 @@ def learn(config: TrainConfig, pixels: np.ndarray, labels: np.ndarray, n_classes
                         sample_weight=sample_weight)
 
 
+def no_better_than_chance(result: TrainResult, labels: np.ndarray) -> str | None:
+    """Return a warning when the last epoch's training accuracy is no better than always answering the commonest
+    class (as SoftmaxRegression's ConvergenceWarning says), else None."""
+    chance = np.bincount(labels).max() / len(labels)
+    accuracy = result.history[-1]["accuracy"] if result.history else 0.0
+    if accuracy > chance:
+        return None
+    return (f"the training accuracy ({accuracy:.2%}) is no better than always answering the commonest class "
+            f"({chance:.2%}): it learned nothing it can use; check that the features say something about the labels, or "
+            "try another learning rate or more epochs")
+
+
+def fitted_to_the_table(config: TrainConfig, dataset, given) -> TrainConfig:
+    """Return config with the learning rate and epochs chosen from a table's own data where the user chose neither
+    (given: the names of the settings the user chose), as SoftmaxRegression(lr='auto') chooses them: the step its
+    standardised features' curvature allows, and at least scaling.MIN_STEPS gradient steps. Images keep config's."""
+    if not dataset.is_table:
+        return config
+    from . import scaling
+
+    features = scaling.Standardiser.fitted(dataset.x_train).transform(dataset.x_train)
+    n_train = len(dataset.y_train) - (int(round(len(dataset.y_train) * config.val_split)) if config.val_split else 0)
+    return config.replace(lr=None if "lr" in given else scaling.step_size(features, config.momentum),
+                          epochs=None if "epochs" in given else scaling.epochs_for(config.epochs, n_train,
+                                                                                   config.batch_size))
+
+
 def train_model(dataset, config: TrainConfig, model_path, *, resumed: Resumed | None = None, history_path=None,
                 reads: Iterable = (), on_epoch: Callable[[dict], None] | None = None,
                 should_stop: Callable[[], bool] | None = None) -> RunResult:
@@ -138,9 +168,18 @@ def train_model(dataset, config: TrainConfig, model_path, *, resumed: Resumed | 
         raise SoftmaxError(f"{resumed.path} was made on other data: resume with the {{setting}} it was trained on",
                           setting="data")
     pixels = preprocessed(dataset.x_train, config.preprocess, key=dataset.fingerprint())
+    scaler = None
+    if dataset.is_table:  # features of any scales: trained standardised, the model folded back to the raw ones
+        from .scaling import Standardiser
+
+        scaler = Standardiser.fitted(pixels)
+        pixels = scaler.transform(pixels)
     trainer, result = learn(config, pixels, dataset.y_train, dataset.n_classes,
                             resumed.trainer if resumed else None, on_epoch, should_stop)
-    run = RunResult(config, dataset.name, result, model_path)
+    if scaler is not None:
+        W, b = scaler.fold(result.W, result.b)
+        result = dataclasses.replace(result, W=W.astype(np.float32), b=b.astype(np.float32))
+    run = RunResult(config, dataset.name, result, model_path, warning=no_better_than_chance(result, dataset.y_train))
     if result.interrupted:
         run.checkpoint_path = resumed.path if resumed else checkpoint_path_for(model_path)
         store.save_checkpoint(run.checkpoint_path, trainer.to_checkpoint(dataset.name, dataset.fingerprint()))

@@ -47,7 +47,7 @@ def train(ctx, config_file, dataset_name, data, model_path, checkpoint_path, his
     checkpoint next to the model for --resume; an existing model file is left untouched.
     Exit codes: 0 done, 1 error (e.g. training diverged), 2 wrong options, 130 interrupted.
     """
-    from ..run import check_destinations, read_checkpoint, train_model
+    from ..run import check_destinations, fitted_to_the_table, read_checkpoint, train_model
 
     reads = [path for path in (data, config_file) if path is not None]
     resumed = None
@@ -62,6 +62,8 @@ def train(ctx, config_file, dataset_name, data, model_path, checkpoint_path, his
     if dataset.is_table and config.preprocess != "none":
         raise SoftmaxError(f"--preprocess {config.preprocess} straightens images, but {dataset.source} is a table of "
                            "features: leave it out (--preprocess none)")
+    if resumed is None:
+        config = fitted_to_the_table(config, dataset, settings_given(ctx, settings))
     if not quiet:
         say_if_the_numpy_loop_runs()
     done = resumed.trainer.epoch if resumed else 0
@@ -77,6 +79,8 @@ def train(ctx, config_file, dataset_name, data, model_path, checkpoint_path, his
         click.echo(json.dumps(run.summary(), allow_nan=False))
     elif not quiet:
         say(train_summary(run))
+    if run.warning and not as_json:  # (--json carries it as "warning")
+        say(f"softmax: warning: {run.warning}", err=True)
 
 
 def say_if_the_numpy_loop_runs() -> None:
