@@ -356,6 +356,27 @@ def test_integer_weights_are_repeated_rows_and_a_zero_weight_an_absent_row(loss)
     np.testing.assert_allclose(fast.W, W, atol=2e-5 * max(1, np.abs(W).max()))
 
 
+@pytest.mark.parametrize("settings", WEIGHT_CASES[:3])
+def test_a_row_weighing_0_changes_no_bit_whatever_its_pixels(loop, settings):
+    """Its loss and gradient times 0 add exact zeros, at any batch size: the same bits as with other pixels there.
+    (Without val_split: it splits by rows, not by their weights.)"""
+    pixels, labels = blobs(n=530)
+    weights = np.random.default_rng(3).uniform(0.5, 2, 530)
+    weights[::7] = 0
+    garbage = pixels.copy()
+    garbage[::7] = np.random.default_rng(4).integers(0, 256, garbage[::7].shape, dtype=np.uint8)
+    config = TrainConfig(**{"epochs": 3, "lr": 0.3, **settings})
+    _, result = run.learn(config, pixels, labels, 3, sample_weight=weights)
+    _, other = run.learn(config, garbage, labels, 3, sample_weight=weights)
+    np.testing.assert_array_equal(other.W, result.W)
+    np.testing.assert_array_equal(other.b, result.b)
+    assert [h["loss"] for h in other.history] == [h["loss"] for h in result.history]
+    W, b, _ = reference_fit(config, pixels, labels, 3, sample_weight=weights)
+    W_other, b_other, _ = reference_fit(config, garbage, labels, 3, sample_weight=weights)
+    np.testing.assert_array_equal(W_other, W)
+    np.testing.assert_array_equal(b_other, b)
+
+
 @pytest.mark.parametrize("weights, message", [
     (np.ones(3), "one weight a sample"), (-np.ones(530), "at least 0"), (np.zeros(530), "not all 0"),
     (np.full(530, np.nan), "finite"), (["a"] * 530, "numbers")])
