@@ -408,3 +408,29 @@ def test_scipy_sparse_features_train_as_their_dense_rows(monkeypatch, loop, kind
     np.testing.assert_array_equal(result.W, expected.W)
     np.testing.assert_array_equal(result.b, expected.b)
     assert [h["loss"] for h in result.history] == [h["loss"] for h in expected.history]
+
+
+@pytest.mark.parametrize("kind", ["csr_matrix", "csc_matrix", "coo_matrix"])
+@pytest.mark.parametrize("settings", [dict(val_split=0.2), dict(val_split=0.2, patience=1, epochs=6)])
+def test_scipy_sparse_features_split_off_their_validation_rows(kind, settings):
+    """run.learn's validation split of a scipy.sparse matrix (any format) is that of its dense rows: the same
+    training, the same validation figures (the held-out rows stay compressed: their products may round otherwise)."""
+    sparse = pytest.importorskip("scipy.sparse")
+    pixels, labels = blobs(n=530)
+    dense = model.features(pixels)
+    dense[:, ::3] = 0
+    config = TrainConfig(**{"epochs": 3, "lr": 0.3, "batch_size": 64, **settings})
+    weights = np.random.default_rng(6).uniform(0, 2, 530)
+    _, expected = run.learn(config, dense, labels, 3, sample_weight=weights)
+    _, result = run.learn(config, getattr(sparse, kind)(dense), labels, 3, sample_weight=weights)
+    np.testing.assert_array_equal(result.W, expected.W)
+    np.testing.assert_array_equal(result.b, expected.b)
+    assert result.best_epoch == expected.best_epoch
+    for stats, dense_stats in zip(result.history, expected.history, strict=True):
+        assert stats["loss"] == dense_stats["loss"]
+        assert stats["val_loss"] == pytest.approx(dense_stats["val_loss"], rel=1e-6)  # float32 products
+        assert stats["val_accuracy"] == dense_stats["val_accuracy"]
+    W, b, _ = reference_fit(config, getattr(sparse, kind)(dense), labels, 3, sample_weight=weights)
+    W_dense, b_dense, _ = reference_fit(config, dense, labels, 3, sample_weight=weights)
+    np.testing.assert_array_equal(W, W_dense)
+    np.testing.assert_array_equal(b, b_dense)
