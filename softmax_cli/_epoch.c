@@ -347,24 +347,29 @@ static PyObject *epoch(PyObject *self, PyObject *args)
     memset(b, 0, sizeof(b));
     memset(&e, 0, sizeof(e));
     double bias;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*w*w*w*y*y*LLLLLddddiii", &b[0], &b[1], &b[2], &b[3], &b[4],
-                          &b[5], &b[6], &b[7], &b[8], &b[9], &b[10], &b[11], &e.first_averaged, &e.batch_size, &e.d, &e.groups,
-                          &e.classes, &e.gradient_scale, &e.l2, &e.momentum, &bias, &e.loss, &e.wide_columns,
-                          &e.float_values))
+    /* the buffers in compiled.epoch's order: indptr, columns, values, order, labels (read); predicted, weights,
+       velocity, summed, gradient (written); lrs, row_weights (read; row_weights empty: every row weighs 1) */
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*w*w*w*y*y*LLLLLddddiii", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+                          &b[6], &b[7], &b[8], &b[9], &b[10], &b[11], &e.first_averaged, &e.batch_size, &e.d,
+                          &e.groups, &e.classes, &e.gradient_scale, &e.l2, &e.momentum, &bias, &e.loss,
+                          &e.wide_columns, &e.float_values))
         return NULL;
     PyObject *result = NULL;
     e.n = b[3].len / 8;
     e.steps = b[10].len / 8;
     Py_ssize_t rows = b[0].len / 8 - 1, nonzero = b[0].len >= 8 ? ((const int64_t *)b[0].buf)[rows] : -1;
     Py_ssize_t size = e.groups * (e.d + 1) * LANES;
-    if (rows < 0 || e.groups < 1 || e.groups > MAX_GROUPS || e.classes < 1 || e.classes > e.groups * LANES || e.d < 1 ||
-        e.batch_size < 1 || (e.n + e.batch_size - 1) / e.batch_size != e.steps || e.d > ((int64_t)1 << (e.wide_columns ? 32 : 16))) {
+    if (rows < 0 || e.groups < 1 || e.groups > MAX_GROUPS || e.classes < 1 || e.classes > e.groups * LANES
+        || e.d < 1 || e.d > ((int64_t)1 << (e.wide_columns ? 32 : 16)) || e.batch_size < 1
+        || (e.n + e.batch_size - 1) / e.batch_size != e.steps) {
         PyErr_SetString(PyExc_ValueError, "the epoch's sizes do not fit together");
         goto done;
     }
-    if (!(sized(&b[1], nonzero, e.wide_columns ? 4 : 2, "columns") && sized(&b[2], nonzero, e.float_values ? 4 : 1, "values")
-          && sized(&b[4], e.n, 8, "labels") && (b[11].len == 0 || sized(&b[11], e.n, 4, "row_weights")) && sized(&b[5], e.n, 8, "predicted") && sized(&b[6], size, 4, "weights")
-          && sized(&b[7], size, 4, "velocity") && sized(&b[8], size, 8, "summed") && sized(&b[9], 2 * size, 4, "gradient")))
+    if (!(sized(&b[1], nonzero, e.wide_columns ? 4 : 2, "columns")
+          && sized(&b[2], nonzero, e.float_values ? 4 : 1, "values") && sized(&b[4], e.n, 8, "labels")
+          && sized(&b[5], e.n, 8, "predicted") && sized(&b[6], size, 4, "weights")
+          && sized(&b[7], size, 4, "velocity") && sized(&b[8], size, 8, "summed")
+          && sized(&b[9], 2 * size, 4, "gradient") && (b[11].len == 0 || sized(&b[11], e.n, 4, "row_weights"))))
         goto done;
     e.indptr = b[0].buf;
     e.columns = b[1].buf;
@@ -510,7 +515,8 @@ static PyObject *processor_has_avx2(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     {"processor_has_avx2", processor_has_avx2, METH_NOARGS, "Whether this processor has AVX2 and FMA."},
     {"epoch", epoch, METH_VARARGS, "Make every step of one epoch; return the summed loss (see compiled.epoch)."},
-    {"compress", compress, METH_VARARGS, "Compress rows: their starts, then their columns and values (see compiled.Rows)."},
+    {"compress", compress, METH_VARARGS,
+     "Compress rows: their starts, then their columns and values (see compiled.Rows)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -95,8 +95,11 @@ def lr_factor(schedule: str, progress):
 
 
 def split_validation(pixels: np.ndarray, labels: np.ndarray, fraction: float, seed: int):
-    """Return (train_pixels, train_labels, val_pixels, val_labels), a seeded random split of the training set."""
+    """Return (train_pixels, train_labels, val_pixels, val_labels), a seeded random split of the training set
+    (a scipy.sparse matrix split as CSR rows)."""
     train, val = validation_rows(len(labels), fraction, seed)
+    if is_sparse(pixels):
+        pixels = pixels.tocsr()  # (COO cannot take rows)
     return pixels[train], labels[train], pixels[val], labels[val]
 
 
@@ -148,6 +151,8 @@ def reference_fit(config: TrainConfig, X: np.ndarray, labels: np.ndarray, n_clas
     """
     validation = None
     sample_weight = checked_weights(sample_weight, len(labels))
+    if is_sparse(X):  # the reference is plain dense arithmetic
+        X = X.toarray()
     if config.val_split:
         if sample_weight is not None:
             sample_weight = sample_weight[validation_rows(len(labels), config.val_split, config.seed)[0]]
@@ -465,11 +470,11 @@ def fit(
     """Return the TrainResult of training until the configured epochs are done, early stopping fires or should_stop().
 
     X is uint8 pixels or float features (n, ...), or a scipy.sparse matrix of float features (n, features), which the
-    compiled epoch trains on as it is (the NumPy loop makes it dense); validation is dense data with its labels. With patience,
-    the result holds the weights of the epoch with the best validation loss. The trainer is advanced in place, so
-    that after an interruption it can be saved with to_checkpoint. sample_weight (one finite weight >= 0 a sample,
-    or None: all 1) weighs each sample in each step's gradient and in the epoch's loss and accuracy, as
-    reference_fit says.
+    compiled epoch trains on as it is (the NumPy loop makes it dense); validation is data of the same kind with its
+    labels. With patience, the result holds the weights of the epoch with the best validation loss. The trainer is
+    advanced in place, so that after an interruption it can be saved with to_checkpoint. sample_weight (one finite
+    weight >= 0 a sample, or None: all 1) weighs each sample in each step's gradient and in the epoch's loss and
+    accuracy, as reference_fit says.
     """
     config = trainer.config
     if is_sparse(X):  # scipy.sparse rows of float features: the compiled epoch reads them as they are
@@ -484,8 +489,9 @@ def fit(
     if X.shape[1] != trainer.n_features:
         raise SoftmaxError(f"the data has {X.shape[1]} features per sample but training expects {trainer.n_features}")
     watching = validation is not None and bool(config.patience)
-    if validation is not None:
-        validation = (model.features(validation[0]), validation[1])
+    if validation is not None:  # (a scipy.sparse matrix's rows stay compressed: its products need not be dense)
+        rows, labels_held_out = validation
+        validation = (rows.tocsr().astype(np.float32) if is_sparse(rows) else model.features(rows), labels_held_out)
     result = TrainResult(*trainer.coefficients(), history=trainer.history)
     # One BLAS thread: each step's matrices are small, and a second thread that has to wait for a busy core
     # made steps up to 20 times slower on a loaded two-core machine (bench/ and tune measured it).

@@ -289,7 +289,8 @@ def test_the_learning_rates_of_an_epoch_are_those_of_its_steps_one_by_one(schedu
 
 WEIGHT_LOOPS = ["numpy", "compiled", "compiled, any"]
 WEIGHT_CASES = [dict(), dict(batch_size=64, momentum=0, l2=0.05, schedule="constant"),
-                dict(loss="mse", lr=2.0, batch_size="full"), dict(val_split=0.2, l2=0.01)]
+                dict(loss="mse", lr=2.0, batch_size="full"), dict(val_split=0.2, l2=0.01),
+                dict(batch_size=1, lr=0.05, l2=0.01)]  # a batch of one row weighing 0 moves by l2 and momentum only
 
 
 @pytest.fixture(params=WEIGHT_LOOPS)
@@ -356,6 +357,27 @@ def test_integer_weights_are_repeated_rows_and_a_zero_weight_an_absent_row(loss)
     np.testing.assert_allclose(fast.W, W, atol=2e-5 * max(1, np.abs(W).max()))
 
 
+@pytest.mark.parametrize("settings", [case for case in WEIGHT_CASES if "val_split" not in case])
+def test_a_row_weighing_0_changes_no_bit_whatever_its_pixels(loop, settings):
+    """Its loss and gradient times 0 add exact zeros, at any batch size: the same bits as with other pixels there.
+    (Without val_split: it splits by rows, not by their weights.)"""
+    pixels, labels = blobs(n=530)
+    weights = np.random.default_rng(3).uniform(0.5, 2, 530)
+    weights[::7] = 0
+    garbage = pixels.copy()
+    garbage[::7] = np.random.default_rng(4).integers(0, 256, garbage[::7].shape, dtype=np.uint8)
+    config = TrainConfig(**{"epochs": 3, "lr": 0.3, **settings})
+    _, result = run.learn(config, pixels, labels, 3, sample_weight=weights)
+    _, other = run.learn(config, garbage, labels, 3, sample_weight=weights)
+    np.testing.assert_array_equal(other.W, result.W)
+    np.testing.assert_array_equal(other.b, result.b)
+    assert [h["loss"] for h in other.history] == [h["loss"] for h in result.history]
+    W, b, _ = reference_fit(config, pixels, labels, 3, sample_weight=weights)
+    W_other, b_other, _ = reference_fit(config, garbage, labels, 3, sample_weight=weights)
+    np.testing.assert_array_equal(W_other, W)
+    np.testing.assert_array_equal(b_other, b)
+
+
 @pytest.mark.parametrize("weights, message", [
     (np.ones(3), "one weight a sample"), (-np.ones(530), "at least 0"), (np.zeros(530), "not all 0"),
     (np.full(530, np.nan), "finite"), (["a"] * 530, "numbers")])
@@ -387,3 +409,29 @@ def test_scipy_sparse_features_train_as_their_dense_rows(monkeypatch, loop, kind
     np.testing.assert_array_equal(result.W, expected.W)
     np.testing.assert_array_equal(result.b, expected.b)
     assert [h["loss"] for h in result.history] == [h["loss"] for h in expected.history]
+
+
+@pytest.mark.parametrize("kind", ["csr_matrix", "csc_matrix", "coo_matrix"])
+@pytest.mark.parametrize("settings", [dict(val_split=0.2), dict(val_split=0.2, patience=1, epochs=6)])
+def test_scipy_sparse_features_split_off_their_validation_rows(kind, settings):
+    """run.learn's validation split of a scipy.sparse matrix (any format) is that of its dense rows: the same
+    training, the same validation figures (the held-out rows stay compressed: their products may round otherwise)."""
+    sparse = pytest.importorskip("scipy.sparse")
+    pixels, labels = blobs(n=530)
+    dense = model.features(pixels)
+    dense[:, ::3] = 0
+    config = TrainConfig(**{"epochs": 3, "lr": 0.3, "batch_size": 64, **settings})
+    weights = np.random.default_rng(6).uniform(0, 2, 530)
+    _, expected = run.learn(config, dense, labels, 3, sample_weight=weights)
+    _, result = run.learn(config, getattr(sparse, kind)(dense), labels, 3, sample_weight=weights)
+    np.testing.assert_array_equal(result.W, expected.W)
+    np.testing.assert_array_equal(result.b, expected.b)
+    assert result.best_epoch == expected.best_epoch
+    for stats, dense_stats in zip(result.history, expected.history, strict=True):
+        assert stats["loss"] == dense_stats["loss"]
+        assert stats["val_loss"] == pytest.approx(dense_stats["val_loss"], rel=1e-6)  # float32 products
+        assert stats["val_accuracy"] == dense_stats["val_accuracy"]
+    W, b, _ = reference_fit(config, getattr(sparse, kind)(dense), labels, 3, sample_weight=weights)
+    W_dense, b_dense, _ = reference_fit(config, dense, labels, 3, sample_weight=weights)
+    np.testing.assert_array_equal(W, W_dense)
+    np.testing.assert_array_equal(b, b_dense)
