@@ -26,8 +26,18 @@ from .safe_io import write_atomically
 
 FORMAT_VERSION = 2  # 2: framing and preprocess are separate fields (1 called the framing preprocess)
 MAX_CLASSES = 1000
-MAX_MEMBER_BYTES = 64 * 2**20     # MNIST's W is 31 KB; anything near this is a zip bomb, not a model
-MAX_TOTAL_BYTES = 4 * MAX_MEMBER_BYTES  # a checkpoint holds a few weight-sized arrays
+# The size limits, computed once for save and load (a file saved is always one that loads): at most 16 million
+# float32 weights (1024x1024-pixel images in 16 classes, 28x28 in 1,000; MNIST's W is 31 KB), an array being the
+# weights with a bias a class beside them, and a member of the file that array with its .npy header.
+MAX_WEIGHT_BYTES = 64 * 2**20
+MAX_ARRAY_BYTES = MAX_WEIGHT_BYTES + 2**16
+MAX_MEMBER_BYTES = MAX_ARRAY_BYTES + safe_io.NPY_HEADER_BYTES
+MAX_TOTAL_BYTES = 2 * MAX_MEMBER_BYTES  # a model file: W, and b and its metadata, far smaller
+# A checkpoint holds the weights, their velocity and the sums of the averaged steps, a block of weights each for
+# up to this many epochs of early stopping's window (half the epochs run): 2.2 GB at the largest model, 4 MB for MNIST.
+MAX_CHECKPOINT_BLOCKS = 32
+MAX_CHECKPOINT_MEMBER_BYTES = MAX_CHECKPOINT_BLOCKS * MAX_ARRAY_BYTES + safe_io.NPY_HEADER_BYTES
+MAX_CHECKPOINT_BYTES = MAX_CHECKPOINT_MEMBER_BYTES + 3 * MAX_MEMBER_BYTES
 MAX_JSON_INT = 2**128  # the largest whole number a file holds: a random generator's 128-bit state
 MAX_STEPS = 2**53      # a step count beyond this is not one a run can have made (float64 counts exactly to here)
 
@@ -110,6 +120,8 @@ class _FileKind:
     remedy: str                                     # what to do when the file is unusable (never names it)
     missing: str                                    # what to do when there is no file at path; {path} is filled in
     instead: str                                    # what to do when the other kind was given where this one is wanted
+    max_member_bytes: int                           # the largest member, its .npy header included, saved or loaded
+    max_total_bytes: int                            # all members together
 
 
 def save_model(path, W, b, metadata: dict) -> None:
@@ -161,7 +173,7 @@ def _save(path, kind: _FileKind, arrays: dict[str, np.ndarray], document: dict) 
     members = {**arrays, kind.document: np.array(text)}
     try:
         _check_members(kind, list(members))
-        _check_sizes(members)
+        _check_sizes(kind, members)
         kind.build(arrays, _parse_document(kind, members[kind.document]), path)
     except _Invalid as e:
         raise SoftmaxError(f"cannot save {kind.title} {path}: {one_line(e, 200)}") from None
@@ -206,8 +218,8 @@ def _load(path, kind: _FileKind):
 
 def _read_members(path, kind: _FileKind) -> dict[str, np.ndarray]:
     """Return every array in the .npz at path by name, once its names are those of a file of this kind."""
-    with safe_io.open_npz(path, kind.title, max_member_bytes=MAX_MEMBER_BYTES,
-                          max_total_bytes=MAX_TOTAL_BYTES) as archive:
+    with safe_io.open_npz(path, kind.title, max_member_bytes=kind.max_member_bytes,
+                          max_total_bytes=kind.max_total_bytes) as archive:
         other = CHECKPOINT if kind is MODEL else MODEL
         if other.document in archive.names and kind.document not in archive.names:
             raise SoftmaxError(f"{path} is a {other.title}, not a {kind.title}: {kind.instead}")
@@ -229,13 +241,15 @@ def _check_members(kind: _FileKind, names: list[str]) -> None:
             raise _Invalid(f"member name {name!r} is not a plain identifier")
 
 
-def _check_sizes(members: dict[str, np.ndarray]) -> None:
-    """Raise _Invalid if what is about to be saved is larger than loading it again would allow."""
+def _check_sizes(kind: _FileKind, members: dict[str, np.ndarray]) -> None:
+    """Raise _Invalid if what is about to be saved is larger than loading it again would allow (each member counted
+    with the largest .npy header a load allows it)."""
+    largest = kind.max_member_bytes - safe_io.NPY_HEADER_BYTES
     for name, array in members.items():
-        if array.nbytes > MAX_MEMBER_BYTES:
-            raise _Invalid(f"{name} would take {array.nbytes} bytes, more than the {MAX_MEMBER_BYTES} allowed")
-    if sum(array.nbytes for array in members.values()) > MAX_TOTAL_BYTES:
-        raise _Invalid(f"its members would take more than the {MAX_TOTAL_BYTES} bytes allowed")
+        if array.nbytes > largest:
+            raise _Invalid(f"{name} would take {array.nbytes} bytes, more than the {largest} allowed")
+    if sum(array.nbytes + safe_io.NPY_HEADER_BYTES for array in members.values()) > kind.max_total_bytes:
+        raise _Invalid(f"its members would take more than the {kind.max_total_bytes} bytes allowed")
 
 
 def is_model_file(path) -> bool:
@@ -532,6 +546,8 @@ MODEL = _FileKind(
     remedy="give a model file `softmax train` saved, or train one with `softmax train --model` and a new file name",
     missing="train one with `softmax train --model {path}`",
     instead="give the model file `softmax train` saves when it finishes; a checkpoint only resumes training",
+    max_member_bytes=MAX_MEMBER_BYTES,
+    max_total_bytes=MAX_TOTAL_BYTES,
 )
 CHECKPOINT = _FileKind(
     name="checkpoint",
@@ -542,4 +558,6 @@ CHECKPOINT = _FileKind(
     remedy="delete it to train from the start",
     missing="check the path of the checkpoint `softmax train` wrote",
     instead="give the checkpoint `softmax train` writes while it trains; a model file cannot resume training",
+    max_member_bytes=MAX_CHECKPOINT_MEMBER_BYTES,
+    max_total_bytes=MAX_CHECKPOINT_BYTES,
 )

@@ -1,5 +1,6 @@
 """Tests of the model file and the checkpoint: exact round trips, atomic saving, and refusing every bad file."""
 
+import dataclasses
 import errno
 import io
 import json
@@ -573,7 +574,7 @@ def test_zip_bomb_is_refused_before_any_member_is_read(tmp_path, monkeypatch):
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         with archive.open("W.npy", "w", force_zip64=True) as member:
             zeros = bytes(2**20)
-            for _ in range(65):
+            for _ in range(66):  # more than the 64 MiB of weights, its bias and header allowed
                 member.write(zeros)
         archive.writestr("b.npy", npy(weights()[1]))
         archive.writestr("metadata.npy", npy(metadata_json()))
@@ -583,13 +584,13 @@ def test_zip_bomb_is_refused_before_any_member_is_read(tmp_path, monkeypatch):
         raise AssertionError("a member was opened")
 
     monkeypatch.setattr(zipfile.ZipFile, "open", no_reading)
-    assert_refused(load_model, path, f"W would take {65 * 2**20} bytes, more than the {2**26} allowed")
+    assert_refused(load_model, path, f"W would take {66 * 2**20} bytes, more than the {store.MAX_MEMBER_BYTES} allowed")
 
 
 def test_many_members_together_may_not_exceed_the_total_limit(tmp_path, monkeypatch):
     path = tmp_path / "model.ckpt.npz"
     save_checkpoint(path, checkpoint())
-    monkeypatch.setattr(store, "MAX_TOTAL_BYTES", 300)
+    monkeypatch.setattr(store, "CHECKPOINT", dataclasses.replace(store.CHECKPOINT, max_total_bytes=300))
     assert_refused(load_checkpoint, path, "its members would take more than the 300 bytes allowed")
 
 

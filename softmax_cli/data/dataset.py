@@ -139,10 +139,10 @@ def make_dataset(name: str, arrays: dict[str, np.ndarray], where: dict[str, str]
                 f" (0..{len(class_names) - 1})"
             )
     model_bytes = math.prod(x_train.shape[1:]) * len(class_names) * WEIGHT_BYTES
-    if model_bytes > store.MAX_MEMBER_BYTES:
+    if model_bytes > store.MAX_WEIGHT_BYTES:
         raise SoftmaxError(f"{source}: a model of {'x'.join(map(str, x_train.shape[1:]))}-pixel images in "
                            f"{len(class_names)} classes would take {model_bytes:,} bytes, more than the "
-                           f"{store.MAX_MEMBER_BYTES:,} a model file may hold: use smaller images")
+                           f"{store.MAX_WEIGHT_BYTES:,} a model file may hold: use smaller images")
     for array in (x_train, y_train, x_test, y_test):
         array.setflags(write=False)  # shared by everything that reads the data set: nobody edits it in place
     return Dataset(name, x_train, y_train, x_test, y_test, tuple(class_names), source, cache_key, path)
@@ -249,9 +249,9 @@ def make_table(name: str, rows: np.ndarray, labels: np.ndarray, feature_names: t
     if not len(arrays[2]):
         raise SoftmaxError(f"{source}: too few rows to hold {TEST_FRACTION:.0%} out for testing")
     model_bytes = features.shape[1] * len(class_names) * WEIGHT_BYTES
-    if model_bytes > store.MAX_MEMBER_BYTES:
+    if model_bytes > store.MAX_WEIGHT_BYTES:
         raise SoftmaxError(f"{source}: a model of {features.shape[1]:,} features in {len(class_names)} classes would "
-                           f"take {model_bytes:,} bytes, more than the {store.MAX_MEMBER_BYTES:,} a model file may hold")
+                           f"take {model_bytes:,} bytes, more than the {store.MAX_WEIGHT_BYTES:,} a model file may hold")
     for array in arrays:
         array.setflags(write=False)
     return Dataset(name, *arrays, class_names, source, feature_names=tuple(feature_names), split=split)

@@ -26,7 +26,7 @@ IDX_FILES = {
 IDX_MAGIC = {"x": 2051, "y": 2049}  # 0x0803: unsigned bytes in 3 dimensions; 0x0801: in 1 dimension
 EXPECTED_SOURCE = ("a Keras .npz (x_train, y_train, x_test, y_test, or x and y), a folder with the four IDX files, "
                    "or a .csv table")
-MAX_SIDE = 1024          # pixels: a model of larger images would outgrow the model file (store.MAX_MEMBER_BYTES)
+MAX_SIDE = 1024          # pixels: a model of larger images would outgrow the model file (store.MAX_WEIGHT_BYTES)
 MAX_IMAGES = 10_000_000  # in one split: over 150 times MNIST's training set
 MAX_ARRAY_BYTES = 2 * 2**30  # one array as stored (float64 pixels of MNIST take 376 MB)
 MAX_NAME_CHARS = 200     # the longest class name store accepts

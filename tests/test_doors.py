@@ -1,0 +1,37 @@
+"""The last doors: what a user can hand the tool at its documented limits, and get back intact."""
+
+import numpy as np
+
+from softmax_cli.config import TrainConfig
+from softmax_cli.data import load_dataset
+from softmax_cli.run import train_model
+from softmax_cli.store import load_checkpoint, load_model, save_checkpoint
+from softmax_cli.train import Trainer, fit
+
+
+def max16(path):
+    """The documented limit: 32 images of 1024x1024 pixels in 16 classes (16 million weights)."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(32) % 16
+    images = rng.integers(0, 256, (32, 1024, 1024), dtype=np.uint8)
+    np.savez(path, x_train=images, y_train=labels, x_test=images[:16], y_test=labels[:16])
+    return path
+
+
+def test_a_model_at_the_documented_limit_is_saved_and_read_back(tmp_path):
+    dataset = load_dataset(max16(tmp_path / "max16.npz"), name=None)
+    train_model(dataset, TrainConfig(epochs=1, batch_size=16, lr=1e-5), tmp_path / "model.npz")
+    saved = load_model(tmp_path / "model.npz")  # refused before: the save check left out the .npy header
+    assert saved.W.shape == (1024 * 1024, 16)
+
+
+def test_a_checkpoint_at_the_documented_limit_is_saved_and_read_back(tmp_path):
+    rng = np.random.default_rng(0)
+    pixels, labels = rng.integers(0, 256, (16, 1024 * 1024), dtype=np.uint8), np.arange(16)
+    for config in (TrainConfig(epochs=3, batch_size=4, lr=1e-5), TrainConfig(epochs=3, batch_size=4, lr=1e-5, val_split=0.25,
+                                                                     patience=2)):
+        trainer = Trainer(config, 1024 * 1024, 16)
+        fit(trainer, pixels, labels, should_stop=lambda: trainer.epoch == 2)
+        save_checkpoint(tmp_path / "run.ckpt.npz", trainer.to_checkpoint("max16", "f"))
+        resumed = Trainer.from_checkpoint(load_checkpoint(tmp_path / "run.ckpt.npz"))
+        assert resumed.epoch == 2
