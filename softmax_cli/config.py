@@ -15,7 +15,7 @@ import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import EXIT_USAGE, SoftmaxError, shown
+from .errors import EXIT_USAGE, SoftmaxError, one_line, shown
 
 DATASETS = ("mnist", "fashion_mnist", "digits")
 LOSSES = ("cross-entropy", "mse")
@@ -229,6 +229,9 @@ def _read_toml(path: str | Path) -> dict:
         raise SoftmaxError(f"config file {path} is not valid TOML: {' '.join(str(e).split())}") from None
     except RecursionError:
         raise SoftmaxError(f"config file {path} is not a settings file: it nests too deeply") from None
+    except ValueError as e:  # a whole number of more than 4,300 digits (Python's limit on converting one)
+        raise SoftmaxError(f"config file {path} holds a number too long to read ({one_line(e, 80)}): no setting "
+                           "needs more than a few digits") from None
     return values
 
 

@@ -47,7 +47,10 @@ def one_line(reason, limit: int | None = None) -> str:
 def shown(value, limit: int = 40) -> str:
     """Return a value as a message quotes it (its repr), cut short so that a huge value keeps the message on one
     line."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # a whole number of more than 4,300 digits: Python will not write it out
+        return f"a number of about {int(value.bit_length() * 0.30103):,} digits"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -35,3 +35,17 @@ def test_a_checkpoint_at_the_documented_limit_is_saved_and_read_back(tmp_path):
         save_checkpoint(tmp_path / "run.ckpt.npz", trainer.to_checkpoint("max16", "f"))
         resumed = Trainer.from_checkpoint(load_checkpoint(tmp_path / "run.ckpt.npz"))
         assert resumed.epoch == 2
+
+
+def test_a_number_of_thousands_of_digits_in_a_config_file_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    for text in ("epochs = " + "9" * 5000, "lr = 0x" + "f" * 5000, "seed = " + "1" * 5000):
+        (tmp_path / "big.toml").write_text(text + "\n")
+        done = subprocess.run([sys.executable, "-m", "softmax_cli", "train", "--config", tmp_path / "big.toml"],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert done.stderr.startswith(f"softmax: error: config file {tmp_path / 'big.toml'}")
+        assert "number too long to read" in done.stderr or "a number of about 6,020 digits" in done.stderr
+        assert len(done.stderr.splitlines()) == 1
