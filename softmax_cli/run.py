@@ -167,6 +167,9 @@ def train_model(dataset, config: TrainConfig, model_path, *, resumed: Resumed | 
                                 or resumed.trainer.n_classes != dataset.n_classes):
         raise SoftmaxError(f"{resumed.path} was made on other data: resume with the {{setting}} it was trained on",
                           setting="data")
+    if (dataset.y_train == dataset.y_train[0]).all():  # said now, not at the save after the whole run
+        raise SoftmaxError(f"{dataset.source}: every training image has the label "
+                           f"{dataset.class_names[dataset.y_train[0]]}: a classifier needs at least two classes")
     pixels = preprocessed(dataset.x_train, config.preprocess, key=dataset.fingerprint())
     scaler = None
     if dataset.is_table:  # features of any scales: trained standardised, the model folded back to the raw ones

@@ -367,10 +367,22 @@ def check_destination(path, kind: str, *, reads: Iterable = (), is_kind: Callabl
         if _same_file(target, Path(read)):
             raise SoftmaxError(f"the {kind} {path} is also {read}, which this command reads: "
                                f"choose another name for the {kind}")
-    if not (target.exists() or target.is_symlink()):
-        return
-    if not target.is_file() or (is_kind is not None and not is_kind(target)):
-        raise SoftmaxError(f"{path} exists and is not a {kind}: choose another name")
+    if target.exists() or target.is_symlink():
+        if not target.is_file() or (is_kind is not None and not is_kind(target)):
+            raise SoftmaxError(f"{path} exists and is not a {kind}: choose another name")
+    _check_writable(folder, f"cannot write the {kind} {path}")
+
+
+def _check_writable(folder: Path, doing: str) -> None:
+    """Raise SoftmaxError unless a file can be created in folder (as an atomic write creates its temporary file
+    there): a read-only folder or file system is said before the work, not after it."""
+    try:
+        descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=".softmax-check-")
+    except OSError as e:
+        raise SoftmaxError(f"{doing}: {e.strerror or e} in {folder}: choose a folder you can write to") from None
+    os.close(descriptor)
+    with contextlib.suppress(OSError):
+        os.unlink(temporary)
 
 
 def _same_file(one: Path, other: Path) -> bool:

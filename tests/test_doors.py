@@ -1,6 +1,9 @@
 """The last doors: what a user can hand the tool at its documented limits, and get back intact."""
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from softmax_cli.config import TrainConfig
 from softmax_cli.data import load_dataset
@@ -49,3 +52,43 @@ def test_a_number_of_thousands_of_digits_in_a_config_file_is_one_line(tmp_path):
         assert done.stderr.startswith(f"softmax: error: config file {tmp_path / 'big.toml'}")
         assert "number too long to read" in done.stderr or "a number of about 6,020 digits" in done.stderr
         assert len(done.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("args", [["train", "--model", "ro/m.npz"], ["train", "--history", "ro/h.csv"],
+                                  ["tune", "--lr", "0.1", "--batch-size", "20", "--l2", "0", "--out", "ro/b.toml"]])
+def test_an_output_in_a_read_only_folder_is_refused_before_any_training(capsys, tmp_path, monkeypatch, args):
+    """Refused at the end before, after the whole run; with --history, after the model had been saved."""
+    import errno
+    import tempfile
+
+    from test_cli import run
+    from test_tune import blobs
+
+    x, y = blobs(300)
+    np.savez(tmp_path / "blobs.npz", x_train=x, y_train=y, x_test=x[:50], y_test=y[:50])
+    (tmp_path / "ro").mkdir()
+    monkeypatch.chdir(tmp_path)
+    real_mkstemp = tempfile.mkstemp
+
+    def read_only(*a, dir=None, **k):  # (tests run as root, whom permissions do not stop: a read-only mount)
+        if dir is not None and Path(dir).resolve() == tmp_path / "ro":
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_mkstemp(*a, dir=dir, **k)
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    code, out, err = run(capsys, *args, "--data", "blobs.npz", "--epochs", "2")
+    assert code == 1 and "epoch 1/" not in err and "trial 1/" not in err
+    assert err.strip().splitlines() == [err.strip()] and "Read-only file system in ro: choose a folder" in err
+    assert not (tmp_path / "model.npz").exists()
+
+
+def test_data_of_one_class_is_refused_before_training(capsys, tmp_path):
+    from test_cli import run
+
+    images = np.random.default_rng(0).integers(0, 256, (50, 8, 8), dtype=np.uint8)
+    np.savez(tmp_path / "one.npz", x_train=images, y_train=np.zeros(50, int), x_test=images[:5],
+             y_test=np.zeros(5, int))
+    code, _, err = run(capsys, "train", "--data", tmp_path / "one.npz", "--model", tmp_path / "m.npz")
+    assert code == 1 and "epoch 1/" not in err
+    assert err == (f"softmax: error: {tmp_path / 'one.npz'}: every training image has the label 0: a "
+                   "classifier needs at least two classes\n")
