@@ -106,6 +106,11 @@ def to_filled_frame(gray: np.ndarray, shape: tuple[int, int] = (MNIST_SIDE, MNIS
 CONVENTIONS = {"mnist": to_mnist, "fill": to_filled_frame}  # how a data set frames its images: see the docstring
 
 
+def _called(name: str) -> str:
+    """Return what a message calls an image: "image photo.png" for a file's name, "the image" as it is."""
+    return name if str(name).startswith("the ") else f"image {name}"
+
+
 def expand_inputs(inputs: Iterable[str]) -> list[Path]:
     """Return the image files that the given files, folders and glob patterns name, in order.
 
@@ -124,7 +129,14 @@ def expand_inputs(inputs: Iterable[str]) -> list[Path]:
         elif path.exists():
             paths.append(path)
         elif any(wildcard in text for wildcard in "*?["):
-            matches = sorted(Path(match) for match in glob.glob(text, recursive=True) if os.path.isfile(match))
+            # each file once, however many ways the pattern reaches it (a symbolic link to a folder above it makes
+            # a loop that ** walks again and again)
+            matches, seen = [], set()
+            for match in sorted(glob.glob(text, recursive=True)):
+                real = os.path.realpath(match)
+                if os.path.isfile(match) and real not in seen:
+                    seen.add(real)
+                    matches.append(Path(match))
             if not matches:
                 raise SoftmaxError(f"no files match the pattern {text}")
             paths.extend(matches)
@@ -174,7 +186,7 @@ def _read_grayscale(source: str | os.PathLike | bytes, name: str) -> np.ndarray:
         warnings.simplefilter("ignore")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         if file.seek(0, io.SEEK_END) == 0:
-            raise SoftmaxError(f"image {name} is empty (0 bytes)")
+            raise SoftmaxError(f"{_called(name)} is empty (0 bytes)")
         file.seek(0)
         try:
             image = Image.open(file, formats=IMAGE_FORMATS)
@@ -189,10 +201,10 @@ def _read_grayscale(source: str | os.PathLike | bytes, name: str) -> np.ndarray:
                 f"{name} is not an image file that can be read (use PNG, JPEG, BMP, GIF, TIFF or WebP)"
             ) from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise SoftmaxError(f"image {name} has more than {MAX_PIXELS:,} pixels: scale it down first") from None
+            raise SoftmaxError(f"{_called(name)} has more than {MAX_PIXELS:,} pixels: scale it down first") from None
         except Exception as e:  # Pillow's decoders raise OSError, SyntaxError, struct.error, ... on damaged files
             raise SoftmaxError(
-                f"cannot decode image {name} ({one_line(e)}): is the file damaged or truncated?"
+                f"cannot decode {_called(name)} ({one_line(e)}): is the file damaged or truncated?"
             ) from None
 
 

@@ -367,6 +367,9 @@ def check_destination(path, kind: str, *, reads: Iterable = (), is_kind: Callabl
         if _same_file(target, Path(read)):
             raise SoftmaxError(f"the {kind} {path} is also {read}, which this command reads: "
                                f"choose another name for the {kind}")
+    if target.is_symlink() and not target.exists():
+        raise SoftmaxError(f"the {kind} {path} is a symbolic link to {os.readlink(target)}, which does not exist: "
+                           "choose another name, or remove the link")
     if target.exists() or target.is_symlink():
         if not target.is_file() or (is_kind is not None and not is_kind(target)):
             raise SoftmaxError(f"{path} exists and is not a {kind}: choose another name")

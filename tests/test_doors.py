@@ -92,3 +92,46 @@ def test_data_of_one_class_is_refused_before_training(capsys, tmp_path):
     assert code == 1 and "epoch 1/" not in err
     assert err == (f"softmax: error: {tmp_path / 'one.npz'}: every training image has the label 0: a "
                    "classifier needs at least two classes\n")
+
+
+def test_a_dangling_link_as_the_model_is_named_for_what_it_is(capsys, tmp_path):
+    from test_cli import run
+
+    (tmp_path / "m.npz").symlink_to(tmp_path / "gone.npz")
+    code, _, err = run(capsys, "train", "--data", "x.npz", "--model", tmp_path / "m.npz")
+    assert code == 1 and "is a symbolic link to" in err and "which does not exist" in err
+    assert "exists and is not a model file" not in err
+
+
+def test_a_pattern_through_a_symlink_loop_predicts_each_file_once(tmp_path):
+    from softmax_cli.images import expand_inputs
+
+    (tmp_path / "loop" / "sub").mkdir(parents=True)
+    (tmp_path / "loop" / "sub" / "a.png").write_bytes(b"png")
+    (tmp_path / "loop" / "sub" / "up").symlink_to("..")
+    assert expand_inputs([f"{tmp_path}/loop/**/*.png"]) == [tmp_path / "loop" / "sub" / "a.png"]
+
+
+def test_two_classes_of_one_name_are_refused(tmp_path):
+    from softmax_cli.errors import SoftmaxError
+
+    x = np.zeros((4, 8, 8), np.uint8)
+    np.savez(tmp_path / "dup.npz", x_train=x, y_train=np.arange(4) % 2, x_test=x, y_test=np.arange(4) % 2,
+             class_names=np.array(["cat", "cat"]))
+    with pytest.raises(SoftmaxError, match="the class name 'cat' is given twice"):
+        load_dataset(tmp_path / "dup.npz", name=None)
+
+
+def test_an_upload_that_cannot_be_decoded_is_called_the_image_once(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from softmax_cli.errors import SoftmaxError
+    from softmax_cli.images import load_image
+
+    png = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)).save(png, "PNG")
+    with pytest.raises(SoftmaxError) as refused:
+        load_image(png.getvalue()[:400], name="the image")  # truncated, as a dropped upload is
+    assert str(refused.value).startswith("cannot decode the image (") and "image the image" not in str(refused.value)

@@ -208,6 +208,9 @@ def _class_names(names: np.ndarray, where: str) -> tuple[str, ...]:
     if bad is not None:
         raise SoftmaxError(f"{where}: class name {bad[:40]!r} is not printable text of 1 to 200 characters "
                            "without $: rename the class")
+    twice = next((name for k, name in enumerate(class_names) if name in class_names[:k]), None)
+    if twice is not None:  # two classes of one name: every prediction of either would read the same
+        raise SoftmaxError(f"{where}: the class name {twice[:40]!r} is given twice: each class needs its own name")
     return class_names
 
 
