@@ -1,7 +1,8 @@
 """The cache: fast uncompressed copies of local data sets, and of arrays computed from them (e.g. deskewed images).
 
 Everything in it is verified on every read (each .npz member carries a CRC-32, each copy the key it was made
-for), written atomically, and safe to delete: what is missing or damaged is made again from the source. It lives
+for and a SHA-256 of its arrays, so that a copy edited and saved again, CRCs and key intact, is not trusted),
+written atomically, and safe to delete: what is missing or damaged is made again from the source. It lives
 in $SOFTMAX_CACHE_DIR, else the user's cache folder ($XDG_CACHE_HOME or ~/.cache) under softmax-cli/.
 """
 
@@ -20,8 +21,9 @@ from .. import safe_io
 from ..errors import SoftmaxError
 from .formats import MAX_ARRAY_BYTES
 
-CACHE_VERSION = b"softmax-cli data cache 2"
+CACHE_VERSION = b"softmax-cli data cache 3"
 KEY_MEMBER = "cache_key"  # each copy holds the key it was made for, so a copy is never taken for another
+DIGEST_MEMBER = "cache_digest"  # and the digest of its arrays, checked on every read
 
 
 def cache_dir() -> Path:
@@ -53,6 +55,8 @@ def read(key: str) -> dict[str, np.ndarray] | None:
                                   max_total_bytes=4 * MAX_ARRAY_BYTES)
         if str(arrays.pop(KEY_MEMBER, None)) != key:
             raise SoftmaxError("made for another key")
+        if str(arrays.pop(DIGEST_MEMBER, None)) != _digest(key, arrays):
+            raise SoftmaxError("its arrays are not those it was made with")
         return arrays
     except SoftmaxError:
         with contextlib.suppress(OSError):  # a damaged copy is never used: the source makes it again
@@ -76,7 +80,7 @@ def write(key: str, arrays: dict[str, np.ndarray]) -> None:
         return
     try:
         with os.fdopen(descriptor, "wb") as file:
-            np.savez(file, **arrays, **{KEY_MEMBER: np.array(key)})
+            np.savez(file, **arrays, **{KEY_MEMBER: np.array(key), DIGEST_MEMBER: np.array(_digest(key, arrays))})
         os.replace(temporary, path)
     except OSError:
         pass  # a copy that cannot be written only costs speed
@@ -97,6 +101,16 @@ def cached_array(key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
     array = np.asarray(compute())
     write(key, {"array": array})
     return array
+
+
+def _digest(key: str, arrays: dict[str, np.ndarray]) -> str:
+    """Return the SHA-256 of key and of every array's name, type, shape and bytes."""
+    digest = hashlib.sha256(key.encode())
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"\0{name}\0{array.dtype.str}\0{array.shape}\0".encode())
+        digest.update(array if array.dtype.kind != "O" else repr(array.tolist()).encode())
+    return digest.hexdigest()
 
 
 def _path(key: str) -> Path | None:
