@@ -1,10 +1,12 @@
-"""How fast `softmax serve` answers: start-up until it answers, one POST /api/predict, 200 at once.
+"""How fast `softmax serve` answers: start-up until it answers, one POST /api/predict, 200 at once, under attack.
 
     python bench/serve.py --model model.npz [--data PATH]
 
 Each request sends an MNIST test digit as the page sends a drawing (a 280x280 PNG, white on black) to a real
 `softmax serve` child process on a free port, over HTTP on the loopback interface. Targets (issue 12): one
-prediction <= 20 ms median, start-up <= 2 s, 200 concurrent predictions all correct and none refused. The last
+prediction <= 20 ms median, start-up <= 2 s, 200 concurrent predictions all correct and none refused. Under attack
+(issue 25: ten clients that send a 16-megapixel PNG and hang up, forty that trickle a body a byte at a time), a
+drawing is answered within 1 s, the server grows by less than 200 MB, and Ctrl-C stops it within 1 s. The last
 line printed is the figures as JSON.
 """
 
@@ -34,6 +36,62 @@ from softmax_cli.store import load_model
 STARTS = 3          # start-ups measured; the median is reported
 SEQUENTIAL = 200    # requests one after the other, for the median time of one
 CONCURRENT = 200    # requests at once
+CONNECTIONS = 64    # over this many connections
+HEAVY, TRICKLING = 10, 40  # the attack's clients
+
+
+def rss_mb(pid: int) -> float:
+    """Return the resident memory of process pid, in MB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def under_attack(process: subprocess.Popen, url: str, body: bytes) -> dict:
+    """Return a drawing's latency and the server's growth while HEAVY clients send a 16-megapixel PNG and hang
+    up and TRICKLING ones send a body a byte every half second, and how long Ctrl-C then takes to stop it."""
+    import socket
+    import threading
+
+    page = np.full((4000, 4000), 255, np.uint8)
+    page[1000:3000, 1900:2100] = 0
+    heavy = io.BytesIO()
+    Image.fromarray(page).save(heavy, "PNG", optimize=True)
+    host, port = url.split("//")[1].strip("/").rsplit(":", 1)
+    request = (f"POST /api/predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: image/png\r\n"
+               "Content-Length: {}\r\n\r\n")
+    before = rss_mb(process.pid)
+    stop_trickling = threading.Event()
+
+    def trickle():
+        with socket.create_connection((host, int(port))) as client:
+            client.sendall(request.format(5_000_000).encode())
+            while not stop_trickling.wait(0.5):
+                client.sendall(b"x")
+
+    tricklers = [threading.Thread(target=trickle, daemon=True) for _ in range(TRICKLING)]
+    for thread in tricklers:
+        thread.start()
+    for _ in range(HEAVY):
+        with socket.create_connection((host, int(port))) as client:
+            client.sendall(request.format(len(heavy.getvalue())).encode() + heavy.getvalue())
+    times = []
+    with httpx.Client(base_url=url, trust_env=False, timeout=60) as client:
+        for _ in range(20):
+            began = time.perf_counter()
+            answer = client.post("api/predict", content=body, headers={"Content-Type": "image/png"})
+            times.append(time.perf_counter() - began)
+            assert answer.status_code == 200, answer.text
+    grown = rss_mb(process.pid) - before
+    began = time.perf_counter()
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=30)
+    stopped = time.perf_counter() - began
+    stop_trickling.set()
+    return {"attack_predict_ms_median": round(1000 * statistics.median(times), 1),
+            "attack_predict_ms_max": round(1000 * max(times), 1), "attack_rss_growth_mb": round(grown, 1),
+            "attack_ctrl_c_seconds": round(stopped, 2)}
 
 
 def drawing(digit: np.ndarray) -> bytes:
@@ -101,7 +159,8 @@ def main() -> None:
             predict_image(saved, body)
             in_process.append(time.perf_counter() - began)
 
-        limits = httpx.Limits(max_connections=CONCURRENT, max_keepalive_connections=CONCURRENT)
+        # (200 requests at once over 64 connections: the server holds at most 100 open, and answers more with 503)
+        limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
         with httpx.Client(base_url=url, trust_env=False, limits=limits, timeout=60) as client:
             def ask(i):
                 answer = client.post("api/predict", content=bodies[i], headers=headers)
@@ -113,6 +172,8 @@ def main() -> None:
             concurrent_seconds = time.perf_counter() - began
     finally:
         exit_codes.append(stop(process))
+    process, url, _ = start(args.model)
+    attack = under_attack(process, url, bodies[0])
 
     figures = {
         "startup_seconds_median": round(statistics.median(startups), 3),
@@ -124,6 +185,7 @@ def main() -> None:
         "concurrent_correct": sum(p == expected[i] for i, (_, p) in enumerate(answers)),
         "concurrent_seconds": round(concurrent_seconds, 3),
         "ctrl_c_exit_codes": sorted(set(exit_codes)),
+        **attack,
         "load_average": [round(load, 2) for load in os.getloadavg()],
         "cpus": os.cpu_count(),
     }
@@ -133,6 +195,10 @@ def main() -> None:
           f"{figures['predict_image_ms_median_in_process']:.1f} ms")
     print(f"{CONCURRENT} at once: {figures['concurrent_ok']} answered, {figures['concurrent_correct']} correct, in "
           f"{figures['concurrent_seconds']:.2f} s")
+    print(f"under attack ({HEAVY} heavy uploads abandoned, {TRICKLING} trickling): a drawing in "
+          f"{attack['attack_predict_ms_median']:.1f} ms median, {attack['attack_predict_ms_max']:.1f} ms at most "
+          f"(target <= 1 s); the server grew {attack['attack_rss_growth_mb']:.0f} MB (target < 200); Ctrl-C took "
+          f"{attack['attack_ctrl_c_seconds']:.2f} s (target <= 1 s)")
     print(json.dumps(figures))
 
 

@@ -65,9 +65,9 @@ def serve(model_path, host, port, open_browser, allowed):
     hosts = [*LOCAL_HOSTS, host, address, *names, *allowed]
     app = create_app(saved, model_name=model_path.name, hosts=hosts)
     # At most 100 connections (more are answered 503 at once), idle ones closed after 5 s, and Ctrl-C closes the
-    # ones still open after 2 s: a client that holds its upload open cannot keep the server from stopping.
+    # ones still open after half a second: a client that holds its upload open cannot keep the server from stopping.
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                                           limit_concurrency=100, timeout_keep_alive=5, timeout_graceful_shutdown=2))
+                                           limit_concurrency=100, timeout_keep_alive=5, timeout_graceful_shutdown=0.5))
     logging.getLogger("uvicorn.error").addFilter(_no_cancelled_uploads)  # (after Config, which sets logging up)
     if open_browser:
         threading.Thread(target=_open_when_started, args=(server, url), daemon=True).start()
