@@ -303,8 +303,9 @@ def write_atomically(path, write: Callable[[Path], None], action: str, example_n
     flushed too: a failure or a crash at any moment leaves either the old file or the new one at path, never
     half of one. Any problem, and a path that is a folder (example_name is the file name the message
     suggests inside it) or lies in a missing folder, is one SoftmaxError line, "cannot {action} {path}: ...".
+    A path that is a symbolic link to a file is written through: the file it names is replaced, the link stays.
     """
-    target = Path(path)
+    target = _written(Path(path))
     folder = target.parent
     if target.is_dir():
         raise SoftmaxError(f"cannot {action} {path}: it is a folder; give a file name such as {target / example_name}")
@@ -373,7 +374,12 @@ def check_destination(path, kind: str, *, reads: Iterable = (), is_kind: Callabl
     if target.exists() or target.is_symlink():
         if not target.is_file() or (is_kind is not None and not is_kind(target)):
             raise SoftmaxError(f"{path} exists and is not a {kind}: choose another name")
-    _check_writable(folder, f"cannot write the {kind} {path}")
+    _check_writable(_written(target).parent, f"cannot write the {kind} {path}")
+
+
+def _written(path: Path) -> Path:
+    """Return the file a write to path replaces: the file a symbolic link names (so the link stays), else path."""
+    return Path(os.path.realpath(path)) if path.is_symlink() and path.exists() else path
 
 
 def _check_writable(folder: Path, doing: str) -> None:

@@ -135,3 +135,19 @@ def test_an_upload_that_cannot_be_decoded_is_called_the_image_once(tmp_path):
     with pytest.raises(SoftmaxError) as refused:
         load_image(png.getvalue()[:400], name="the image")  # truncated, as a dropped upload is
     assert str(refused.value).startswith("cannot decode the image (") and "image the image" not in str(refused.value)
+
+
+def test_a_model_path_that_is_a_link_is_written_through_and_stays_a_link(capsys, tmp_path):
+    from test_cli import run
+    from test_tune import blobs
+
+    x, y = blobs(300)
+    np.savez(tmp_path / "blobs.npz", x_train=x, y_train=y, x_test=x[:50], y_test=y[:50])
+    (tmp_path / "models").mkdir()
+    (tmp_path / "m.npz").symlink_to(tmp_path / "models" / "real.npz")
+    for model, epochs in ((tmp_path / "models" / "real.npz", "1"), (tmp_path / "m.npz", "2")):
+        code, _, err = run(capsys, "train", "--data", tmp_path / "blobs.npz", "--epochs", epochs, "--model", model,
+                           "-q")
+        assert code == 0, err
+    assert (tmp_path / "m.npz").is_symlink()  # still the link, and the file it names is the new model
+    assert len(load_model(tmp_path / "models" / "real.npz").metadata["history"]) == 2
