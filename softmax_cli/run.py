@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import io
 import json
 from collections.abc import Callable, Iterable
@@ -156,20 +155,15 @@ def fitted_to_the_table(config: TrainConfig, dataset, given) -> TrainConfig:
 
 def train_model(dataset, config: TrainConfig, model_path, *, resumed: Resumed | None = None, history_path=None,
                 reads: Iterable = (), on_epoch: Callable[[dict], None] | None = None,
-                should_stop: Callable[[], bool] | None = None, added=None) -> RunResult:
+                should_stop: Callable[[], bool] | None = None) -> RunResult:
     """Return the RunResult of training on dataset (a data.Dataset) and saving the model to model_path.
-
-    added (data.examples.Examples) are a person's own examples trained on beside the training images, each
-    weighing added.weight of them; the model file records them.
 
     With resumed, the run goes on from its checkpoint (its settings win; config must be resumed.config). When
     should_stop() turns true, the run is saved as a checkpoint for resuming instead, and no model is written.
     """
     model_path = Path(model_path)
     check_destinations(model_path, history_path, reads, resumed.path if resumed else None)
-    fingerprint = dataset.fingerprint() if added is None else hashlib.sha256(
-        (dataset.fingerprint() + added.fingerprint()).encode()).hexdigest()  # what a checkpoint resumes on
-    if resumed is not None and (resumed.training_data != fingerprint
+    if resumed is not None and (resumed.training_data != dataset.fingerprint()
                                 or resumed.trainer.n_classes != dataset.n_classes):
         raise SoftmaxError(f"{resumed.path} was made on other data: resume with the {{setting}} it was trained on",
                           setting="data")
@@ -177,31 +171,25 @@ def train_model(dataset, config: TrainConfig, model_path, *, resumed: Resumed | 
         raise SoftmaxError(f"{dataset.source}: every training image has the label "
                            f"{dataset.class_names[dataset.y_train[0]]}: a classifier needs at least two classes")
     pixels = preprocessed(dataset.x_train, config.preprocess, key=dataset.fingerprint())
-    labels, sample_weight = dataset.y_train, None
-    if added is not None:
-        pixels = np.concatenate([pixels, preprocessed(added.images, config.preprocess)])
-        labels = np.concatenate([labels, added.labels])
-        sample_weight = np.concatenate([np.ones(len(dataset.y_train)), np.full(len(added.labels), added.weight)])
     scaler = None
     if dataset.is_table:  # features of any scales: trained standardised, the model folded back to the raw ones
         from .scaling import Standardiser
 
         scaler = Standardiser.fitted(pixels)
         pixels = scaler.transform(pixels)
-    trainer, result = learn(config, pixels, labels, dataset.n_classes, resumed.trainer if resumed else None,
-                            on_epoch, should_stop, sample_weight=sample_weight)
+    trainer, result = learn(config, pixels, dataset.y_train, dataset.n_classes,
+                            resumed.trainer if resumed else None, on_epoch, should_stop)
     if scaler is not None:
         W, b = scaler.fold(result.W, result.b)
         result = dataclasses.replace(result, W=W.astype(np.float32), b=b.astype(np.float32))
     run = RunResult(config, dataset.name, result, model_path, warning=no_better_than_chance(result, dataset.y_train))
     if result.interrupted:
         run.checkpoint_path = resumed.path if resumed else checkpoint_path_for(model_path)
-        store.save_checkpoint(run.checkpoint_path, trainer.to_checkpoint(dataset.name, fingerprint))
+        store.save_checkpoint(run.checkpoint_path, trainer.to_checkpoint(dataset.name, dataset.fingerprint()))
         return run
     test_features = model.features(preprocessed(dataset.x_test, config.preprocess))
     run.test_loss, run.test_accuracy = loss_and_accuracy(result.W, result.b, test_features, dataset.y_test)
     metadata = store.model_metadata(config, dataset, result, run.test_loss, run.test_accuracy)
-    metadata["added"] = None if added is None else added.record(dataset.class_names)
     store.save_model(model_path, result.W, result.b, metadata)
     if history_path is not None:
         write_history(result.history, history_path)

@@ -344,17 +344,6 @@ def _is_settings(value) -> bool:
         isinstance(v, (str, int, float)) and (not isinstance(v, float) or math.isfinite(v)) for v in value.values())
 
 
-def _is_added(value) -> bool:
-    return (isinstance(value, dict) and set(value) == {"count", "per_class", "weight", "fingerprint"}
-            and _is_count(value["count"]) and _is_finite(value["weight"], 0) and _is_text(value["fingerprint"], 64)
-            and isinstance(value["per_class"], dict) and len(value["per_class"]) <= MAX_CLASSES
-            and all(is_class_name(k) and _is_count(n) for k, n in value["per_class"].items()))
-
-
-def _is_count(value) -> bool:
-    return _is_int(value) and 0 <= value <= 2**40
-
-
 def _framings() -> tuple[str, ...]:
     from .images import CONVENTIONS  # the framings a person's image can be given: images.py is their one home
 
@@ -382,8 +371,6 @@ METADATA_FIELDS = {
     "preprocess": (lambda v: v in SETTINGS["preprocess"].choices, SETTINGS["preprocess"].describe(), "none"),
     "training_data": (lambda v: v is None or _is_text(v, 64), "a fingerprint of the training set, or null", None),
     "data_path": (lambda v: v is None or _is_text(v, 4096), "the local data's path, or null", None),
-    "added": (lambda v: v is None or _is_added(v), "the examples added with --add (count, per_class, weight, "
-              "fingerprint), or null", None),
     "test_accuracy": (lambda v: v is None or _is_finite(v, 0, 1), "a number from 0 to 1, or null", None),
     "test_loss": (lambda v: v is None or _is_finite(v, 0), "a number of at least 0, or null", None),
     "train_seconds": (lambda v: _is_finite(v, 0), "a number of seconds", _REQUIRED),
@@ -421,7 +408,7 @@ def model_metadata(config, dataset, result, test_loss: float, test_accuracy: flo
     }
 
 
-FIELDS_ADDED_IN_FORMAT_2 = ("data_path", "added")  # a format-2 file saved before them is read with their defaults
+FIELDS_ADDED_IN_FORMAT_2 = ("data_path",)  # a format-2 file saved before them is read with their defaults
 
 
 def _upgraded(metadata: dict) -> dict:

@@ -45,7 +45,6 @@ def metadata(**changes):
         "preprocess": "none",
         "training_data": "0123abcd",
         "data_path": "/home/me/tiny.npz",
-        "added": None,
         "test_accuracy": 0.75,
         "test_loss": 0.5,
         "train_seconds": 0.5,

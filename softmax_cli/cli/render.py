@@ -75,11 +75,6 @@ def model_facts(saved, file_bytes: int) -> list[tuple[str, str]]:
         if split is not None:
             rows.insert(6, ("test split", f"{split['test_fraction']:.0%} of {split['rows']:,} rows held out, "
                                           f"stratified, seed {split['seed']}"))
-    added = metadata.get("added")
-    if added is not None:  # a person's own examples, trained on beside the data set's (train --add)
-        per_class = ", ".join(f"{name}: {n}" for name, n in added["per_class"].items() if n)
-        rows.insert(5, ("examples added", f"{added['count']} ({per_class}), each weighing {added['weight']:g} "
-                                          "training images"))
     if history:
         rows.append(("first epoch", format_epoch(history[0])))
         rows.append(("last epoch", format_epoch(history[-1])))

@@ -34,17 +34,11 @@ def setting_options(command):
               "have given.")
 @click.option("--history", "history_path", type=click.Path(path_type=Path),
               help="Also write the per-epoch loss and accuracy to this .csv or .json file.")
-@click.option("--add", "add_sources", multiple=True, type=click.Path(exists=True, path_type=Path), metavar="SOURCE",
-              help="Your own labelled examples to train on too (may be given more than once): a folder of "
-              "class-named folders of images (mydigits/7/a.png), framed as `softmax predict` frames them, or a "
-              ".npz the drawing page downloads. Each weighs as much as --add-weight training images.")
-@click.option("--add-weight", type=checked("add_weight", float, low=0, low_open=True, high=1e6), default=200.0,
-              show_default=True, help="How many training images each --add example counts for.")
 @quiet_option
 @json_option
 @click.pass_context
-def train(ctx, config_file, dataset_name, data, model_path, checkpoint_path, history_path, add_sources, add_weight,
-          quiet, as_json, **settings):
+def train(ctx, config_file, dataset_name, data, model_path, checkpoint_path, history_path, quiet, as_json,
+          **settings):
     """Train softmax regression, report test accuracy and save the weights.
 
     The model file is a plain .npz: W (784, 10) and b (10,) apply to pixels / 255, so
@@ -70,18 +64,12 @@ def train(ctx, config_file, dataset_name, data, model_path, checkpoint_path, his
                            "features: leave it out (--preprocess none)")
     if resumed is None:
         config = fitted_to_the_table(config, dataset, settings_given(ctx, settings))
-    added = None
-    if add_sources:
-        from ..data.examples import read_examples
-
-        added = read_examples(add_sources, dataset, add_weight)
     if not quiet:
         say_if_the_numpy_loop_runs()
     done = resumed.trainer.epoch if resumed else 0
     with Progress(config.epochs, done, disable=quiet or as_json) as progress, StopRequest() as stop:
         run = train_model(dataset, config, model_path, resumed=resumed, history_path=history_path,
-                          reads=[*reads, dataset.source, *add_sources], on_epoch=progress, should_stop=stop,
-                          added=added)
+                          reads=[*reads, dataset.source], on_epoch=progress, should_stop=stop)
     if run.interrupted:
         say(
             f"softmax: interrupted after epoch {len(run.fit.history)} of {config.epochs}; {model_path} was not "
