@@ -110,6 +110,10 @@ SETTINGS = {setting.name: setting for setting in (
 
 # Not a training setting: how many of the likeliest classes a prediction lists (predict, serve, the CLI), one rule.
 TOP_K = Setting("top_k", int, 1, "How many of the likeliest classes to show.", low=1, high=1000)
+# Not a training setting either: how many images of the data set one example of `train --add` weighs (its sample
+# weight). Chosen on a validation split of other writers' digits, never on the digits reported: see bench/add.py.
+ADD_WEIGHT = Setting("add_weight", float, 200.0, "How many training images each added example weighs.",
+                     low=0, low_open=True, high=1e6)
 
 
 def check_setting(name: str, value):
