@@ -142,8 +142,8 @@ def train_model(dataset, config: TrainConfig, model_path, *, resumed: Resumed | 
     training_data = training_fingerprint(dataset, added, add_weight)
     if resumed is not None and (resumed.training_data != training_data
                                 or resumed.trainer.n_classes != dataset.n_classes):
-        raise SoftmaxError(f"{resumed.path} was made on other data: resume with the {{setting}} (and any {{add}}) "
-                           "it was trained on", setting="data", mentions=("add",))
+        raise SoftmaxError(f"{resumed.path} was made on other data: resume with the {{setting}} it was trained on "
+                           "(and the same {add}, if it was given any)", setting="data", mentions=("add",))
     pixels = preprocessed(dataset.x_train, config.preprocess, key=dataset.fingerprint())
     labels, sample_weight = dataset.y_train, None
     if added is not None:

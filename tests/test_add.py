@@ -19,6 +19,7 @@ from softmax_cli.images import load_image
 from softmax_cli.run import training_fingerprint
 from softmax_cli.store import load_model
 from test_cli import assert_one_line_error, run
+from test_cli_train import signal_after_epoch
 
 DIGITS = tuple("0123456789")
 
@@ -168,6 +169,19 @@ def test_a_damaged_npz_and_a_missing_source_are_refused_in_one_line(capsys, tmp_
 def test_add_weight_must_be_a_positive_number(capsys, tmp_path, mine, weight):
     code, _, err = train(capsys, tmp_path, "--add", mine, "--add-weight", weight)
     assert code == 2 and "--add-weight" in err
+
+
+def test_an_interrupted_run_resumes_with_the_same_examples_only(capsys, tmp_path, mine, sklearn_digits):
+    uninterrupted = train(capsys, tmp_path, "--add", mine, model="whole.npz")
+    with signal_after_epoch(2):
+        assert train(capsys, tmp_path, "--add", mine)[0] == 130
+    checkpoint = tmp_path / "model.ckpt.npz"
+    for other in ([], ["--add", mine, "--add-weight", "100"]):
+        code, _, err = train(capsys, tmp_path, "--resume", checkpoint, *other)
+        assert_one_line_error(code, err, "was made on other data", "--data", "--add")
+    code, _, err = train(capsys, tmp_path, "--resume", checkpoint, "--add", mine)
+    assert code == 0 == uninterrupted[0], err
+    assert load_model(tmp_path / "model.npz").W.tobytes() == load_model(tmp_path / "whole.npz").W.tobytes()
 
 
 def test_a_run_resumes_only_on_the_same_examples(mine, tmp_path):
