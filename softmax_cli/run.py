@@ -134,8 +134,11 @@ def train_model(dataset, config: TrainConfig, model_path, *, resumed: Resumed | 
     With resumed, the run goes on from its checkpoint (its settings win; config must be resumed.config). When
     should_stop() turns true, the run is saved as a checkpoint for resuming instead, and no model is written.
     added (data.examples.Examples) are trained on besides dataset's training set, each weighing add_weight
-    (default config.ADD_WEIGHT) images of it; the test set stays dataset's own.
+    (default config.ADD_WEIGHT) images of it (as copies that share the weight: data.examples.training_rows); the
+    test set stays dataset's own.
     """
+    from .data.examples import training_rows
+
     model_path = Path(model_path)
     add_weight = ADD_WEIGHT.check(ADD_WEIGHT.default if add_weight is None else add_weight)
     check_destinations(model_path, history_path, reads, resumed.path if resumed else None)
@@ -147,9 +150,10 @@ def train_model(dataset, config: TrainConfig, model_path, *, resumed: Resumed | 
     pixels = preprocessed(dataset.x_train, config.preprocess, key=dataset.fingerprint())
     labels, sample_weight = dataset.y_train, None
     if added is not None:
-        pixels = np.concatenate([pixels, preprocessed(added.pixels, config.preprocess)])
-        labels = np.concatenate([labels, added.labels])
-        sample_weight = np.concatenate([np.ones(len(dataset.y_train)), np.full(len(added), float(add_weight))])
+        added_pixels, added_labels, added_weights = training_rows(added, add_weight, len(labels))
+        pixels = np.concatenate([pixels, preprocessed(added_pixels, config.preprocess)])
+        labels = np.concatenate([labels, added_labels])
+        sample_weight = np.concatenate([np.ones(len(dataset.y_train), np.float32), added_weights])
     trainer, result = learn(config, pixels, labels, dataset.n_classes,
                             resumed.trainer if resumed else None, on_epoch, should_stop, sample_weight)
     run = RunResult(config, dataset.name, result, model_path,

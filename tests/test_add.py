@@ -206,3 +206,19 @@ def test_a_model_file_with_a_bad_added_field_is_refused(tmp_path, added):
                 "train_seconds": 0.1, "history": [], "added": added}
     with pytest.raises(SoftmaxError, match="added"):
         store.save_model(tmp_path / "m.npz", rng.normal(size=(2, 2)), np.zeros(2), metadata)
+
+
+def test_an_example_is_trained_on_as_copies_that_share_its_weight(mine):
+    from softmax_cli.data.examples import COPY_WEIGHT, training_rows
+
+    examples = read_examples([mine], DIGITS, (8, 8), "fill")
+    pixels, labels, weights = training_rows(examples, 200.0, 60_000)
+    copies = int(200 / COPY_WEIGHT)
+    assert len(pixels) == len(labels) == len(weights) == copies * 20
+    assert np.array_equal(pixels[-20:], examples.pixels) and np.array_equal(labels[:20], examples.labels)
+    assert np.allclose(weights, COPY_WEIGHT) and np.isclose(weights.sum(), 200.0 * 20)
+    # no more copies of them all than the data set has images; a light example is one copy
+    pixels, _, weights = training_rows(examples, 200.0, 100)
+    assert len(pixels) == 100 and np.isclose(weights.sum(), 200.0 * 20)
+    pixels, _, weights = training_rows(examples, 0.5, 60_000)
+    assert len(pixels) == 20 and np.allclose(weights, 0.5)
