@@ -222,3 +222,20 @@ def test_an_example_is_trained_on_as_copies_that_share_its_weight(mine):
     assert len(pixels) == 100 and np.isclose(weights.sum(), 200.0 * 20)
     pixels, _, weights = training_rows(examples, 0.5, 60_000)
     assert len(pixels) == 20 and np.allclose(weights, 0.5)
+
+
+def test_evaluate_scores_a_folder_of_class_named_subfolders_framed_as_predict_frames(capsys, tmp_path, mine):
+    assert train(capsys, tmp_path)[0] == 0
+    (mine / "5" / "notes.txt").write_text("not an image")
+    code, out, err = run(capsys, "evaluate", "--model", tmp_path / "model.npz", "--data", mine, "--json")
+    assert code == 0, err
+    assert "notes.txt" in err and len(err.strip().splitlines()) == 1
+    scores = json.loads(out)
+    saved = load_model(tmp_path / "model.npz")
+    files = sorted(mine.glob("*/*.png"))
+    predicted = [np.argmax(load_image(f, (8, 8), convention="fill") @ saved.W + saved.b) for f in files]
+    expected = np.mean([DIGITS[k] == f.parent.name for k, f in zip(predicted, files)])
+    assert scores["n_test"] == 20 and scores["accuracy"] == pytest.approx(expected, abs=1 / 20 + 1e-9)
+    (tmp_path / "other" / "seven").mkdir(parents=True)
+    code, _, err = run(capsys, "evaluate", "--model", tmp_path / "model.npz", "--data", tmp_path / "other")
+    assert_one_line_error(code, err, "seven", "not named after one of the model's classes")

@@ -100,6 +100,29 @@ def read_examples(sources, class_names, shape: tuple[int, int], framing: str) ->
     return Examples(pixels, labels, class_names, tuple(map(str, sources)), tuple(skipped))
 
 
+def is_example_folder(path) -> bool:
+    """Return whether path is a folder of class-named subfolders (and no data set's .npz or IDX files)."""
+    from .formats import IDX_FILES
+
+    path = Path(path)
+    if not path.is_dir() or any(path.glob("*.npz")) or any(
+            (path / stem).exists() or (path / f"{stem}.gz").exists() for stem in IDX_FILES.values()):
+        return False
+    return any(p.is_dir() and not p.name.startswith(".") for p in path.iterdir())
+
+
+def as_dataset(examples: Examples):
+    """Return the examples as a data set (data.Dataset) whose training and test sets are both the examples: what
+    `softmax evaluate --data FOLDER` scores a model on."""
+    from .dataset import make_dataset
+
+    source = ", ".join(examples.sources)
+    arrays = {"x_train": examples.pixels, "y_train": examples.labels, "x_test": examples.pixels,
+              "y_test": examples.labels}
+    return make_dataset(Path(examples.sources[0]).name, arrays, {key: f"{source} ({key})" for key in arrays}, source,
+                        examples.class_names)
+
+
 def _read_folder(folder: Path, class_names, shape, framing, skipped: list) -> tuple[np.ndarray, np.ndarray]:
     """Return the framed images and labels of a folder of class-named subfolders; unusable images go to skipped."""
     from ..images import load_image
