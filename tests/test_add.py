@@ -239,3 +239,30 @@ def test_evaluate_scores_a_folder_of_class_named_subfolders_framed_as_predict_fr
     (tmp_path / "other" / "seven").mkdir(parents=True)
     code, _, err = run(capsys, "evaluate", "--model", tmp_path / "model.npz", "--data", tmp_path / "other")
     assert_one_line_error(code, err, "seven", "not named after one of the model's classes")
+
+
+@pytest.mark.slow
+def test_five_examples_of_each_digit_teach_mnist_other_writers_handwriting(mnist, tmp_path, sklearn_digits):
+    """bench/add.py's proxy, one draw: load_digits as 64x64 photos; 5 of each digit added, 200 others read."""
+    from softmax_cli.config import TrainConfig
+    from softmax_cli.model import features
+    from softmax_cli.preprocess import preprocessed
+    from softmax_cli.run import train_model
+
+    rng = np.random.default_rng(1)
+    chosen = [rng.permutation(np.flatnonzero(sklearn_digits.target == k))[:25] for k in range(10)]
+    added = np.concatenate([rows[:5] for rows in chosen])
+    others = np.concatenate([rows[5:] for rows in chosen])
+    write_folder(tmp_path / "mine", sklearn_digits.images[added], sklearn_digits.target[added])
+    write_folder(tmp_path / "others", sklearn_digits.images[others], sklearn_digits.target[others])
+    config = TrainConfig(preprocess="deskew")
+    examples = read_examples([tmp_path / "mine"], mnist.class_names, (28, 28), "mnist")
+    others = read_examples([tmp_path / "others"], mnist.class_names, (28, 28), "mnist")
+    read = {}
+    for name, added in (("before", None), ("after", examples)):
+        run_ = train_model(mnist, config, tmp_path / f"{name}.npz", added=added)
+        rows = features(preprocessed(others.pixels, "deskew"))
+        read[name] = np.mean((rows @ run_.fit.W + run_.fit.b).argmax(axis=1) == others.labels)
+        read[f"mnist {name}"] = run_.test_accuracy
+    assert read["after"] >= read["before"] + 0.05, read
+    assert read["mnist after"] >= 0.94, read
