@@ -156,20 +156,15 @@ def _read_npz(path: Path, class_names, shape, framing) -> tuple[np.ndarray, np.n
     from .. import safe_io
     from ..images import CONVENTIONS, NoDigit
     from .dataset import _class_names, _labels, _pixels
-    from .formats import MAX_ARRAY_BYTES, check_shape
+    from .formats import MAX_ARRAY_BYTES, read_checked
 
-    wanted = ("x_train", "y_train", "class_names")
     try:
         with safe_io.open_npz(path, "the examples file", max_member_bytes=MAX_ARRAY_BYTES,
                               max_total_bytes=4 * MAX_ARRAY_BYTES) as archive:
             if not {"x_train", "y_train"} <= set(archive.names):
                 raise SoftmaxError(f"{path} is not a Keras-layout .npz of examples: it holds "
                                    f"{', '.join(archive.names) or 'nothing'}, not x_train and y_train")
-            arrays = {}
-            for key in (key for key in wanted if key in archive.names):
-                array_shape, dtype = archive.header(key)
-                check_shape(key, array_shape, dtype.itemsize, f"{path} ({key})")
-                arrays[key] = archive.read(key)
+            arrays = read_checked(archive, path, ("x_train", "y_train", "class_names"))
     except safe_io.DamagedFile as e:
         raise SoftmaxError(f"cannot read the examples {path}: {e.reason}") from None
     images = _pixels(arrays["x_train"], f"{path} (x_train)")
