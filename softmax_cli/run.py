@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import model, store
-from .config import TrainConfig
+from .config import ADD_WEIGHT, TrainConfig
 from .errors import EXIT_USAGE, SoftmaxError
 from .metrics import loss_and_accuracy
 from .preprocess import preprocessed
@@ -65,6 +65,7 @@ class RunResult:
     test_loss: float | None = None
     test_accuracy: float | None = None
     warning: str | None = None  # a fit that ended no better than chance on its own training data says so here
+    added: dict | None = None  # the examples added to the training set (data.examples.Examples.summary), if any
 
     @property
     def interrupted(self) -> bool:
@@ -83,6 +84,7 @@ class RunResult:
             "dataset": self.dataset,
             "settings": self.config.to_dict(),
             "warning": self.warning,
+            "added": self.added,
         }
 
 
@@ -155,47 +157,72 @@ def fitted_to_the_table(config: TrainConfig, dataset, given) -> TrainConfig:
 
 def train_model(dataset, config: TrainConfig, model_path, *, resumed: Resumed | None = None, history_path=None,
                 reads: Iterable = (), on_epoch: Callable[[dict], None] | None = None,
-                should_stop: Callable[[], bool] | None = None) -> RunResult:
+                should_stop: Callable[[], bool] | None = None, added=None, add_weight: float | None = None,
+                ) -> RunResult:
     """Return the RunResult of training on dataset (a data.Dataset) and saving the model to model_path.
 
     With resumed, the run goes on from its checkpoint (its settings win; config must be resumed.config). When
     should_stop() turns true, the run is saved as a checkpoint for resuming instead, and no model is written.
+    added (data.examples.Examples) are trained on besides dataset's training set, each weighing add_weight
+    (default config.ADD_WEIGHT) images of it (as copies that share the weight: data.examples.training_rows); the
+    test set stays dataset's own.
     """
+    from .data.examples import training_rows
+
     model_path = Path(model_path)
+    add_weight = ADD_WEIGHT.check(ADD_WEIGHT.default if add_weight is None else add_weight)
     check_destinations(model_path, history_path, reads, resumed.path if resumed else None)
-    if resumed is not None and (resumed.training_data != dataset.fingerprint()
+    training_data = training_fingerprint(dataset, added, add_weight)
+    if resumed is not None and (resumed.training_data != training_data
                                 or resumed.trainer.n_classes != dataset.n_classes):
-        raise SoftmaxError(f"{resumed.path} was made on other data: resume with the {{setting}} it was trained on",
-                          setting="data")
+        raise SoftmaxError(f"{resumed.path} was made on other data: resume with the {{setting}} it was trained on "
+                           "(and the same {add}, if it was given any)", setting="data", mentions=("add",))
     if (dataset.y_train == dataset.y_train[0]).all():  # said now, not at the save after the whole run
         raise SoftmaxError(f"{dataset.source}: every training image has the label "
                            f"{dataset.class_names[dataset.y_train[0]]}: a classifier needs at least two classes")
     pixels = preprocessed(dataset.x_train, config.preprocess, key=dataset.fingerprint())
+    labels, sample_weight = dataset.y_train, None
+    if added is not None:
+        added_pixels, added_labels, added_weights = training_rows(added, add_weight, len(labels))
+        pixels = np.concatenate([pixels, preprocessed(added_pixels, config.preprocess)])
+        labels = np.concatenate([labels, added_labels])
+        sample_weight = np.concatenate([np.ones(len(dataset.y_train), np.float32), added_weights])
     scaler = None
     if dataset.is_table:  # features of any scales: trained standardised, the model folded back to the raw ones
         from .scaling import Standardiser
 
         scaler = Standardiser.fitted(pixels)
         pixels = scaler.transform(pixels)
-    trainer, result = learn(config, pixels, dataset.y_train, dataset.n_classes,
-                            resumed.trainer if resumed else None, on_epoch, should_stop)
+    trainer, result = learn(config, pixels, labels, dataset.n_classes,
+                            resumed.trainer if resumed else None, on_epoch, should_stop, sample_weight)
     if scaler is not None:
         W, b = scaler.fold(result.W, result.b)
         result = dataclasses.replace(result, W=W.astype(np.float32), b=b.astype(np.float32))
-    run = RunResult(config, dataset.name, result, model_path, warning=no_better_than_chance(result, dataset.y_train))
+    run = RunResult(config, dataset.name, result, model_path, warning=no_better_than_chance(result, dataset.y_train),
+                    added=None if added is None else added.summary(add_weight))
     if result.interrupted:
         run.checkpoint_path = resumed.path if resumed else checkpoint_path_for(model_path)
-        store.save_checkpoint(run.checkpoint_path, trainer.to_checkpoint(dataset.name, dataset.fingerprint()))
+        store.save_checkpoint(run.checkpoint_path, trainer.to_checkpoint(dataset.name, training_data))
         return run
     test_features = model.features(preprocessed(dataset.x_test, config.preprocess))
     run.test_loss, run.test_accuracy = loss_and_accuracy(result.W, result.b, test_features, dataset.y_test)
-    metadata = store.model_metadata(config, dataset, result, run.test_loss, run.test_accuracy)
+    metadata = store.model_metadata(config, dataset, result, run.test_loss, run.test_accuracy, added=run.added)
     store.save_model(model_path, result.W, result.b, metadata)
     if history_path is not None:
         write_history(result.history, history_path)
     if resumed is not None:
         resumed.path.unlink(missing_ok=True)  # the run it held is finished and saved
     return run
+
+
+def training_fingerprint(dataset, added=None, add_weight: float = 1.0) -> str:
+    """Return the fingerprint of what a run trains on: dataset's training set, with added examples and their weight
+    if any (so that a run resumes only on the same examples)."""
+    if added is None:
+        return dataset.fingerprint()
+    import hashlib
+
+    return hashlib.sha256(f"{dataset.fingerprint()} {added.fingerprint()} {float(add_weight)!r}".encode()).hexdigest()
 
 
 def history_text(history: list[dict], suffix: str) -> str:

@@ -359,6 +359,17 @@ def _is_split(value) -> bool:
                              and _is_int(value["seed"]) and _is_finite(value["test_fraction"], 0, 1)
                              and _is_int(value["rows"]) and _is_text(value["fingerprint"], 64))
 
+
+def _is_added(value) -> bool:
+    """Return whether value is null or what `train --add` recorded: its examples' count per class, their fingerprint
+    and the weight each had (see data.examples.Examples.summary)."""
+    return value is None or (
+        isinstance(value, dict) and set(value) == {"count", "fingerprint", "weight"}
+        and isinstance(value["count"], dict) and all(map(is_class_name, value["count"]))
+        and all(_is_int(n) and n >= 0 for n in value["count"].values())
+        and _is_text(value["fingerprint"], 64) and _is_finite(value["weight"], 0) and value["weight"] > 0)
+
+
 METADATA_FIELDS = {
     # name: (is valid, what it must be, its meaning in a format-1 file that lacks it)
     "settings": (_is_settings, "an object of settings", _REQUIRED),
@@ -381,13 +392,15 @@ METADATA_FIELDS = {
     "feature_names": (lambda v: v is None or (isinstance(v, list) and 1 <= len(v) and all(_is_text(n) for n in v)),
                       "a table's feature names (a list of printable strings), or null for images", None),
     "split": (_is_split, "null, or how the tool split the data: {seed, test_fraction, rows, fingerprint}", None),
+    "added": (_is_added, "null, or the examples train --add added: {count, fingerprint, weight}", None),
     "created": (lambda v: _is_text(v, 40), "a date", _REQUIRED),
     "softmax_cli_version": (lambda v: _is_text(v, 40), "a version", _REQUIRED),
 }
 
 
-def model_metadata(config, dataset, result, test_loss: float, test_accuracy: float) -> dict:
-    """Return the metadata of a model trained with config (a TrainConfig) on dataset, with its TrainResult and scores."""
+def model_metadata(config, dataset, result, test_loss: float, test_accuracy: float, added: dict | None = None) -> dict:
+    """Return the metadata of a model trained with config (a TrainConfig) on dataset, with its TrainResult and scores;
+    added is what examples were added to dataset's training set (data.examples.Examples.summary), if any."""
     return {
         "settings": config.to_dict(),
         "class_names": list(dataset.class_names),
@@ -405,10 +418,11 @@ def model_metadata(config, dataset, result, test_loss: float, test_accuracy: flo
         "history": result.history,
         "feature_names": list(dataset.feature_names) if getattr(dataset, "feature_names", None) else None,
         "split": getattr(dataset, "split", None),
+        "added": added,
     }
 
 
-FIELDS_ADDED_IN_FORMAT_2 = ("data_path",)  # a format-2 file saved before them is read with their defaults
+FIELDS_ADDED_IN_FORMAT_2 = ("data_path", "added")  # a format-2 file saved before them is read with their defaults
 
 
 def _upgraded(metadata: dict) -> dict:

@@ -53,6 +53,7 @@ def metadata(**changes):
         "history": [{"epoch": 1, "loss": 0.9, "accuracy": 0.6}, {"epoch": 2, "loss": 0.7, "accuracy": 0.7}],
         "feature_names": None,
         "split": None,
+        "added": None,
         "created": "2024-01-02T03:04:05+00:00",
         "softmax_cli_version": "0.1.0",
         **changes,

@@ -30,6 +30,8 @@ def evaluate(ctx, model_path, dataset_name, data, plots_dir, other_models, as_js
     The test images get what the model was trained with (its preprocessing, e.g. deskewing), and
     data that is not what the model was made for (other classes, image size or data set) is refused.
     The report's macro average is over the classes present in the test set or the predictions.
+    --data may also be a folder of class-named subfolders of images (mydigits/7/a.png, as train
+    --add takes): each image is framed as predict frames it, and all of them are scored.
     """
     from .. import evaluation
     from ..store import load_model
@@ -41,6 +43,8 @@ def evaluate(ctx, model_path, dataset_name, data, plots_dir, other_models, as_js
     saved = load_model(model_path)
     others = {str(path): load_model(path) for path in other_models}
     dataset = evaluation.remembered_data(saved) if data is None and dataset_name is None else None
+    if dataset is None and data is not None and not from_environment(ctx, data):
+        dataset = example_folder(saved, data)
     if dataset is None:
         local_copy = from_environment(ctx, data)
         name = evaluation.dataset_to_evaluate_on(saved, dataset_name, files=data is not None and not local_copy,
@@ -64,6 +68,19 @@ def evaluate(ctx, model_path, dataset_name, data, plots_dir, other_models, as_js
     say(format_matrix(scores.confusion_matrix, saved.class_names))
     for path in figures:
         say(f"figure written: {path}")
+
+
+def example_folder(saved, data: Path):
+    """Return the data set of a folder of class-named subfolders of images (as `train --add` takes), framed for
+    the model saved; None when data is not such a folder. Each image left out is said on stderr."""
+    from ..data.examples import as_dataset, is_example_folder, read_examples
+
+    if not is_example_folder(data):
+        return None
+    examples = read_examples([data], saved.class_names, saved.image_shape, saved.framing)
+    for line in examples.skipped:
+        say(f"softmax: left out: {line}", err=True)
+    return as_dataset(examples)
 
 
 @click.command(short_help="What a model file holds: data set, settings, training.")

@@ -84,11 +84,23 @@ def model_facts(saved, file_bytes: int) -> list[tuple[str, str]]:
         rows.append(("best validation loss", f"{val_loss:.4f} (epoch {epoch})"))
     if metadata.get("best_epoch") is not None:
         rows.append(("weights kept", f"epoch {metadata['best_epoch']} (stopped early)"))
+    if metadata.get("added") is not None:
+        rows.append(("examples added", added_text(metadata["added"])))
+        rows.append(("  their fingerprint", metadata["added"]["fingerprint"]))
     rows.append(("W, b", f"{saved.W.shape} {saved.W.dtype}, {saved.b.shape} {saved.b.dtype}"))
     rows.append(("file size", f"{file_bytes:,} bytes"))
     rows.append(("settings", ""))
     rows += [(f"  {name}", str(value)) for name, value in metadata["settings"].items()]
     return rows
+
+
+def added_text(added: dict) -> str:
+    """Return the examples `train --add` added (store's "added" field) in words: how many, of which classes, weight."""
+    count = added["count"]
+    total = sum(count.values())
+    per_class = ", ".join(f"{name}: {n}" for name, n in count.items())
+    return (f"{total} example{'' if total == 1 else 's'} ({per_class}), each weighing {added['weight']:g} "
+            "training images")
 
 
 def facts_table(title: str, rows: list[tuple[str, str]]) -> str:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import click
 
-from ..config import SETTINGS, TrainConfig
+from ..config import ADD_WEIGHT, SETTINGS, TrainConfig
 from ..errors import EXIT_INTERRUPTED, SoftmaxError
-from .options import (ListOf, checked, load_data, config_option, data_option, dataset_option, flag_of, json_option,
+from .options import (ListOf, SettingType, checked, load_data, config_option, data_option, dataset_option, flag_of, json_option,
                       model_option, quiet_option, setting_option, settings_given)
 from .progress import Progress, StopRequest
-from .render import format_batch_size, say, tune_table
+from .render import added_text, format_batch_size, say, tune_table
 
 
 def setting_options(command):
@@ -34,11 +34,17 @@ def setting_options(command):
               "have given.")
 @click.option("--history", "history_path", type=click.Path(path_type=Path),
               help="Also write the per-epoch loss and accuracy to this .csv or .json file.")
+@click.option("--add", "add_sources", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Also train on your own labelled examples: a folder of class-named subfolders of images "
+              "(mydigits/7/a.png) or a Keras-layout .npz (x_train, y_train), framed as predict frames images; "
+              "may be given more than once.")
+@click.option("--add-weight", type=SettingType(ADD_WEIGHT), default=ADD_WEIGHT.default, show_default=True,
+              help=f"{ADD_WEIGHT.meaning} (--add)")
 @quiet_option
 @json_option
 @click.pass_context
-def train(ctx, config_file, dataset_name, data, model_path, checkpoint_path, history_path, quiet, as_json,
-          **settings):
+def train(ctx, config_file, dataset_name, data, model_path, checkpoint_path, history_path, add_sources, add_weight,
+          quiet, as_json, **settings):
     """Train softmax regression, report test accuracy and save the weights.
 
     The model file is a plain .npz: W (784, 10) and b (10,) apply to pixels / 255, so
@@ -64,12 +70,14 @@ def train(ctx, config_file, dataset_name, data, model_path, checkpoint_path, his
                            "features: leave it out (--preprocess none)")
     if resumed is None:
         config = fitted_to_the_table(config, dataset, settings_given(ctx, settings))
+    added = read_added(add_sources, dataset) if add_sources else None
     if not quiet:
         say_if_the_numpy_loop_runs()
     done = resumed.trainer.epoch if resumed else 0
     with Progress(config.epochs, done, disable=quiet or as_json) as progress, StopRequest() as stop:
         run = train_model(dataset, config, model_path, resumed=resumed, history_path=history_path,
-                          reads=[*reads, dataset.source], on_epoch=progress, should_stop=stop)
+                          reads=[*reads, dataset.source, *add_sources], on_epoch=progress, should_stop=stop,
+                          added=added, add_weight=add_weight)
     if run.interrupted:
         say(
             f"softmax: interrupted after epoch {len(run.fit.history)} of {config.epochs}; {model_path} was not "
@@ -81,6 +89,18 @@ def train(ctx, config_file, dataset_name, data, model_path, checkpoint_path, his
         say(train_summary(run))
     if run.warning and not as_json:  # (--json carries it as "warning")
         say(f"softmax: warning: {run.warning}", err=True)
+
+
+def read_added(sources, dataset):
+    """Return the examples of --add, framed for a model of dataset; each image left out is said on stderr."""
+    from ..data.examples import read_examples
+
+    if dataset.is_table:
+        raise SoftmaxError(f"--add adds images, but {dataset.source} is a table of features: leave it out")
+    added = read_examples(sources, dataset.class_names, dataset.image_shape, dataset.image_convention())
+    for line in added.skipped:
+        say(f"softmax: left out: {line}", err=True)
+    return added
 
 
 def say_if_the_numpy_loop_runs() -> None:
@@ -104,6 +124,8 @@ def train_summary(run) -> str:
     elif fit.history and "val_loss" in fit.history[-1]:
         last = fit.history[-1]
         line += f" (validation loss {last['val_loss']:.4f}, validation accuracy {last['val_accuracy']:.2%})"
+    if run.added is not None:
+        line += f"; with {added_text(run.added)}"
     return f"{line}; model saved to {run.model_path}"
 
 

@@ -9,6 +9,7 @@ data as it is. `check_model_fits` refuses to evaluate a model on data it was not
     formats.py   reading IDX and .npz files within bounds checked from their headers
     cache.py     fast verified copies of local data sets and of arrays computed from them
     dataset.py   the Dataset and its checks
+    examples.py  a person's labelled examples (train --add): class-named folders of images, or an .npz
 """
 
 from __future__ import annotations

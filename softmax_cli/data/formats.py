@@ -66,14 +66,21 @@ def read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
                 raise SoftmaxError(
                     f"{path} lacks {', '.join(missing)}: a Keras-format .npz holds {', '.join(KEYS)}"
                     f" (it has {', '.join(archive.names) or 'nothing'})")
-            arrays = {}
-            for key in (key for key in wanted if key in archive.names):
-                shape, dtype = archive.header(key)
-                check_shape(key, shape, dtype.itemsize, f"{path} ({key})")
-                arrays[key] = archive.read(key)
+            arrays = read_checked(archive, path, wanted)
     except safe_io.DamagedFile as e:
         raise SoftmaxError(f"cannot read {path}: {e.reason}; expected {EXPECTED_SOURCE}") from None
     return arrays, {key: f"{path} ({key})" for key in arrays}
+
+
+def read_checked(archive, path: Path, keys) -> dict[str, np.ndarray]:
+    """Return those of keys that the open .npz archive (safe_io.open_npz) holds, each array's size checked from
+    its header (check_shape) before it is read."""
+    arrays = {}
+    for key in (key for key in keys if key in archive.names):
+        shape, dtype = archive.header(key)
+        check_shape(key, shape, dtype.itemsize, f"{path} ({key})")
+        arrays[key] = archive.read(key)
+    return arrays
 
 
 def read_idx_folder(files: dict[str, Path]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
