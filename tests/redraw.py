@@ -68,3 +68,82 @@ def palette_png(digit: np.ndarray, path: Path, transparent: bool) -> None:
 def sixteen_bit_png(digit: np.ndarray, path: Path) -> None:
     """Write the digit as a 16-bit grayscale PNG of dark ink on white, using the full 0-65535 range."""
     Image.fromarray((255 - digit).astype(np.uint16) * 257).save(path, format="PNG")
+
+
+
+def ruled_paper(shape, rng: np.random.Generator, kind: str, spacing: float, width: float, darkness: float,
+                tilt_degrees: float = 0.0) -> np.ndarray:
+    """Return a sheet's rules as ink coverage in [0, darkness]: "lined" (horizontal rules) or "squared" (both ways).
+
+    spacing is the distance between rules and width their thickness, in pixels (anti-aliased); the rules start at a
+    random offset and are turned by tilt_degrees, as on a sheet photographed a little askew.
+    """
+    rows, columns = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
+    angle = np.radians(tilt_degrees)
+
+    def rules_across(position):
+        distance = np.abs((position + rng.uniform(0, spacing)) % spacing - spacing / 2)  # to the nearest rule
+        return np.clip(width / 2 + 0.5 - distance, 0, 1)
+
+    lines = rules_across(rows * np.cos(angle) - columns * np.sin(angle))
+    if kind == "squared":
+        lines = np.maximum(lines, rules_across(columns * np.cos(angle) + rows * np.sin(angle)))
+    return darkness * lines
+
+
+def on_paper(coverage: np.ndarray, rules: np.ndarray, rng: np.random.Generator, photographed: bool = True) -> np.ndarray:
+    """Return grayscale pixels in [0, 1] of the ink coverage written over the rules on light paper.
+
+    A photo is unevenly lit (a brightness ramp and a darker corner) and noisy; a scan is evenly lit and nearly clean.
+    """
+    height, width = coverage.shape
+    paper, ink = rng.uniform(0.75, 0.95), rng.uniform(0.05, 0.3)
+    gray = np.full(coverage.shape, paper)
+    if photographed:
+        rows, columns = np.mgrid[0:height, 0:width]
+        angle = rng.uniform(0, 2 * np.pi)
+        gray += rng.uniform(0.05, 0.12) * (np.cos(angle) * rows / height + np.sin(angle) * columns / width - 0.5)
+    gray *= 1 - 0.5 * rules  # a rule at full darkness halves the light of the paper under it
+    gray -= (gray - ink) * coverage
+    noise = 0.03 if photographed else 0.005
+    return np.clip(gray + rng.normal(0, noise, size=gray.shape), 0, 1)
+
+
+def enlarged_on_sheet(digit: np.ndarray, factor: int, rng: np.random.Generator, margin: float = 1.0) -> np.ndarray:
+    """Return the digit enlarged by factor on a clear sheet margin times its side larger, as ink coverage in [0, 1]."""
+    coverage = _enlarged(digit, factor)
+    extra = int(margin * coverage.shape[0])
+    top, left = (int(v) for v in rng.integers(0, extra + 1, size=2))
+    return np.pad(coverage, ((top, extra - top), (left, extra - left)))
+
+
+def skeleton(ink: np.ndarray) -> np.ndarray:
+    """Return the one-pixel-wide skeleton of a boolean image (Zhang and Suen's thinning, 1984)."""
+    image = np.pad(ink.astype(bool), 1)
+    while True:
+        changed = False
+        for step in (0, 1):
+            p = image
+            # the eight neighbours P2..P9, clockwise from the one above
+            n = [np.roll(p, shift, axis=(0, 1)) for shift in
+                 [(1, 0), (1, -1), (0, -1), (-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1)]]
+            count = sum(v.astype(np.uint8) for v in n)
+            transitions = sum((~n[k] & n[(k + 1) % 8]).astype(np.uint8) for k in range(8))
+            if step == 0:
+                away = ~(n[0] & n[2] & n[4]) & ~(n[2] & n[4] & n[6])
+            else:
+                away = ~(n[0] & n[2] & n[6]) & ~(n[0] & n[4] & n[6])
+            remove = p & (count >= 2) & (count <= 6) & (transitions == 1) & away
+            if remove.any():
+                image = p & ~remove
+                changed = True
+        if not changed:
+            return image[1:-1, 1:-1]
+
+
+def pen(digit: np.ndarray, factor: int, width: float) -> np.ndarray:
+    """Return the digit enlarged by factor and redrawn along its skeleton with a pen of width pixels, as coverage."""
+    from scipy.ndimage import distance_transform_edt
+
+    line = skeleton(_enlarged(digit, factor) > 0.5)
+    return np.clip(width / 2 + 0.5 - distance_transform_edt(~line), 0, 1)

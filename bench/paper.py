@@ -1,0 +1,127 @@
+"""Digits on lined and squared paper, and written with a thin pen: how well `predict` reads them.
+
+    python bench/paper.py                    # 300 digits per set, the default and the deskew model
+    python bench/paper.py --n 100 --first 9000
+
+The protocol. MNIST test digits (--first onwards, --n of them; the figures reported are digits 0-299, the rules of
+images.py were tuned on digits 9000-9299) are redrawn as the images people have (tests/redraw.py):
+- plain: enlarged 4-8 times (bilinear), on a sheet twice its side of light paper, photographed (a brightness ramp
+  of 5-12 % across the sheet, noise of sd 0.03) or scanned (evenly lit, noise sd 0.005);
+- lined / squared: the same digit and sheet with rules 1-3 px thick, light (the paper 7-15 % darker under them) or
+  dark (30-50 % darker), 0.9-1.3 digit heights apart (lined) or 0.45-0.65 (squared), turned by up to 2 degrees
+  (photographed) or 0.5 (scanned); the digit's ink is laid over the rules;
+- thin and thick pens: the digit enlarged 4-8 times, thinned to its skeleton and drawn along it with a pen 1.5-3 px
+  wide (thin) or 12 % of the digit's 20-pixel box height (thick, MNIST's stroke), dark on white.
+Each set uses its own seed, the same digits and the same seed for the plain and ruled versions. Every image goes
+through predict's path (images.to_mnist, then the model's preprocessing); the models are trained by run.learn on
+the whole training set: the defaults, and the preset "best" (deskewed). Prints a markdown table of accuracies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mnist import data_path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+import redraw  # noqa: E402  (the test suite's redrawing of MNIST digits, shared so that bench and tests agree)
+
+PAPERS = {  # name: (kind, photographed, darkness range)
+    "plain, photographed": (None, True, None),
+    "lined light, photographed": ("lined", True, (0.15, 0.3)),
+    "lined dark, photographed": ("lined", True, (0.6, 1.0)),
+    "squared light, photographed": ("squared", True, (0.15, 0.3)),
+    "squared dark, photographed": ("squared", True, (0.6, 1.0)),
+    "plain, scanned": (None, False, None),
+    "lined dark, scanned": ("lined", False, (0.6, 1.0)),
+    "squared light, scanned": ("squared", False, (0.15, 0.3)),
+}
+
+
+def on_paper(digits: np.ndarray, name: str, seed: int) -> list[np.ndarray]:
+    """Return the digits as grayscale photos or scans on the paper PAPERS[name] describes."""
+    kind, photographed, darkness = PAPERS[name]
+    images = []
+    for i, digit in enumerate(digits):
+        rng = np.random.default_rng([seed, i])
+        factor = int(rng.integers(4, 9))
+        coverage = redraw.enlarged_on_sheet(digit, factor, rng)
+        rules = np.zeros_like(coverage)
+        if kind is not None:
+            box = 20 * factor
+            spacing = box * (rng.uniform(0.9, 1.3) if kind == "lined" else rng.uniform(0.45, 0.65))
+            tilt = rng.uniform(-2, 2) if photographed else rng.uniform(-0.5, 0.5)
+            rules = redraw.ruled_paper(coverage.shape, rng, kind, spacing, rng.uniform(1, 3), rng.uniform(*darkness),
+                                       tilt)
+        images.append(redraw.on_paper(coverage, rules, np.random.default_rng([seed, i, 1]), photographed))
+    return images
+
+
+def with_pen(digits: np.ndarray, thin: bool, seed: int) -> list[np.ndarray]:
+    """Return the digits redrawn along their skeletons with a thin or a thick pen, dark on white."""
+    images = []
+    for i, digit in enumerate(digits):
+        rng = np.random.default_rng([seed, i])
+        factor = int(rng.integers(4, 9))
+        width = rng.uniform(1.5, 3) if thin else 0.12 * 20 * factor
+        coverage = np.pad(redraw.pen(digit, factor, width), 2 * factor)
+        images.append(1 - 0.85 * coverage)
+    return images
+
+
+def accuracy(saved, grays: list[np.ndarray], labels: np.ndarray) -> tuple[float, int]:
+    """Return the fraction of the images the model reads right (an image refused counts as wrong), and the refusals."""
+    from softmax_cli.images import NoDigit, to_mnist
+    from softmax_cli.model import features, predict_proba
+    from softmax_cli.preprocess import preprocessed
+
+    framed, refused = [], 0
+    for gray in grays:
+        try:
+            framed.append(to_mnist(gray))
+        except NoDigit:
+            refused += 1
+            framed.append(np.zeros(28 * 28, np.float32))
+    rows = features(preprocessed(np.stack(framed).reshape(-1, 28, 28), saved.preprocess))
+    return float((predict_proba(saved.W, saved.b, rows).argmax(axis=1) == labels).mean()), refused
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=300, help="digits per set")
+    parser.add_argument("--first", type=int, default=0, help="the first MNIST test digit used")
+    args = parser.parse_args()
+    from softmax_cli.config import TrainConfig, make_config
+    from softmax_cli.data import load_dataset
+    from softmax_cli.run import learn
+
+    mnist = load_dataset(data_path())
+    digits, labels = mnist.x_test[args.first : args.first + args.n], mnist.y_test[args.first : args.first + args.n]
+    models = {"default": TrainConfig(), "deskew (best)": make_config("best")}
+    saved = {name: _saved(learn(config, mnist.x_train, mnist.y_train, 10)[1], config) for name, config in models.items()}
+    sets = {name: on_paper(digits, name, seed) for seed, name in enumerate(PAPERS)}
+    sets["thick pen"] = with_pen(digits, False, 100)
+    sets["thin pen"] = with_pen(digits, True, 100)
+    print(f"| digits {args.first}-{args.first + args.n - 1} | " + " | ".join(saved) + " |")
+    print("|---|" + "---|" * len(saved))
+    for name, grays in sets.items():
+        cells = []
+        for model in saved.values():
+            right, refused = accuracy(model, grays, labels)
+            cells.append(f"{100 * right:.1f} %" + (f" ({refused} refused)" if refused else ""))
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+
+
+def _saved(result, config):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(W=result.W, b=result.b, preprocess=config.preprocess)
+
+
+if __name__ == "__main__":
+    main()
