@@ -12,7 +12,7 @@ images.py were tuned on digits 9000-9299) are redrawn as the images people have 
   (photographed) or 0.5 (scanned); the digit's ink is laid over the rules;
 - thin and thick pens: the digit enlarged 4-8 times, thinned to its skeleton and drawn along it with a pen 1.5-3 px
   wide (thin) or 12 % of the digit's 20-pixel box height (thick, MNIST's stroke), dark on white.
-Each set uses its own seed, the same digits and the same seed for the plain and ruled versions. Every image goes
+The plain and ruled versions of a digit differ only by the rules: same size, place, paper, light and noise. Every image goes
 through predict's path (images.to_mnist, then the model's preprocessing); the models are trained by run.learn on
 the whole training set: the defaults, and the preset "best" (deskewed). Prints a markdown table of accuracies.
 """
@@ -104,7 +104,7 @@ def main():
     digits, labels = mnist.x_test[args.first : args.first + args.n], mnist.y_test[args.first : args.first + args.n]
     models = {"default": TrainConfig(), "deskew (best)": make_config("best")}
     saved = {name: _saved(learn(config, mnist.x_train, mnist.y_train, 10)[1], config) for name, config in models.items()}
-    sets = {name: on_paper(digits, name, seed) for seed, name in enumerate(PAPERS)}
+    sets = {name: on_paper(digits, name, seed=0 if PAPERS[name][1] else 1) for name in PAPERS}
     sets["thick pen"] = with_pen(digits, False, 100)
     sets["thin pen"] = with_pen(digits, True, 100)
     print(f"| digits {args.first}-{args.first + args.n - 1} | " + " | ".join(saved) + " |")

@@ -38,20 +38,31 @@ MIN_CONTRAST = 0.1            # ink that differs from the paper by less than thi
 SPECKS = 10                   # this many most extreme pixels may be dust or dead pixels and do not count as ink
 NOISE_MARGIN = 5.0            # ink must stand this many noise standard deviations above the paper
 FAINTEST_INK = 0.05           # and at least this fraction of the contrast, so that JPEG ringing is not ink
+SPECK_NEIGHBOURS = 2          # ink with fewer of its 8 neighbours inked is a speck (noise, a faint rule's dots)
 STRAY_INK = 0.002             # the digit's bounding box leaves out this fraction of the ink mass on each side
 FILL_DETAIL = 4               # "fill" frames the object on a grid this many times finer, then averages each block
 SHADOW_CONTACT = 0.1          # ink along this fraction of the image's outermost pixels may be a shadow, not a digit
 SHADOW_GRID = 256             # what touches the edge is traced on a grid of at most this many cells a side
+RULE_GRID = 256               # the rules of lined and squared paper are looked for on a grid this many cells a side
+RULE_SPAN = 0.6               # a straight line of ink across this fraction of the image or more is a rule, not a digit
+RULE_TILT = 3.0               # rules turned by up to this many degrees (a sheet photographed askew) are found
+RULE_THICKNESS = 1 / 64       # and thinner than this fraction of the image's side (at least one cell of RULE_GRID)
+RULE_GAP = 1 / 100            # gaps in a rule up to twice this fraction of its length are bridged (a faint rule)
+ONE_LINE = 0.1                # a line (even tilted) lies within this fraction of the image's height or width
+LEFT_BY_RULES = 0.05          # ink other than specks weighing less than this fraction of the rules' is no digit
+RULE_UNDER_INK = 1.5          # on a rule, ink this many times as dark as the rule's median is the digit crossing it
+EVEN_FIT = 0.9                # of the edge's pixels, within 3 noise deviations of the plane of light
+UNEVEN_LIGHT = 0.02           # light across the paper varying by more than this (of full scale) is evened out
 
 
 class NoDigit(SoftmaxError):
     """The image holds nothing that looks like ink: a plain or nearly uniform page."""
 
-    def __init__(self, name: str = "the image"):
-        super().__init__(
-            f"{name} holds no digit: nothing in it stands out from the paper (it is plain or nearly uniform); "
-            "draw or photograph a digit, dark on light or light on dark"
-        )
+    def __init__(self, name: str = "the image", only_rules: bool = False):
+        self.only_rules = only_rules
+        what = ("nothing but the straight rules of lined or squared paper" if only_rules
+                else "nothing in it stands out from the paper (it is plain or nearly uniform)")
+        super().__init__(f"{name} holds no digit: {what}; draw or photograph a digit, dark on light or light on dark")
 
 
 def load_image(
@@ -73,8 +84,8 @@ def load_image(
     frame = CONVENTIONS[convention]
     try:
         return frame(_read_grayscale(source, name), shape)
-    except NoDigit:
-        raise NoDigit(name) from None
+    except NoDigit as e:
+        raise NoDigit(name, e.only_rules) from None
 
 
 def to_mnist(gray: np.ndarray, shape: tuple[int, int] = (MNIST_SIDE, MNIST_SIDE)) -> np.ndarray:
@@ -240,6 +251,7 @@ def _composite(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 def _ink_on_black(gray: np.ndarray) -> np.ndarray | None:
     """Return the ink as light on black, in [0, 1] with the paper and its noise at 0; None when there is no ink."""
+    gray = _evenly_lit(gray)
     edge = max(1, min(gray.shape) // 20)
     border = np.concatenate([gray[:edge], gray[-edge:], gray[:, :edge], gray[:, -edge:]], axis=None)
     paper = float(np.median(border))
@@ -258,8 +270,46 @@ def _ink_on_black(gray: np.ndarray) -> np.ndarray | None:
     ink = np.clip(ink / contrast, 0, 1)
     # Cut, rather than subtract, the floor: the strokes keep their width and grey edges, as in MNIST.
     ink = np.where(ink < floor, np.float32(0), ink)
+    rules = _rules(ink)
+    if rules is not None:
+        without_rules = np.where(rules, np.float32(0), ink)
+        if _without_specks(without_rules).sum() > LEFT_BY_RULES * ink[rules].sum():
+            ink = without_rules
+        elif _several_lines(rules):
+            raise NoDigit(only_rules=True)
+        # else one straight line and hardly anything else: a 1 (or a 7's bar alone), not a sheet's rules
     shadow = _edge_shadow(ink > 0)
     return ink if shadow is None else np.where(shadow, np.float32(0), ink)
+
+
+def _evenly_lit(gray: np.ndarray) -> np.ndarray:
+    """Return gray with the paper's light made even: a plane fitted to the image's edge, robustly, taken away.
+
+    A photo is often lit from one side, so the paper darkens across the sheet; left in, the dark side's paper
+    would pass for faint ink, or raise the threshold that ink must pass. Only a change of more than UNEVEN_LIGHT
+    across the image is evened out, and only when the plane fits EVEN_FIT of the edge's pixels (a shadow's band
+    along one side is no slope of light, and is left to _edge_shadow).
+    """
+    height, width = gray.shape
+    edge = max(1, min(height, width) // 20)
+    step = max(1, max(height, width) // 256)  # a few thousand pixels of the edge are enough to fit a plane
+    on_edge = np.zeros((height, width), dtype=bool)
+    on_edge[:edge], on_edge[-edge:], on_edge[:, :edge], on_edge[:, -edge:] = True, True, True, True
+    rows, columns = np.nonzero(on_edge[::step, ::step])
+    rows, columns = rows * step, columns * step
+    values = gray[rows, columns].astype(np.float64)
+    design = np.column_stack([np.ones(len(rows)), rows / height - 0.5, columns / width - 0.5])
+    deviation = np.abs(values - np.median(values))
+    kept = deviation <= 3 * 1.4826 * np.median(deviation) + 1e-6  # the paper's level, without ink or a shadow
+    for _ in range(3):  # refit without what lies far from the plane
+        plane = np.linalg.lstsq(design[kept], values[kept], rcond=None)[0]
+        residual = values - design @ plane
+        spread = 1.4826 * np.median(np.abs(residual[kept])) + 1e-6
+        kept = np.abs(residual) <= 3 * spread
+    if abs(plane[1]) + abs(plane[2]) <= UNEVEN_LIGHT or kept.mean() < EVEN_FIT:
+        return gray  # evenly lit, or not lit as a plane: a shadow's sharp edge, not a slope of light
+    light = (np.arange(height)[:, None] / height - 0.5) * plane[1] + (np.arange(width) / width - 0.5) * plane[2]
+    return (gray - light).astype(np.float32)
 
 
 def _edge_shadow(present: np.ndarray) -> np.ndarray | None:
@@ -298,9 +348,116 @@ def _edge_shadow(present: np.ndarray) -> np.ndarray | None:
     return shadow if inside > SPECKS else None
 
 
+def _several_lines(lines: np.ndarray) -> bool:
+    """Return whether the pixels of lines lie on more than one line: they spread over more than ONE_LINE each way."""
+    rows, columns = np.nonzero(lines)
+    return bool(np.ptp(rows) > ONE_LINE * lines.shape[0] and np.ptp(columns) > ONE_LINE * lines.shape[1])
+
+
+def _rules(ink: np.ndarray) -> np.ndarray | None:
+    """Return where the ink is the rules of lined or squared paper (or a printed grid); None if there are none.
+
+    A rule is a straight line of ink running across at least RULE_SPAN of the image, horizontal or vertical within
+    RULE_TILT degrees, and thinner than RULE_THICKNESS of the image's side: a digit's stroke is shorter or thicker.
+    The digit's strokes where they cross or touch a rule are kept: ink there that stands out from the rule's own
+    level (RULE_UNDER_INK times it), or, when the rule is as dark as the ink, a rule's stretch beside a stroke (ink
+    that is no rule, two cells deep, on either side). Where two rules cross, nothing is kept.
+    """
+    height, width = ink.shape
+    cell = -(-max(height, width) // RULE_GRID)
+    rows, columns = -(-height // cell), -(-width // cell)
+    padded = np.zeros((rows * cell, columns * cell), dtype=np.float32)
+    padded[:height, :width] = ink
+    darkest = padded.reshape(rows, cell, columns, cell).max(axis=(1, 3))  # each cell's strongest ink
+    coarse = darkest > 0
+    if RULE_THICKNESS * max(height, width) < 1:
+        return None  # in an image this small, no line is thin enough to be a sheet's rule
+    thickest = max(1, round(RULE_THICKNESS * max(height, width) / cell))
+    across = _rules_across(coarse, thickest)
+    down = _rules_across(coarse.T, thickest).T
+    if not (across.any() or down.any()):
+        return None
+    # Along most of a rule's length there is nothing but the rule: the median cell shows the rule's own level.
+    level = float(np.median(darkest[across | down]))
+    rest = coarse & ~across & ~down
+    reach = thickest + 2  # from a cell of a rule past its far edge
+    strokes = (across & (_solid_near(rest, reach, 0, -1) | _solid_near(rest, reach, 0, 1))) | (
+        down & (_solid_near(rest, reach, 1, -1) | _solid_near(rest, reach, 1, 1)))
+    lines = (across | down) & ~strokes
+    on_lines = np.repeat(np.repeat(lines, cell, axis=0), cell, axis=1)[:height, :width]
+    return on_lines & (ink > 0) & (ink <= RULE_UNDER_INK * level)
+
+
+def _solid_near(grid: np.ndarray, reach: int, axis: int, direction: int) -> np.ndarray:
+    """Return where grid holds, within reach cells in one direction along axis, two cells in a row: a stroke, no speck."""
+    return _near(grid & _near(grid, 1, axis, direction), reach, axis, direction)
+
+
+def _near(grid: np.ndarray, reach: int, axis: int, direction: int) -> np.ndarray:
+    """Return where grid is True within reach cells in one direction (-1 up or left, 1 down or right) along axis."""
+    found = np.zeros_like(grid)
+    length = grid.shape[axis]
+    for step in range(1, min(reach, length - 1) + 1):
+        source = [slice(None)] * 2
+        target = [slice(None)] * 2
+        source[axis] = slice(step, None) if direction > 0 else slice(None, length - step)
+        target[axis] = slice(None, length - step) if direction > 0 else slice(step, None)
+        found[tuple(target)] |= grid[tuple(source)]
+    return found
+
+
+def _rules_across(grid: np.ndarray, thickest: int) -> np.ndarray:
+    """Return the cells of grid on its nearly horizontal rules (see _rules), with their grey edges."""
+    rows, columns = grid.shape
+    lines = np.zeros_like(grid)
+    # A faint rule is only partly above the threshold of ink: a dotted line. Its gaps are bridged to measure it.
+    bridged = grid.copy()
+    for step in range(1, round(columns * RULE_GAP) + 1):
+        bridged[:, step:] |= grid[:, :-step]
+        bridged[:, :-step] |= grid[:, step:]
+    cell_rows, cell_columns = np.nonzero(bridged)
+    if columns < 2 or len(cell_rows) < RULE_SPAN * columns:
+        return lines
+    # Shear the columns up or down by the line's slope so that a rule at that tilt lies in one row; the tilt whose
+    # rows gather the ink most (the largest sum of squared counts) wins. Tilts a cell apart over the width: no rule
+    # falls between two of them.
+    largest = np.floor(np.tan(np.radians(RULE_TILT)) * columns)
+    best_score, best_counts, best_shift = -1, None, None
+    for slope in np.arange(-largest, largest + 1) / columns:
+        shift = np.round(np.arange(columns) * slope).astype(int)
+        shift -= shift.min()
+        counts = np.bincount(cell_rows + shift[cell_columns], minlength=rows + shift.max())
+        score = int(counts.astype(np.int64) @ counts)
+        if score > best_score:
+            best_score, best_counts, best_shift = score, counts, shift
+    # In the sheared image each rule is a band of long rows, no thicker than thickest; a row beside it is its edge.
+    long_rows = np.concatenate([[False], best_counts >= RULE_SPAN * columns, [False]])
+    rule_rows = np.zeros(len(long_rows), dtype=bool)
+    edges = np.flatnonzero(np.diff(long_rows.astype(np.int8)))
+    for first, stop in zip(edges[::2], edges[1::2]):
+        if stop - first <= thickest:
+            rule_rows[max(first - 1, 0) : stop + 2] = True
+    sheared_rows = 1 + np.arange(rows)[:, None] + best_shift
+    return rule_rows[sheared_rows] & grid
+
+
 def _bounding_box(ink: np.ndarray) -> tuple[slice, slice]:
-    """Return the rows and columns that hold the ink, leaving out stray specks far from the digit."""
-    return _span(ink.sum(axis=1)), _span(ink.sum(axis=0))
+    """Return the rows and columns that hold the ink, leaving out stray specks far from the digit.
+
+    Specks (_without_specks: the noise of a photo, the dots left of a faint rule) are left out; other ink far from
+    the digit weighs too little to count.
+    """
+    mass = _without_specks(ink)
+    if not mass.any():
+        mass = ink
+    return _span(mass.sum(axis=1)), _span(mass.sum(axis=0))
+
+
+def _without_specks(ink: np.ndarray) -> np.ndarray:
+    """Return the ink without its specks: pixels with fewer than SPECK_NEIGHBOURS of their 8 neighbours inked."""
+    present = np.pad(ink > 0, 1)
+    around = sum(np.roll(present, (dr, dc), axis=(0, 1)) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc)
+    return np.where(around[1:-1, 1:-1] >= SPECK_NEIGHBOURS, ink, np.float32(0))
 
 
 def _span(mass: np.ndarray) -> slice:

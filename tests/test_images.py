@@ -156,6 +156,36 @@ def test_a_shadow_at_a_photos_edge_is_not_taken_for_ink(seven, expected, shadow)
     assert ink_box(vector) == ink_box(expected)
 
 
+# Rules as dark as the ink take a little of the strokes that run along them: the digit stays whole, a bit thinner.
+RULED = {"lined light": ("lined", 0.25, 0.95), "lined dark": ("lined", 1.0, 0.95),
+         "squared light": ("squared", 0.25, 0.95), "squared dark": ("squared", 1.0, 0.85)}
+
+
+@pytest.mark.parametrize("photographed", [True, False], ids=["photographed", "scanned"])
+@pytest.mark.parametrize("paper", RULED)
+def test_the_rules_of_lined_and_squared_paper_are_not_taken_for_ink(seven, expected, paper, photographed):
+    kind, darkness, least_correlation = RULED[paper]
+    rng = np.random.default_rng(1)
+    coverage = np.pad(np.kron(seven / 255, np.ones((6, 6))), 84)  # 336x336, the digit 120 px tall in the middle
+    rules = redraw.ruled_paper(coverage.shape, rng, kind, spacing=60, width=2, darkness=darkness, tilt_degrees=1.5)
+    vector = to_mnist(redraw.on_paper(coverage, rules, rng, photographed))
+    assert correlation(vector, expected) > least_correlation
+    assert np.abs(np.subtract(ink_box(vector), ink_box(expected))).max() <= 1
+
+
+def test_a_page_of_nothing_but_rules_holds_no_digit():
+    rng = np.random.default_rng(2)
+    rules = redraw.ruled_paper((300, 400), rng, "squared", spacing=40, width=2, darkness=1.0, tilt_degrees=-1)
+    with pytest.raises(NoDigit, match="^the image holds no digit: nothing but the straight rules"):
+        to_mnist(redraw.on_paper(np.zeros((300, 400)), rules, rng))
+
+
+def test_a_digit_stroke_across_the_whole_image_is_no_rule():
+    seven = drawn([[(0, 8), (111, 8), (50, 108)]], width=12) / 255  # its bar is long and straight, but thick
+    assert images._rules(seven) is None
+    assert ink_box(to_mnist(seven)) == (19, 20)  # the bar's 112 px make the width; the height is 106 of them
+
+
 def test_a_digit_cropped_to_touch_the_edge_is_kept_whole(seven, expected):
     cropped = 1 - seven[4:25, 7:23] / 255  # its bounding box: the top bar runs along the top edge
     assert (cropped[0] < 0.5).mean() > images.SHADOW_CONTACT * 4  # far more than a shadow needs to be noticed
