@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,49 +29,6 @@ from mnist import data_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import redraw  # noqa: E402  (the test suite's redrawing of MNIST digits, shared so that bench and tests agree)
-
-PAPERS = {  # name: (kind, photographed, darkness range)
-    "plain, photographed": (None, True, None),
-    "lined light, photographed": ("lined", True, (0.15, 0.3)),
-    "lined dark, photographed": ("lined", True, (0.6, 1.0)),
-    "squared light, photographed": ("squared", True, (0.15, 0.3)),
-    "squared dark, photographed": ("squared", True, (0.6, 1.0)),
-    "plain, scanned": (None, False, None),
-    "lined dark, scanned": ("lined", False, (0.6, 1.0)),
-    "squared light, scanned": ("squared", False, (0.15, 0.3)),
-}
-
-
-def on_paper(digits: np.ndarray, name: str, seed: int) -> list[np.ndarray]:
-    """Return the digits as grayscale photos or scans on the paper PAPERS[name] describes."""
-    kind, photographed, darkness = PAPERS[name]
-    images = []
-    for i, digit in enumerate(digits):
-        rng = np.random.default_rng([seed, i])
-        factor = int(rng.integers(4, 9))
-        coverage = redraw.enlarged_on_sheet(digit, factor, rng)
-        rules = np.zeros_like(coverage)
-        if kind is not None:
-            box = 20 * factor
-            spacing = box * (rng.uniform(0.9, 1.3) if kind == "lined" else rng.uniform(0.45, 0.65))
-            tilt = rng.uniform(-2, 2) if photographed else rng.uniform(-0.5, 0.5)
-            rules = redraw.ruled_paper(coverage.shape, rng, kind, spacing, rng.uniform(1, 3), rng.uniform(*darkness),
-                                       tilt)
-        images.append(redraw.on_paper(coverage, rules, np.random.default_rng([seed, i, 1]), photographed))
-    return images
-
-
-def with_pen(digits: np.ndarray, thin: bool, seed: int) -> list[np.ndarray]:
-    """Return the digits redrawn along their skeletons with a thin or a thick pen, dark on white."""
-    images = []
-    for i, digit in enumerate(digits):
-        rng = np.random.default_rng([seed, i])
-        factor = int(rng.integers(4, 9))
-        width = rng.uniform(1.5, 3) if thin else 0.12 * 20 * factor
-        coverage = np.pad(redraw.pen(digit, factor, width), 2 * factor)
-        images.append(1 - 0.85 * coverage)
-    return images
-
 
 def accuracy(saved, grays: list[np.ndarray], labels: np.ndarray) -> tuple[float, int]:
     """Return the fraction of the images the model reads right (an image refused counts as wrong), and the refusals."""
@@ -104,9 +60,10 @@ def main():
     digits, labels = mnist.x_test[args.first : args.first + args.n], mnist.y_test[args.first : args.first + args.n]
     models = {"default": TrainConfig(), "deskew (best)": make_config("best")}
     saved = {name: _saved(learn(config, mnist.x_train, mnist.y_train, 10)[1], config) for name, config in models.items()}
-    sets = {name: on_paper(digits, name, seed=0 if PAPERS[name][1] else 1) for name in PAPERS}
-    sets["thick pen"] = with_pen(digits, False, 100)
-    sets["thin pen"] = with_pen(digits, True, 100)
+    sets = {name: redraw.digits_on_paper(digits, name, seed=0 if redraw.PAPERS[name][1] else 1)
+            for name in redraw.PAPERS}
+    sets["thick pen"] = redraw.digits_with_pen(digits, False, 100)
+    sets["thin pen"] = redraw.digits_with_pen(digits, True, 100)
     print(f"| digits {args.first}-{args.first + args.n - 1} | " + " | ".join(saved) + " |")
     print("|---|" + "---|" * len(saved))
     for name, grays in sets.items():

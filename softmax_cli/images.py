@@ -34,6 +34,8 @@ IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
 MAX_PIXELS = 40_000_000       # larger images are refused from their header, before decoding (decompression bombs)
 DRAFT_SIDE = 1024              # a JPEG larger than twice this on both sides is decoded at a reduced scale
 MNIST_SIDE, MNIST_BOX = 28, 20  # MNIST fits each digit into a 20x20 box inside its 28x28 field
+MNIST_STROKE = 2.8            # the median width of MNIST's strokes, in pixels of its 20x20 box (stroke_width)
+THIN_STROKE = 0.5             # strokes thinner than this fraction of it once framed (a thin pen) are thickened to it
 MIN_CONTRAST = 0.1            # ink that differs from the paper by less than this (of full scale) is no ink: blank
 SPECKS = 10                   # this many most extreme pixels may be dust or dead pixels and do not count as ink
 NOISE_MARGIN = 5.0            # ink must stand this many noise standard deviations above the paper
@@ -91,12 +93,13 @@ def load_image(
 def to_mnist(gray: np.ndarray, shape: tuple[int, int] = (MNIST_SIDE, MNIST_SIDE)) -> np.ndarray:
     """Return a 2-D grayscale image (0 = black, 1 = white) as an MNIST-like float32 vector of h*w pixels in [0, 1].
 
-    Dark ink on light paper is inverted, the paper and its noise become 0, the digit's bounding box is scaled
-    to fit a box of 20/28 of `shape` keeping its aspect ratio, and its centre of mass is put at the centre.
-    Raises NoDigit for an image with no ink (plain or nearly uniform).
+    Dark ink on light paper is inverted, the paper and its noise become 0 (and the rules of lined or squared paper
+    too), the digit's bounding box is scaled to fit a box of 20/28 of `shape` keeping its aspect ratio, and its
+    centre of mass is put at the centre. A stroke that would come out much thinner than MNIST's (a thin pen) is
+    thickened to MNIST_STROKE first. Raises NoDigit for an image with no ink (plain or nearly uniform).
     """
     box = [max(1, round(side * MNIST_BOX / MNIST_SIDE)) for side in shape]
-    return _framed(gray, shape, box, _centre_of_mass_at_centre)
+    return _framed(gray, shape, box, _centre_of_mass_at_centre, stroke=MNIST_STROKE * box[0] / MNIST_BOX)
 
 
 def to_filled_frame(gray: np.ndarray, shape: tuple[int, int] = (MNIST_SIDE, MNIST_SIDE)) -> np.ndarray:
@@ -469,10 +472,12 @@ def _span(mass: np.ndarray) -> slice:
     return slice(int(first), int(last) + 1)
 
 
-def _framed(gray: np.ndarray, shape: tuple[int, int], box, place) -> np.ndarray:
+def _framed(gray: np.ndarray, shape: tuple[int, int], box, place, stroke: float | None = None) -> np.ndarray:
     """Return the ink of gray cropped to its bounding box, fitted into box and placed in a field of shape, as a vector.
 
-    place(digit, shape) puts the fitted ink in the field. Raises NoDigit when gray holds no ink.
+    place(digit, shape) puts the fitted ink in the field. With stroke (a width in the field's pixels), strokes that
+    would be thinner than THIN_STROKE of it once fitted are first thickened to it (_thickened). Raises NoDigit when
+    gray holds no ink.
     """
     ink = _ink_on_black(np.asarray(gray, dtype=np.float32))
     if ink is None:
@@ -480,7 +485,33 @@ def _framed(gray: np.ndarray, shape: tuple[int, int], box, place) -> np.ndarray:
     rows, columns = _bounding_box(ink)
     if rows.stop <= rows.start or columns.stop <= columns.start:  # no mass to measure (never for finite ink)
         raise NoDigit
+    if stroke is not None:
+        scale = min(box[0] / (rows.stop - rows.start), box[1] / (columns.stop - columns.start))
+        width = stroke_width(ink[rows, columns])
+        if width * scale < THIN_STROKE * stroke:
+            ink = _thickened(ink, (stroke / scale - width) / 2)
+            rows, columns = _bounding_box(ink)
     return place(_fit_into_box(ink[rows, columns], box), shape).ravel()
+
+
+def stroke_width(ink: np.ndarray) -> float:
+    """Return the mean width in pixels of the strokes in ink (light on black): twice their area over their outline.
+
+    A stroke of width w and length L covers w * L pixels and has 2 * L pixels of outline; the ink is taken where it
+    is at least half its peak.
+    """
+    strokes = ink >= 0.5 * ink.max()
+    padded = np.pad(strokes, 1)
+    inside = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:] & strokes
+    return 2 * np.count_nonzero(strokes) / max(1, np.count_nonzero(strokes & ~inside))
+
+
+def _thickened(ink: np.ndarray, radius: float) -> np.ndarray:
+    """Return the ink with its strokes grown by radius pixels on each side, with an anti-aliased edge of one pixel."""
+    from scipy.ndimage import distance_transform_edt
+
+    distance = distance_transform_edt(ink < 0.5 * ink.max())  # from each pixel to the nearest stroke
+    return np.maximum(ink, np.clip(radius + 0.5 - distance, 0, 1).astype(np.float32))
 
 
 def _fit_into_box(digit: np.ndarray, box) -> np.ndarray:

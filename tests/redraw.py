@@ -147,3 +147,48 @@ def pen(digit: np.ndarray, factor: int, width: float) -> np.ndarray:
 
     line = skeleton(_enlarged(digit, factor) > 0.5)
     return np.clip(width / 2 + 0.5 - distance_transform_edt(~line), 0, 1)
+
+
+# --- whole sets, as bench/paper.py measures them (its docstring gives the protocol) ---
+
+PAPERS = {  # name: (kind, photographed, darkness range)
+    "plain, photographed": (None, True, None),
+    "lined light, photographed": ("lined", True, (0.15, 0.3)),
+    "lined dark, photographed": ("lined", True, (0.6, 1.0)),
+    "squared light, photographed": ("squared", True, (0.15, 0.3)),
+    "squared dark, photographed": ("squared", True, (0.6, 1.0)),
+    "plain, scanned": (None, False, None),
+    "lined dark, scanned": ("lined", False, (0.6, 1.0)),
+    "squared light, scanned": ("squared", False, (0.15, 0.3)),
+}
+
+
+def digits_on_paper(digits: np.ndarray, name: str, seed: int) -> list[np.ndarray]:
+    """Return the digits as grayscale photos or scans on the paper PAPERS[name] describes."""
+    kind, photographed, darkness = PAPERS[name]
+    images = []
+    for i, digit in enumerate(digits):
+        rng = np.random.default_rng([seed, i])
+        factor = int(rng.integers(4, 9))
+        coverage = enlarged_on_sheet(digit, factor, rng)
+        rules = np.zeros_like(coverage)
+        if kind is not None:
+            box = 20 * factor
+            spacing = box * (rng.uniform(0.9, 1.3) if kind == "lined" else rng.uniform(0.45, 0.65))
+            tilt = rng.uniform(-2, 2) if photographed else rng.uniform(-0.5, 0.5)
+            rules = ruled_paper(coverage.shape, rng, kind, spacing, rng.uniform(1, 3), rng.uniform(*darkness),
+                                       tilt)
+        images.append(on_paper(coverage, rules, np.random.default_rng([seed, i, 1]), photographed))
+    return images
+
+
+def digits_with_pen(digits: np.ndarray, thin: bool, seed: int) -> list[np.ndarray]:
+    """Return the digits redrawn along their skeletons with a thin or a thick pen, dark on white."""
+    images = []
+    for i, digit in enumerate(digits):
+        rng = np.random.default_rng([seed, i])
+        factor = int(rng.integers(4, 9))
+        width = rng.uniform(1.5, 3) if thin else 0.12 * 20 * factor
+        coverage = np.pad(pen(digit, factor, width), 2 * factor)
+        images.append(1 - 0.85 * coverage)
+    return images

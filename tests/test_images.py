@@ -186,6 +186,21 @@ def test_a_digit_stroke_across_the_whole_image_is_no_rule():
     assert ink_box(to_mnist(seven)) == (19, 20)  # the bar's 112 px make the width; the height is 106 of them
 
 
+@pytest.mark.parametrize("pen", [1, 3])
+def test_a_thin_pen_stroke_is_framed_as_thick_as_mnist_strokes(pen):
+    thin = drawn([[(p[0] * 4, p[1] * 4) for p in s] for s in SEVEN], size=(448, 448), width=pen)
+    vector = to_mnist(thin / 255)
+    assert images.MNIST_STROKE * 0.7 < images.stroke_width(vector.reshape(28, 28)) < images.MNIST_STROKE * 1.3
+    assert correlation(vector, to_mnist(drawn(SEVEN, width=10) / 255)) > 0.85
+
+
+def test_strokes_as_thick_as_mnist_are_left_as_they_are(expected):
+    assert images.stroke_width(expected.reshape(28, 28)) > images.THIN_STROKE * images.MNIST_STROKE
+    thick = drawn([[(p[0] * 4, p[1] * 4) for p in s] for s in SEVEN], size=(448, 448), width=40) / 255
+    np.testing.assert_array_equal(to_mnist(thick), images._framed(thick, (28, 28), (20, 20),
+                                                                  images._centre_of_mass_at_centre))
+
+
 def test_a_digit_cropped_to_touch_the_edge_is_kept_whole(seven, expected):
     cropped = 1 - seven[4:25, 7:23] / 255  # its bounding box: the top bar runs along the top edge
     assert (cropped[0] < 0.5).mean() > images.SHADOW_CONTACT * 4  # far more than a shadow needs to be noticed
@@ -523,6 +538,30 @@ def test_redrawn_digits_are_recognised(tmp_path, mnist, mnist_model, kind):
         write(digit, tmp_path / f"{i}{suffix}", rng)
         vectors.append(load_image(tmp_path / f"{i}{suffix}"))
     assert accuracy(mnist_model, np.stack(vectors), mnist.y_test[:N_REDRAWN]) >= 0.85
+
+
+N_PAPER = 150  # digits per kind of paper: a 5-point gap is 2 standard errors
+
+
+def read_right(mnist_model, grays, labels) -> float:
+    return accuracy(mnist_model, np.stack([to_mnist(gray) for gray in grays]), labels)
+
+
+@pytest.mark.slow
+def test_digits_on_ruled_paper_are_read_nearly_as_well_as_on_plain_paper(mnist, mnist_model):
+    digits, labels = mnist.x_test[-N_PAPER:], mnist.y_test[-N_PAPER:]
+    plain = read_right(mnist_model, redraw.digits_on_paper(digits, "plain, photographed", 0), labels)
+    assert plain > 0.85
+    for name, gap in [("lined light, photographed", 0.03), ("lined dark, photographed", 0.06),
+                      ("squared light, photographed", 0.03), ("squared dark, photographed", 0.2)]:
+        assert read_right(mnist_model, redraw.digits_on_paper(digits, name, 0), labels) >= plain - gap, name
+
+
+@pytest.mark.slow
+def test_thin_pen_digits_are_read_as_well_as_thick_ones(mnist, mnist_model):
+    digits, labels = mnist.x_test[-N_PAPER:], mnist.y_test[-N_PAPER:]
+    thick = read_right(mnist_model, redraw.digits_with_pen(digits, False, 0), labels)
+    assert read_right(mnist_model, redraw.digits_with_pen(digits, True, 0), labels) >= thick - 0.03
 
 
 # --- the "fill" convention: Fashion-MNIST's and scikit-learn's digits' framing ---------------------------------
