@@ -13,6 +13,7 @@ import numpy as np
 
 from .config import TOP_K
 from .errors import SoftmaxError
+from . import images
 from .images import load_image
 from .metrics import entropy_bits
 from .model import features, predict_proba
@@ -29,6 +30,7 @@ class Prediction:
     input: np.ndarray          # float32 image_shape in [0, 1]: what the model saw (framed, then deskewed if asked for)
     probabilities: np.ndarray  # float32 (n_classes,), finite, summing to 1
     ranked: np.ndarray         # the top_k likeliest classes' indices, likeliest first (ties keep the classes' order)
+    doubt: str | None = None   # why the image does not look like one digit (images.doubt), or None
 
     @property
     def label(self) -> str:
@@ -43,7 +45,8 @@ class Prediction:
         return float(entropy_bits(self.probabilities))
 
     def as_json(self, path) -> dict:
-        """Return what `softmax predict --json` prints for the image at path: plain JSON values, all finite."""
+        """Return what `softmax predict --json` prints for the image at path: plain JSON values, all finite; "warning"
+        only when the image does not look like one digit."""
         return {
             "path": str(path),
             "label": self.label,
@@ -51,6 +54,7 @@ class Prediction:
             "probabilities": self.probabilities.tolist(),
             "entropy_bits": self.entropy_bits,
             "top": [{"label": self.class_names[k], "probability": float(self.probabilities[k])} for k in self.ranked],
+            **({"warning": self.doubt} if self.doubt else {}),
         }
 
 
@@ -61,6 +65,7 @@ def predict_image(
 
     The image is framed as the model's training images were (saved.framing) and preprocessed as they were
     (saved.preprocess). name is what messages call the image (default: the path, or "the image" for bytes).
+    The prediction's doubt says when the framed image does not look like one digit (images.doubt).
     Raises SoftmaxError when the image cannot be read, holds no digit (images.NoDigit), or the model gives
     probabilities that are not finite numbers (weights so large that the logits overflow).
     """
@@ -78,4 +83,5 @@ def predict_image(
             f"{largest:.3g}, so the class scores overflow): retrain the model"
         )
     ranked = (-probabilities).argsort(kind="stable")[:top_k]  # stable: ties keep the classes' order
-    return Prediction(saved.class_names, framed, rows[0].reshape(shape), probabilities, ranked)
+    doubt = images.doubt(framed) if saved.framing == "mnist" else None  # its signs are measured on digits
+    return Prediction(saved.class_names, framed, rows[0].reshape(shape), probabilities, ranked, doubt)

@@ -201,6 +201,23 @@ def test_strokes_as_thick_as_mnist_are_left_as_they_are(expected):
                                                                   images._centre_of_mass_at_centre))
 
 
+def test_one_digit_raises_no_doubt(expected):
+    assert images.doubt(expected.reshape(28, 28)) is None
+
+
+@pytest.mark.parametrize(
+    "strokes, size, width, words",
+    [
+        ([[(x + 10, 20), (x + 45, 20), (x + 25, 90)] for x in (0, 75, 150)], (112, 200), 16, "3 marks side by side"),
+        ([[(20, 20), (22, 22)], [(90, 20), (92, 22)], [(55, 90), (57, 92)]], (112, 112), 14, "3 separate marks"),
+        ([[(20, 56), (92, 56)]], (112, 112), 100, "nearly filled with ink"),
+    ],
+    ids=["a row of digits", "three dots", "a blot"],
+)
+def test_what_does_not_look_like_one_digit_is_doubted(strokes, size, width, words):
+    assert words in images.doubt(to_mnist(drawn(strokes, size, width) / 255).reshape(28, 28))
+
+
 def test_a_digit_cropped_to_touch_the_edge_is_kept_whole(seven, expected):
     cropped = 1 - seven[4:25, 7:23] / 255  # its bounding box: the top bar runs along the top edge
     assert (cropped[0] < 0.5).mean() > images.SHADOW_CONTACT * 4  # far more than a shadow needs to be noticed

@@ -140,3 +140,21 @@ def test_mnist_test_digits_saved_as_images_are_predicted_as_the_model_predicts_t
     on_pixels = model.logits(saved.W, saved.b, model.features(digits)).argmax(axis=1)
     on_files = [int(predict_image(saved, digit_file(tmp_path, d, f"{i}.png")).label) for i, d in enumerate(digits)]
     assert (np.array(on_files) == on_pixels).mean() > 0.95
+
+
+def test_a_row_of_digits_is_predicted_with_a_warning_that_it_is_no_single_digit(tmp_path, mnist, saved,
+                                                                                mnist_model_file):
+    from click.testing import CliRunner
+
+    from softmax_cli.cli import cli
+
+    row = np.hstack([np.pad(digit, ((0, 0), (4, 4))) for digit in mnist.x_test[:3]])  # apart: three marks
+    path = tmp_path / "row.png"
+    Image.fromarray(255 - row).save(path)
+    prediction = predict_image(saved, path)
+    assert "3 marks side by side" in prediction.doubt
+    assert prediction.as_json(path)["warning"] == prediction.doubt
+    assert predict_image(saved, digit_file(tmp_path, mnist.x_test[0])).doubt is None
+    result = CliRunner().invoke(cli, ["predict", str(path), "--model", str(mnist_model_file)])
+    assert result.exit_code == 0
+    assert f"softmax: warning: {path}: 3 marks side by side" in result.stderr

@@ -112,6 +112,8 @@ def predict(images, model_path, top_k, as_json, as_csv, show, preprocessed_folde
             print_error(e)
             failures += 1
             continue
+        if prediction.doubt and not as_json:
+            click.echo(f"softmax: warning: {path}: {prediction.doubt}", err=True)
         if as_json:
             click.echo(json.dumps(prediction.as_json(path), allow_nan=False))
         elif as_csv:
