@@ -83,5 +83,6 @@ def predict_image(
             f"{largest:.3g}, so the class scores overflow): retrain the model"
         )
     ranked = (-probabilities).argsort(kind="stable")[:top_k]  # stable: ties keep the classes' order
-    doubt = images.doubt(framed) if saved.framing == "mnist" else None  # its signs are measured on digits
+    # The signs of doubt were measured on digits of MNIST's size: a tiny frame or another framing has its own.
+    doubt = images.doubt(framed) if saved.framing == "mnist" and min(shape) >= images.MNIST_BOX else None
     return Prediction(saved.class_names, framed, rows[0].reshape(shape), probabilities, ranked, doubt)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import EXIT_ERROR, EXIT_SOME_FAILED, SoftmaxError
+from ..errors import EXIT_ERROR, EXIT_SOME_FAILED, SoftmaxError, printable
 from .options import checked, flag_of, json_option, model_option
 from .render import PredictionTable, ascii_art, error_line
 
@@ -113,7 +113,7 @@ def predict(images, model_path, top_k, as_json, as_csv, show, preprocessed_folde
             failures += 1
             continue
         if prediction.doubt and not as_json:
-            click.echo(f"softmax: warning: {path}: {prediction.doubt}", err=True)
+            click.echo(f"softmax: warning: {printable(path)}: {prediction.doubt}", err=True)
         if as_json:
             click.echo(json.dumps(prediction.as_json(path), allow_nan=False))
         elif as_csv:
