@@ -9,6 +9,8 @@ when it is saved and when it is loaded, and every problem is one SoftmaxError li
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 from collections.abc import Callable
@@ -129,16 +131,35 @@ def save_model(path, W, b, metadata: dict) -> None:
 
     Optional fields that metadata leaves out (METADATA_FIELDS: framing, preprocess, scores, ...) get their defaults.
     """
+    _save(path, MODEL, *_model_members(W, b, metadata))
+
+
+def model_bytes(W, b, metadata: dict, name: str = "model.npz") -> bytes:
+    """Return the bytes of the model file save_model would write (name says which in a message): what the drawing
+    page downloads of a model it taught, with no file written."""
+    members = _checked_members(name, MODEL, *_model_members(W, b, metadata))
+    buffer = io.BytesIO()
+    np.savez(buffer, **members)
+    return buffer.getvalue()
+
+
+def _model_members(W, b, metadata: dict) -> tuple[dict[str, np.ndarray], dict]:
+    """Return a model's arrays and its document, the fields metadata leaves out given their defaults."""
     stamp = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "softmax_cli_version": __version__}
     stamp.update({key: default for key, (_, _, default) in METADATA_FIELDS.items() if default is not _REQUIRED})
     with np.errstate(over="ignore"):  # values beyond float32's range become infinite and are refused in _save
         arrays = {"W": np.asarray(W, dtype=np.float32), "b": np.asarray(b, dtype=np.float32)}
-    _save(path, MODEL, arrays, {**stamp, **metadata})
+    return arrays, {**stamp, **metadata}
 
 
 def load_model(path) -> SavedModel:
     """Return the model in the file at path, fully validated; any problem is one SoftmaxError line."""
     return _load(path, MODEL)
+
+
+def model_from_bytes(data: bytes, name: str = "model.npz") -> SavedModel:
+    """Return the model in the bytes of a model file (model_bytes'), fully validated as load_model validates."""
+    return _load(name, MODEL, io.BytesIO(data))
 
 
 def save_checkpoint(path, checkpoint: Checkpoint) -> None:
@@ -159,6 +180,19 @@ def load_checkpoint(path) -> Checkpoint:
 
 def _save(path, kind: _FileKind, arrays: dict[str, np.ndarray], document: dict) -> None:
     """Validate what is to be saved exactly as loading would, then write it atomically."""
+    members = _checked_members(path, kind, arrays, document)
+
+    def write_archive(temporary: Path) -> None:
+        # Through an open file, so that the name stays as given: np.savez appends .npz to a name without it. No
+        # allow_pickle: before NumPy 2.2 savez stores it as one more array (and the members pickle nothing anyway).
+        with open(temporary, "wb") as file:
+            np.savez(file, **members)
+
+    write_atomically(path, write_archive, f"save {kind.title}")
+
+
+def _checked_members(path, kind: _FileKind, arrays: dict[str, np.ndarray], document: dict) -> dict[str, np.ndarray]:
+    """Return the members of a file of kind holding arrays and document, validated exactly as loading would."""
     try:
         _check_finite(arrays)
     except _Invalid as e:
@@ -177,14 +211,7 @@ def _save(path, kind: _FileKind, arrays: dict[str, np.ndarray], document: dict) 
         kind.build(arrays, _parse_document(kind, members[kind.document]), path)
     except _Invalid as e:
         raise SoftmaxError(f"cannot save {kind.title} {path}: {one_line(e, 200)}") from None
-
-    def write_archive(temporary: Path) -> None:
-        # Through an open file, so that the name stays as given: np.savez appends .npz to a name without it. No
-        # allow_pickle: before NumPy 2.2 savez stores it as one more array (and the members pickle nothing anyway).
-        with open(temporary, "wb") as file:
-            np.savez(file, **members)
-
-    write_atomically(path, write_archive, f"save {kind.title}")
+    return members
 
 
 def _plain_number(value):
@@ -194,10 +221,10 @@ def _plain_number(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _load(path, kind: _FileKind):
-    """Return kind.build of the validated contents of the file at path."""
+def _load(path, kind: _FileKind, file=None):
+    """Return kind.build of the validated contents of the file at path (or of the open binary file given)."""
     try:
-        members = _read_members(path, kind)
+        members = _read_members(path, kind, file)
         document = _parse_document(kind, members.pop(kind.document))
         return kind.build(members, document, path)
     except safe_io.NotFound:
@@ -216,10 +243,12 @@ def _load(path, kind: _FileKind):
         raise SoftmaxError(f"{path} is not a valid {kind.title} ({one_line(e, 200)}): {kind.remedy}") from None
 
 
-def _read_members(path, kind: _FileKind) -> dict[str, np.ndarray]:
-    """Return every array in the .npz at path by name, once its names are those of a file of this kind."""
-    with safe_io.open_npz(path, kind.title, max_member_bytes=kind.max_member_bytes,
-                          max_total_bytes=kind.max_total_bytes) as archive:
+def _read_members(path, kind: _FileKind, file=None) -> dict[str, np.ndarray]:
+    """Return every array in the .npz at path (or in the open binary file given, which path names) by name, once
+    its names are those of a file of this kind."""
+    bounds = {"max_member_bytes": kind.max_member_bytes, "max_total_bytes": kind.max_total_bytes}
+    with (safe_io.open_npz(path, kind.title, **bounds) if file is None
+          else contextlib.nullcontext(safe_io.NpzArchive(file, path, kind.title, **bounds))) as archive:
         other = CHECKPOINT if kind is MODEL else MODEL
         if other.document in archive.names and kind.document not in archive.names:
             raise SoftmaxError(f"{path} is a {other.title}, not a {kind.title}: {kind.instead}")

@@ -240,6 +240,16 @@ class Trainer:
         # as the caller may change X in place between two fits
         self.rows = None
 
+    @classmethod
+    def starting_from(cls, config: TrainConfig, W: np.ndarray, b: np.ndarray, dtype) -> Trainer:
+        """Return a trainer whose run goes on from a model's W (features, classes) and b, on data of dtype: its
+        weights laid out as the module's docstring says, its momentum, averaging and epochs starting afresh."""
+        trainer = cls(config, W.shape[0], W.shape[1])
+        trainer.scale = model.feature_scale(dtype)
+        trainer.weights[:, :-1] = W.T * trainer.scale
+        trainer.weights[:, -1] = b * trainer.scale
+        return trainer
+
     @property
     def n_classes(self) -> int:
         return self.weights.shape[0]

@@ -7,6 +7,7 @@ import ipaddress
 import logging
 import socket
 import threading
+from pathlib import Path
 
 import click
 
@@ -28,7 +29,11 @@ from .render import say
               "given more than once. The server answers only to the names it listens for (localhost, --host, and "
               "with --host 0.0.0.0 this computer's own names and addresses), so that a web page elsewhere cannot "
               "read it by rebinding its own name to this address.")
-def serve(model_path, host, port, open_browser, allowed):
+@click.option("--data", type=click.Path(path_type=Path), envvar="SOFTMAX_DATA", show_envvar=True,
+              help="The model's training data, for the page's \"Teach the model\" (it is read at the first lesson): "
+              "a Keras-format .npz or a folder with one, or the four IDX files. Default: the local data the model "
+              "was trained on, where its file remembers it, else the model's data set through keras.datasets.")
+def serve(model_path, host, port, open_browser, allowed, data):
     """A local web page to draw a digit and watch the model's probabilities, live.
 
     The page shows the probabilities as bars, the predicted class and the entropy, the image the model saw,
@@ -63,7 +68,7 @@ def serve(model_path, host, port, open_browser, allowed):
     from ..serve.app import LOCAL_HOSTS
 
     hosts = [*LOCAL_HOSTS, host, address, *names, *allowed]
-    app = create_app(saved, model_name=model_path.name, hosts=hosts)
+    app = create_app(saved, model_name=model_path.name, hosts=hosts, **teaching(saved, data))
     # At most 100 connections (more are answered 503 at once), idle ones closed after 5 s, and Ctrl-C closes the
     # ones still open after half a second: a client that holds its upload open cannot keep the server from stopping.
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
@@ -73,6 +78,36 @@ def serve(model_path, host, port, open_browser, allowed):
         threading.Thread(target=_open_when_started, args=(server, url), daemon=True).start()
     # On Ctrl-C uvicorn stops serving, then raises the signal again: the CLI's main exits 130 with one line.
     server.run(sockets=[listener])
+
+
+def teaching(saved, data: Path | None) -> dict:
+    """Return create_app's teacher for the model saved, whose training data is read at the first lesson from data
+    (or the data the model remembers, or its data set downloaded); or, for a model that cannot be taught, the note
+    that says why (its teach_note)."""
+    from ..config import DATASETS
+    from ..teach import Teacher
+
+    if saved.metadata.get("feature_names"):
+        return {"teach_note": "the model reads rows of a table, not drawings"}
+    if data is None and saved.dataset not in DATASETS and saved.metadata.get("data_path") is None:
+        return {"teach_note": f"the model was trained on its own data ({saved.dataset}), which the server needs: "
+                              "start it with --data and that data"}
+
+    def load_data():
+        from ..data import load_dataset
+        from ..evaluation import remembered_data
+
+        if data is not None:
+            return load_dataset(data, name=None)
+        dataset = remembered_data(saved)
+        if dataset is not None:
+            return dataset
+        if saved.dataset not in DATASETS:
+            raise SoftmaxError(f"the data the model was trained on ({saved.metadata['data_path']}) is gone or "
+                               "changed: start softmax serve with --data and that data")
+        return load_dataset(None, name=saved.dataset)
+
+    return {"teacher": Teacher(saved, load_data)}
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -14,7 +14,9 @@ named in Examples.skipped, and the caller says so.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,16 +153,27 @@ def _read_folder(folder: Path, class_names, shape, framing, skipped: list) -> tu
     return np.array(images, np.uint8).reshape(-1, *shape), np.array(labels, np.int64)
 
 
-def _read_npz(path: Path, class_names, shape, framing) -> tuple[np.ndarray, np.ndarray]:
-    """Return the framed images and labels of a Keras-layout .npz (x_train, y_train; class_names if it has them)."""
+def read_drawings(body: bytes, class_names, shape: tuple[int, int], framing: str, name: str = "the drawings",
+                  ) -> Examples:
+    """Return the examples in the bytes of a Keras-layout .npz (what the drawing page downloads and sends to
+    /api/learn), framed as read_examples frames an .npz's images; any problem is one SoftmaxError line."""
+    class_names = tuple(class_names)
+    pixels, labels = _read_npz(name, class_names, shape, framing, file=io.BytesIO(body))
+    return Examples(pixels, labels, class_names, (name,))
+
+
+def _read_npz(path, class_names, shape, framing, file=None) -> tuple[np.ndarray, np.ndarray]:
+    """Return the framed images and labels of a Keras-layout .npz (x_train, y_train; class_names if it has them):
+    the file at path, or the open binary file given (path then names it in messages)."""
     from .. import safe_io
     from ..images import CONVENTIONS, NoDigit
     from .dataset import _class_names, _labels, _pixels
     from .formats import MAX_ARRAY_BYTES, read_checked
 
+    bounds = {"max_member_bytes": MAX_ARRAY_BYTES, "max_total_bytes": 4 * MAX_ARRAY_BYTES}
     try:
-        with safe_io.open_npz(path, "the examples file", max_member_bytes=MAX_ARRAY_BYTES,
-                              max_total_bytes=4 * MAX_ARRAY_BYTES) as archive:
+        with (safe_io.open_npz(path, "the examples file", **bounds) if file is None else
+              contextlib.nullcontext(safe_io.NpzArchive(file, path, "the examples file", **bounds))) as archive:
             if not {"x_train", "y_train"} <= set(archive.names):
                 raise SoftmaxError(f"{path} is not a Keras-layout .npz of examples: it holds "
                                    f"{', '.join(archive.names) or 'nothing'}, not x_train and y_train")

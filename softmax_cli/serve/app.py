@@ -3,8 +3,10 @@
 GET /api/model describes the model (data set, framing, preprocessing, test accuracy, class names, image shape,
 and its weights W for the page's weight templates and evidence maps). POST /api/predict takes a PNG or JPEG
 image as the body and answers what `softmax predict --json` prints for that image, plus the image the model saw.
-Every error is a 4xx answer with one line of JSON, {"error": "..."}, and the server keeps serving. It never
-writes a file.
+POST /api/learn takes labelled drawings (the .npz the page downloads) and teaches the model them (teach.py): the
+taught model is served from then on and answers the lesson's figures; GET /api/model.npz gives the taught model's
+file and POST /api/reset goes back to the model as loaded. Every error is a 4xx answer with one line of JSON,
+{"error": "..."}, and the server keeps serving. It never writes a file: the model file on disk is never changed.
 
 Only requests addressed to the server by a name it was started for are answered (the Host header): a page
 elsewhere that rebinds its own DNS name to this server's address (DNS rebinding) is refused, where the browser's
@@ -33,6 +35,7 @@ from starlette.staticfiles import StaticFiles
 from ..errors import SoftmaxError
 from ..predict import predict_image
 from ..store import SavedModel
+from ..teach import CannotTeach
 
 STATIC = Path(__file__).parent / "static"
 LOG = logging.getLogger("uvicorn.error")  # uvicorn's own log: its lines go where the server's do
@@ -48,6 +51,8 @@ WORKERS = max(1, min(4, os.cpu_count() or 1))
 LARGE_PIXELS = 2_000_000
 PHOTOS_QUEUED = 2
 MAX_PIXELS = 16_000_000
+MAX_LESSON = 2000  # drawings a lesson takes: 500 are taught in about half a second (bench/teach.py)
+LESSON_TYPES = ("application/zip", "application/octet-stream", "application/x-npz")  # an .npz is a zip archive
 BODY_SECONDS = 30  # a body not received within this (a client trickling bytes) is answered 408
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")  # the names this computer calls itself by
 SECURITY_HEADERS = [
@@ -142,61 +147,144 @@ def _pixel_count(image: bytes) -> int | None:
     return width * height
 
 
+async def _body(request: Request, what: str) -> bytearray | Response:
+    """Return the request's body (what: what messages call it), or the error answer when it is too large
+    (MAX_BODY_BYTES), does not arrive within BODY_SECONDS, or its client leaves."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return _error(413, f"{what} is larger than {MAX_BODY_BYTES // 2**20} MB: send a smaller one")
+    body = bytearray()
+    try:
+        with anyio.fail_after(BODY_SECONDS):
+            async for chunk in request.stream():  # counted as it comes: Content-Length may be absent or false
+                body += chunk
+                if len(body) > MAX_BODY_BYTES:
+                    return _error(413, f"{what} is larger than {MAX_BODY_BYTES // 2**20} MB: send a smaller one")
+    except TimeoutError:
+        return _error(408, f"{what} did not arrive within {BODY_SECONDS} s: send it again")
+    except ClientDisconnect:  # nobody is left to answer; one line on the server's terminal, not a traceback
+        LOG.warning(f"softmax serve: a client left before {what.replace('the ', 'its ', 1)} had arrived")
+        return Response(status_code=400)
+    return body
+
+
+def _lesson(teacher, body: bytes):
+    """Return the teach.Lesson of the drawings in body (an .npz), refused in one SoftmaxError line when empty,
+    more than MAX_LESSON or not drawings the model takes."""
+    from ..data.examples import read_drawings
+
+    saved = teacher.saved
+    if not body:
+        raise SoftmaxError("the body is empty: send the drawings as the .npz the page downloads")
+    examples = read_drawings(body, saved.class_names, saved.image_shape, saved.framing)
+    if len(examples) > MAX_LESSON:
+        raise SoftmaxError(f"{len(examples)} drawings are more than the {MAX_LESSON} a lesson takes: send fewer")
+    return teacher.lesson(examples)
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": " ".join(message.split())}, status_code=status)
 
 
-def create_app(saved: SavedModel, model_name: str = "model.npz", hosts=LOCAL_HOSTS):
+class Served:
+    """The model the server answers with now: as loaded, or taught (teach.Lesson), and its /api/model JSON."""
+
+    def __init__(self, saved, model_name: str, teach_note: str | None, lesson=None):
+        self.saved, self.lesson = (saved if lesson is None else lesson.model), lesson
+        description = {
+            "model": model_name,
+            "dataset": self.saved.dataset,
+            "framing": self.saved.framing,
+            "preprocess": self.saved.preprocess,
+            "test_accuracy": self.saved.metadata.get("test_accuracy"),
+            "class_names": list(self.saved.class_names),
+            "image_shape": list(self.saved.image_shape),
+            "W": self.saved.W.T.tolist(),  # one row per class: that class's weight template, pixels in row order
+            "b": self.saved.b.tolist(),
+            "max_body_bytes": MAX_BODY_BYTES,
+            "max_lesson": MAX_LESSON,
+            "can_teach": teach_note is None,
+            "teach_note": teach_note,   # why the model cannot be taught here, and what to do; None when it can
+            "taught": None if lesson is None else lesson.to_dict(),
+        }
+        # Rendered once, here: a large model's JSON (hundreds of MB for 1024x1024 pixels) must not be built on the
+        # event loop at each request, where it held every other client up for seconds.
+        self.json = json.dumps(description, allow_nan=False, separators=(",", ":")).encode()
+
+
+def create_app(saved: SavedModel, model_name: str = "model.npz", hosts=LOCAL_HOSTS, teacher=None,
+               teach_note: str | None = None):
     """Return the application serving the page and the API for the saved model, to requests for one of hosts (the
-    names or addresses it may be reached by); model_name is what the page shows (a file's name, not its path)."""
+    names or addresses it may be reached by); model_name is what the page shows (a file's name, not its path).
+
+    teacher (a teach.Teacher of the model) teaches it at POST /api/learn; without one, teach_note says why not."""
     lanes = {False: Lane(WORKERS, queued=None), True: Lane(1, queued=PHOTOS_QUEUED)}  # by "is it a photo"
-    description = {
-        "model": model_name,
-        "dataset": saved.dataset,
-        "framing": saved.framing,
-        "preprocess": saved.preprocess,
-        "test_accuracy": saved.metadata.get("test_accuracy"),
-        "class_names": list(saved.class_names),
-        "image_shape": list(saved.image_shape),
-        "W": saved.W.T.tolist(),  # one row per class: that class's weight template, pixels in row order
-        "b": saved.b.tolist(),
-        "max_body_bytes": MAX_BODY_BYTES,
-    }
-    # Rendered once, here: a large model's JSON (hundreds of MB for 1024x1024 pixels) must not be built on the event
-    # loop at each request, where it held every other client up for seconds.
-    description_json = json.dumps(description, allow_nan=False, separators=(",", ":")).encode()
-    del description
+    lessons = Lane(1, queued=0)  # one lesson at a time: another meanwhile is answered 503
+    if teacher is None and teach_note is None:
+        teach_note = "this server was started without the model's training data"
+    loaded = Served(saved, model_name, teach_note)
+    served = loaded  # replaced whole (one assignment) by a lesson or a reset: a request reads one or the other
 
     async def page(request: Request):
         return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
 
     async def model(request: Request):
-        return Response(description_json, media_type="application/json")
+        return Response(served.json, media_type="application/json")
+
+    async def model_file(request: Request):
+        if served.lesson is None:
+            return _error(404, f"the model has not been taught: its file is {model_name}, which the server serves "
+                               "unchanged")
+        stem = model_name.removesuffix(".npz")
+        return Response(served.lesson.file, media_type="application/octet-stream",
+                        headers={"content-disposition": f'attachment; filename="{stem}-taught.npz"'})
+
+    async def learn(request: Request):
+        nonlocal served
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type not in LESSON_TYPES:
+            return _error(415, "send the drawings as the .npz the page downloads, with Content-Type application/zip, "
+                          f"not {media_type or 'no Content-Type'}")
+        if teacher is None:
+            return _error(409, f"the model cannot be taught here: {teach_note}")
+        body = await _body(request, "the drawings")
+        if isinstance(body, Response):
+            return body
+        if lessons.full():
+            return _error(503, "the model is being taught already: wait for that lesson to end")
+        await lessons.wait_for_a_thread()
+        try:
+            lesson = await anyio.to_thread.run_sync(lambda: _lesson(teacher, bytes(body)))
+            taught = await anyio.to_thread.run_sync(lambda: Served(saved, model_name, None, lesson))
+        except CannotTeach as e:
+            return _error(409, f"the model cannot be taught here: {e}")
+        except SoftmaxError as e:
+            return _error(422, str(e))
+        finally:
+            lessons.limiter.release()
+        served = taught
+        return StrictJSONResponse(lesson.to_dict())
+
+    async def reset(request: Request):
+        nonlocal served
+        served = loaded
+        return StrictJSONResponse({"taught": None})
 
     async def predict(request: Request):
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type not in IMAGE_TYPES:
             return _error(415, f"send a PNG or JPEG image with Content-Type image/png or image/jpeg, "
                           f"not {media_type or 'no Content-Type'}")
+        model_now = served.saved  # the one model this request is answered by, whatever a lesson does meanwhile
         top_k = request.query_params.get("top_k", "1")
         # (the length first: int() of more than 4,300 digits raises)
-        if not (top_k.isascii() and top_k.isdigit() and len(top_k) <= 4 and 1 <= int(top_k) <= len(saved.class_names)):
-            return _error(400, f"top_k must be a whole number from 1 to {len(saved.class_names)}, not {top_k[:20]!r}")
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return _error(413, f"the image is larger than {MAX_BODY_BYTES // 2**20} MB: send a smaller one")
-        body = bytearray()
-        try:
-            with anyio.fail_after(BODY_SECONDS):
-                async for chunk in request.stream():  # counted as it comes: Content-Length may be absent or false
-                    body += chunk
-                    if len(body) > MAX_BODY_BYTES:
-                        return _error(413, f"the image is larger than {MAX_BODY_BYTES // 2**20} MB: send a smaller one")
-        except TimeoutError:
-            return _error(408, f"the image did not arrive within {BODY_SECONDS} s: send it again")
-        except ClientDisconnect:  # nobody is left to answer; one line on the server's terminal, not a traceback
-            LOG.warning("softmax serve: a client left before its image had arrived")
-            return Response(status_code=400)
+        if not (top_k.isascii() and top_k.isdigit() and len(top_k) <= 4
+                and 1 <= int(top_k) <= len(model_now.class_names)):
+            return _error(400, f"top_k must be a whole number from 1 to {len(model_now.class_names)}, not "
+                               f"{top_k[:20]!r}")
+        body = await _body(request, "the image")
+        if isinstance(body, Response):
+            return body
         if not body:
             return _error(400, "the body is empty: send the image file's bytes")
         signature, format_name = IMAGE_TYPES[media_type]
@@ -215,7 +303,7 @@ def create_app(saved: SavedModel, model_name: str = "model.npz", hosts=LOCAL_HOS
             if await request.is_disconnected():  # gone while waiting: its image is not worth a worker
                 return Response(status_code=400)
             prediction = await anyio.to_thread.run_sync(
-                lambda: predict_image(saved, bytes(body), top_k=int(top_k), name="the image"))
+                lambda: predict_image(model_now, bytes(body), top_k=int(top_k), name="the image"))
         except SoftmaxError as e:
             return _error(422, str(e))
         finally:
@@ -236,6 +324,9 @@ def create_app(saved: SavedModel, model_name: str = "model.npz", hosts=LOCAL_HOS
             Route("/", page, methods=["GET"]),
             Route("/api/model", model, methods=["GET"]),
             Route("/api/predict", predict, methods=["POST"]),
+            Route("/api/learn", learn, methods=["POST"]),
+            Route("/api/reset", reset, methods=["POST"]),
+            Route("/api/model.npz", model_file, methods=["GET"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         exception_handlers={HTTPException: http_error, Exception: server_error},
