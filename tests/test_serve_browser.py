@@ -173,3 +173,69 @@ def test_a_finger_draws_too(browser, url, saved):  # noqa: F811
     assert page.evaluate("strokes.length") == 1
     assert page.text_content("#predicted") == predict_image(saved, page.sent[-1]).label == "1"
     page.close()
+
+
+@pytest.fixture(scope="module")
+def teaching_url(saved, mnist):  # noqa: F811
+    """The address of a real server of the MNIST model that can be taught (its data set is the real MNIST)."""
+    from softmax_cli.teach import Teacher
+
+    import uvicorn
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    app = create_app(saved, model_name="model.npz", teacher=Teacher(saved, lambda: mnist))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_drawings_labelled_and_taught_change_the_prediction_and_reset_restores_it(
+    browser, teaching_url, mnist, saved, tmp_path  # noqa: F811
+):
+    from softmax_cli import store
+
+    page = open_page(browser, teaching_url, accept_downloads=True)
+    assert page.is_disabled("#teach") and page.is_disabled("#reset") and page.is_disabled("#download-model")
+    # Two drawings of a 7 that the person means as 1s (a teacher showing what teaching does), and a 4 as a 4.
+    drawings = [(mnist.x_test[0], "1"), (mnist.x_test[17], "1"), (mnist.x_test[4], "4")]
+    for digit, label in drawings:
+        page.click("#clear")
+        trace(page, digit)
+        settled(page)
+        page.select_option("#label", label)
+        page.click("#add")
+    before = shown_probabilities(page)  # the last drawing's, by the model as loaded
+    page.click("#clear")
+    trace(page, mnist.x_test[0])
+    settled(page)
+    untaught = shown_probabilities(page)
+    assert not page.is_disabled("#teach")
+    page.click("#teach")
+    page.wait_for_selector("body[data-taught=true]", timeout=60_000)
+    settled(page)
+    status = page.text_content("#teach-status")
+    assert status.startswith("Taught 3 drawings in ") and "before" in status and "after (3 folds)" in status
+    assert "taught 3 of your drawings" in page.text_content("#model-info")
+    taught = shown_probabilities(page)
+    assert taught[1] > untaught[1] + 0.05  # the drawing taught as a 1 is more of a 1 now
+    with page.expect_download() as download:
+        page.click("#download-model")
+    download.value.save_as(tmp_path / "taught.npz")
+    model = store.load_model(tmp_path / "taught.npz")
+    assert model.metadata["added"]["count"]["1"] == 2 and model.metadata["added"]["count"]["4"] == 1
+    np.testing.assert_allclose(taught, predict_image(model, page.sent[-1]).probabilities, rtol=1e-5, atol=1e-7)
+
+    page.click("#reset")
+    page.wait_for_selector("body[data-taught=false]")
+    settled(page)
+    np.testing.assert_allclose(shown_probabilities(page), untaught, rtol=1e-6, atol=1e-9)
+    assert page.is_disabled("#download-model") and before.shape == untaught.shape
+    page.close()

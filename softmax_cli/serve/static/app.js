@@ -206,10 +206,22 @@ document.getElementById("add").addEventListener("click", () => {
   document.getElementById("count").textContent = `${count} drawing${count === 1 ? "" : "s"}`;
   document.getElementById("download").disabled = false;
   document.getElementById("add").disabled = true;  // one drawing, added once
+  updateTeachButtons();
   setStatus(`Added as ${model.class_names[label]}. Clear and draw the next one.`);
 });
 
 document.getElementById("download").addEventListener("click", () => {
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(drawingsNpz());
+  link.download = "drawings.npz";
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+});
+
+// The labelled drawings as a Keras-layout .npz: what "Download .npz" saves and what /api/learn is sent.
+function drawingsNpz() {
   const [height, width] = model.image_shape;
   const n = collected.length;
   const images = new Uint8Array(n * height * width);
@@ -217,18 +229,100 @@ document.getElementById("download").addEventListener("click", () => {
   const labels = Uint8Array.from(collected, (drawing) => drawing.label);
   // Every drawing is in both halves: evaluate measures x_test; x_train makes the file a complete data set.
   const x = npy("|u1", [n, height, width], images), y = npy("|u1", [n], labels);
-  const archive = zip([
+  return zip([
     ["x_train.npy", x], ["y_train.npy", y], ["x_test.npy", x], ["y_test.npy", y],
     ["class_names.npy", unicodeNpy(model.class_names)],
   ]);
+}
+
+// --- teaching the model the drawings: POST /api/learn, served from then on; reset goes back --------------------
+
+let teaching = false;
+
+function canTeach() { return model && model.can_teach && collected.length > 0 && !teaching; }
+
+function setTeachStatus(message, isError = false) {
+  const status = document.getElementById("teach-status");
+  status.textContent = message;
+  status.classList.toggle("error", isError);
+}
+
+function lessonText(lesson) {
+  const pc = (p) => `${(100 * p).toFixed(1)} %`;
+  const n = lesson.examples;
+  let text = `Taught ${n} drawing${n === 1 ? "" : "s"} in ${lesson.seconds.toFixed(2)} s. `;
+  text += lesson.after == null
+    ? `Add a second drawing to measure what teaching does (the model read ${pc(lesson.before)} of them before). `
+    : `Your drawings, each read by a model that was not taught it: ${pc(lesson.before)} before, ` +
+      `${pc(lesson.after)} after (${lesson.folds} folds). `;
+  if (lesson.test_accuracy_before != null) {
+    text += `${model.dataset} test set: ${pc(lesson.test_accuracy_before)} before, ${pc(lesson.test_accuracy_after)} after.`;
+  }
+  return text;
+}
+
+document.getElementById("teach").addEventListener("click", async () => {
+  if (!canTeach()) return;
+  teaching = true;
+  document.getElementById("teach").disabled = true;
+  setTeachStatus(`Teaching the model ${collected.length} drawing${collected.length === 1 ? "" : "s"}…`);
+  try {
+    const body = await drawingsNpz().arrayBuffer();
+    const response = await fetch("/api/learn", { method: "POST", headers: { "Content-Type": "application/zip" }, body });
+    const answer = await response.json();
+    if (!response.ok) { setTeachStatus(answer.error, true); return; }
+    await reloadModel();
+    setTeachStatus(lessonText(answer));
+  } catch (error) {
+    setTeachStatus(`The server does not answer (${error.message}): is softmax serve still running?`, true);
+  } finally {
+    teaching = false;
+    updateTeachButtons();
+  }
+});
+
+document.getElementById("reset").addEventListener("click", async () => {
+  try {
+    const response = await fetch("/api/reset", { method: "POST" });
+    if (!response.ok) { setTeachStatus((await response.json()).error, true); return; }
+    await reloadModel();
+    setTeachStatus("Back to the model as the server loaded it.");
+  } catch (error) {
+    setTeachStatus(`The server does not answer (${error.message}): is softmax serve still running?`, true);
+  }
+});
+
+document.getElementById("download-model").addEventListener("click", () => {
   const link = document.createElement("a");
-  link.href = URL.createObjectURL(new Blob([archive], { type: "application/zip" }));
-  link.download = "drawings.npz";
+  link.href = "/api/model.npz";  // the server names the file (its attachment header)
   document.body.append(link);
   link.click();
   link.remove();
-  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
 });
+
+function updateTeachButtons() {
+  document.getElementById("teach").disabled = !canTeach();
+  const taught = Boolean(model && model.taught);
+  document.getElementById("reset").disabled = !taught;
+  document.getElementById("download-model").disabled = !taught;
+  document.body.dataset.taught = String(taught);
+}
+
+// The model the server answers with now (after a lesson or a reset): its weights, figures and the drawing's answer.
+async function reloadModel() {
+  const response = await fetch("/api/model");
+  model = await response.json();
+  describeModel();
+  updateTeachButtons();
+  if (strokes.length) predictSoon();
+}
+
+function describeModel() {
+  const accuracy = model.test_accuracy == null ? "not measured" : `${(100 * model.test_accuracy).toFixed(2)} %`;
+  const taught = model.taught ? `, taught ${model.taught.examples} of your drawings` : "";
+  document.getElementById("model-info").textContent =
+    `Model ${model.model}${taught}: trained on ${model.dataset}, preprocessing ${model.preprocess}, test accuracy ${accuracy}`;
+}
 
 // A .npy file (format 1.0): magic, header length, a Python-literal header padded to 64 bytes, then the data.
 function npy(descr, shape, data) {
@@ -319,9 +413,9 @@ async function start() {
     setStatus(`Cannot reach the server (${error.message}): is softmax serve still running?`, true);
     return;
   }
-  const accuracy = model.test_accuracy == null ? "not measured" : `${(100 * model.test_accuracy).toFixed(2)} %`;
-  document.getElementById("model-info").textContent =
-    `Model ${model.model}: trained on ${model.dataset}, preprocessing ${model.preprocess}, test accuracy ${accuracy}`;
+  describeModel();
+  if (!model.can_teach) setTeachStatus(`This model cannot be taught here: ${model.teach_note}.`);
+  updateTeachButtons();
   document.getElementById("framing-note").textContent = model.framing === "mnist"
     ? "as MNIST's digits were (20×20 box, centre of mass at the centre)" : "to fill the frame, as its data set's images";
   if (model.preprocess === "deskew") document.getElementById("framing-note").textContent += ", then deskewed";
