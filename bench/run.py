@@ -224,6 +224,7 @@ def check_targets(rows: dict[str, Row], scratch: Path) -> list[Target]:
                               lambda s: s <= 0.6, lambda s: f"{s:.3f} s"))
     if model:
         targets += serve_targets(model)
+    targets.append(teach_target())
     help_arguments = ["--help"]
     predict_arguments = model and ["predict", str(write_test_image(scratch / "one.png")), "--model", model]
     help_seconds = fastest_seconds(help_arguments, HELP_REPEATS)
@@ -279,6 +280,22 @@ def threads_target() -> Target:
                   lambda f: "; ".join(f"{case.replace('_', ' ')} {f[case]['ratio']:.2f}× "
                                       f"({f[case]['default']:.2f} s vs {f[case]['one_thread']:.2f} s)"
                                       for case in cases))
+
+
+def teach_target() -> Target:
+    """Return the target of the drawing page's lesson: POST /api/learn of 500 drawings, quiet and busy (bench/teach.py)."""
+    progress("the drawing page's Teach the model: POST /api/learn of 50 and 500 drawings (bench/teach.py)")
+    try:
+        figures = run([PYTHON, str(HERE / "teach.py")]).result()["seconds"]
+    except Failed as e:
+        progress(f"  failed: {e}")
+        figures = None
+    return target("`POST /api/learn` (the page's Teach the model) of 500 drawings to a deskewed MNIST model, median "
+                  "of 3, quiet and beside a busy core", "<= 1 s each", figures,
+                  lambda f: all(f[case]["lesson_500"] <= 1 for case in ("quiet", "busy")),
+                  lambda f: "; ".join(f"{case} {f[case]['lesson_500']:.2f} s (50 drawings {f[case]['lesson_50']:.2f} s, "
+                                      f"the first lesson, which reads the data, {f[case]['first_50']:.2f} s)"
+                                      for case in ("quiet", "busy")))
 
 
 def serve_targets(model: str) -> list[Target]:
