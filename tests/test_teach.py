@@ -219,6 +219,16 @@ def test_more_drawings_than_a_lesson_takes_are_refused(digits_model_file, digits
     assert answer.status_code == 422 and f"more than the {MAX_LESSON}" in answer.json()["error"]
 
 
+def test_a_small_body_that_unpacks_to_gigabytes_is_refused_before_it_is_read(digits_model_file, digits):
+    buffer = io.BytesIO()  # 300 MB of zeros in a few hundred KB of zip
+    np.savez_compressed(buffer, x_train=np.zeros((300_000, 32, 32), np.uint8), y_train=np.zeros(300_000, np.uint8))
+    assert len(buffer.getvalue()) < 5 * 2**20
+    with TestClient(app_for(digits_model_file, digits), base_url=LOCAL) as client:
+        answer = client.post("/api/learn", content=buffer.getvalue(), headers={"Content-Type": "application/zip"})
+        assert answer.status_code == 422 and "x_train would take" in answer.json()["error"]
+        assert client.get("/api/model").status_code == 200
+
+
 def test_without_its_training_data_the_model_says_what_to_pass(digits_model_file, digits, tmp_path):
     from softmax_cli.cli.serve import teaching
 

@@ -154,23 +154,27 @@ def _read_folder(folder: Path, class_names, shape, framing, skipped: list) -> tu
 
 
 def read_drawings(body: bytes, class_names, shape: tuple[int, int], framing: str, name: str = "the drawings",
-                  ) -> Examples:
+                  max_bytes: int | None = None) -> Examples:
     """Return the examples in the bytes of a Keras-layout .npz (what the drawing page downloads and sends to
-    /api/learn), framed as read_examples frames an .npz's images; any problem is one SoftmaxError line."""
+    /api/learn), framed as read_examples frames an .npz's images; any problem is one SoftmaxError line. An array
+    that would take more than max_bytes is refused before it is read (a small body may unpack to gigabytes)."""
     class_names = tuple(class_names)
-    pixels, labels = _read_npz(name, class_names, shape, framing, file=io.BytesIO(body))
+    pixels, labels = _read_npz(name, class_names, shape, framing, file=io.BytesIO(body), max_bytes=max_bytes)
     return Examples(pixels, labels, class_names, (name,))
 
 
-def _read_npz(path, class_names, shape, framing, file=None) -> tuple[np.ndarray, np.ndarray]:
+def _read_npz(path, class_names, shape, framing, file=None, max_bytes: int | None = None,
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Return the framed images and labels of a Keras-layout .npz (x_train, y_train; class_names if it has them):
-    the file at path, or the open binary file given (path then names it in messages)."""
+    the file at path, or the open binary file given (path then names it in messages); no array larger than
+    max_bytes (default: a data set's limit, formats.MAX_ARRAY_BYTES)."""
     from .. import safe_io
     from ..images import CONVENTIONS, NoDigit
     from .dataset import _class_names, _labels, _pixels
     from .formats import MAX_ARRAY_BYTES, read_checked
 
-    bounds = {"max_member_bytes": MAX_ARRAY_BYTES, "max_total_bytes": 4 * MAX_ARRAY_BYTES}
+    largest = MAX_ARRAY_BYTES if max_bytes is None else max_bytes
+    bounds = {"max_member_bytes": largest, "max_total_bytes": 4 * largest}
     try:
         with (safe_io.open_npz(path, "the examples file", **bounds) if file is None else
               contextlib.nullcontext(safe_io.NpzArchive(file, path, "the examples file", **bounds))) as archive:

@@ -176,7 +176,10 @@ def _lesson(teacher, body: bytes):
     saved = teacher.saved
     if not body:
         raise SoftmaxError("the body is empty: send the drawings as the .npz the page downloads")
-    examples = read_drawings(body, saved.class_names, saved.image_shape, saved.framing)
+    height, width = saved.image_shape
+    # at most MAX_LESSON images of float64 pixels: a few MB of zip may declare gigabytes of zeros
+    examples = read_drawings(body, saved.class_names, saved.image_shape, saved.framing,
+                             max_bytes=MAX_LESSON * height * width * 8 + 4096)
     if len(examples) > MAX_LESSON:
         raise SoftmaxError(f"{len(examples)} drawings are more than the {MAX_LESSON} a lesson takes: send fewer")
     return teacher.lesson(examples)
