@@ -8,10 +8,11 @@ drawings are posted as the page posts them (the .npz it builds); the first lesso
 set, the others are the median of 3. The drawings are scikit-learn's digits as photos (bench/add.py's proxy for a
 person's handwriting: writers not in MNIST), framed as the page frames a drawing.
 
-Accuracy, with bench/add.py's protocol: the digits are split once into a tuning half and a report half. TEACH_EPOCHS
-and LESSON_WEIGHT are chosen on the tuning half (MNIST's last 10,000 training images held out as its validation set); the figures are
-on the report half only: k of each digit drawn from it are taught, the rest of that half is read before and after,
-beside `softmax train --add` of the same examples (run.train_model). The last line printed is the figures as JSON,
+Accuracy, with bench/add.py's protocol: the digits are split once into a tuning half and a report half.
+TEACH_EPOCHS, LESSON_WEIGHT and LESSON_LOSS are chosen on the tuning half (MNIST's last 10,000 training images held
+out as its validation set); the figures are on the report half only, for three models served (`make train`'s
+defaults, deskewed, the preset "best"): k of each digit drawn from it are taught, the rest of that half is read
+before and after, beside `softmax train --add` of the same examples (run.train_model). The last line printed is the figures as JSON,
 with the load.
 """
 
@@ -36,7 +37,7 @@ sys.path.insert(0, str(HERE.parent))
 import add  # noqa: E402  (bench/add.py: the proxy digits and their halves)
 from mnist import data_path  # noqa: E402
 
-TUNED = ((1, 100), (1, 150), (1, 200), (2, 200), (4, 200))  # (epochs, weight of an example) tried on the tuning half
+TUNED = ((1, 50), (1, 100), (1, 150), (1, 200), (2, 100), (2, 200))  # (epochs, weight of an example) tried
 
 
 def main():
@@ -72,7 +73,7 @@ def drawings_npz(images: np.ndarray, labels: np.ndarray) -> bytes:
     """Return the .npz the page builds of its labelled drawings (and posts to /api/learn)."""
     buffer = io.BytesIO()
     np.savez(buffer, x_train=images, y_train=labels.astype(np.uint8), x_test=images,
-             y_test=labels.astype(np.uint8), class_names=np.array(list("0123456789")))
+             y_test=labels.astype(np.uint8), class_names=np.array(list("0123456789")), framing=np.array(["mnist"]))
     return buffer.getvalue()
 
 
@@ -115,8 +116,16 @@ class busy_core:
         self.process.wait()
 
 
+MODELS = {  # the models served: `make train`'s, the deskewed defaults, the preset "best" (deskew, mse, 30 epochs)
+    "default": {},
+    "deskew": {"preprocess": "deskew"},
+    "best": {"preprocess": "deskew", "loss": "mse", "epochs": 30},
+}
+
+
 def accuracy(mnist, model_path: Path, framed, labels, files, scratch: Path, draws: int) -> dict:
-    """Return the tuning table (TEACH_EPOCHS) and the report half's figures, beside train --add's."""
+    """Return the tuning table (TEACH_EPOCHS, LESSON_WEIGHT, LESSON_LOSS) and the report half's figures for each
+    model of MODELS, beside train --add's."""
     import softmax_cli.teach as teach
     from softmax_cli.config import TrainConfig
     from softmax_cli.data.examples import read_drawings
@@ -124,48 +133,63 @@ def accuracy(mnist, model_path: Path, framed, labels, files, scratch: Path, draw
     from softmax_cli.store import load_model
 
     tune, report = add.halves(labels)
-    config = TrainConfig(preprocess="deskew")
     mnist_tuning = dataclasses.replace(mnist, x_train=mnist.x_train[:50_000], y_train=mnist.y_train[:50_000],
                                        x_test=mnist.x_train[50_000:], y_test=mnist.y_train[50_000:], cache_key=None)
-    train_model(mnist_tuning, config, scratch / "tuning.npz")
-    tuning_model = load_model(scratch / "tuning.npz")
-    result = {"tuning": {"nothing taught": {"other": read_right(tuning_model, framed[tune], labels[tune]),
-                                            "validation": tuning_model.metadata["test_accuracy"]}}, "report": {}}
-    chosen = teach.TEACH_EPOCHS, teach.LESSON_WEIGHT
-    for epochs, weight in TUNED:
-        teach.TEACH_EPOCHS, teach.LESSON_WEIGHT = epochs, weight
-        teacher = teach.Teacher(tuning_model, lambda: mnist_tuning)
-        other, validation = [], []
+
+    def lessons(saved, data, pool, k, seed):
+        teacher = teach.Teacher(saved, lambda: data)
         for draw in range(draws):
-            taught, held = add.drawn(labels, tune, 5, draw)
-            lesson = teacher.lesson(read_drawings(drawings_npz(framed[taught], labels[taught]), mnist.class_names,
-                                                  mnist.image_shape, "mnist"))
+            taught, held = add.drawn(labels, pool, k, seed + draw)
+            yield taught, held, teacher.lesson(read_drawings(drawings_npz(framed[taught], labels[taught]),
+                                                             mnist.class_names, mnist.image_shape, "mnist"))
+
+    def tried(saved, name):
+        other, validation = [], []
+        for _, held, lesson in lessons(saved, mnist_tuning, tune, 5, 0):
             other.append(read_right(lesson.model, framed[held], labels[held]))
             validation.append(lesson.test_after)
-        result["tuning"][f"{epochs} epochs, weight {weight}"] = {
-            "other": float(np.mean(other)), "validation": float(np.mean(validation))}
-        progress(f"tuned {epochs} epochs, weight {weight}")
-    teach.TEACH_EPOCHS, teach.LESSON_WEIGHT = chosen
-    saved = load_model(model_path)
-    teacher = teach.Teacher(saved, lambda: mnist)
-    for k in (5, 50):
-        rows = []
-        for draw in range(draws):
-            taught, held = add.drawn(labels, report, k, 100 + draw)
-            examples = read_drawings(drawings_npz(framed[taught], labels[taught]), mnist.class_names,
-                                     mnist.image_shape, "mnist")
-            lesson = teacher.lesson(examples)
-            trained = train_model(mnist, config, scratch / "added.npz", added=add.read(
-                files, labels, taught, scratch / f"report{k}-{draw}", mnist))
-            rows.append({"before": read_right(saved, framed[held], labels[held]),
-                         "page": read_right(lesson.model, framed[held], labels[held]),
-                         "page_own_before": lesson.before, "page_own_after": lesson.after,
-                         "page_mnist": lesson.test_after, "page_seconds": lesson.seconds,
-                         "add": read_right(load_model(scratch / "added.npz"), framed[held], labels[held]),
-                         "add_mnist": trained.test_accuracy, "mnist_before": lesson.test_before,
-                         "held": int(len(held))})
-        result["report"][k] = rows
-        progress(f"reported {k} a class")
+        result["tuning"][name] = {"other": float(np.mean(other)), "validation": float(np.mean(validation))}
+        progress(f"tuned {name}")
+
+    tuning_models = {}
+    for name in ("deskew", "best"):
+        train_model(mnist_tuning, TrainConfig(**MODELS[name]), scratch / f"tuning-{name}.npz")
+        tuning_models[name] = load_model(scratch / f"tuning-{name}.npz")
+    deskew = tuning_models["deskew"]
+    result = {"tuning": {"deskew, nothing taught": {"other": read_right(deskew, framed[tune], labels[tune]),
+                                                    "validation": deskew.metadata["test_accuracy"]}}, "report": {}}
+    chosen = teach.TEACH_EPOCHS, teach.LESSON_WEIGHT, teach.LESSON_LOSS
+    for epochs, weight in TUNED:
+        teach.TEACH_EPOCHS, teach.LESSON_WEIGHT = epochs, weight
+        tried(deskew, f"deskew, {epochs} epochs, weight {weight:g}")
+    teach.TEACH_EPOCHS, teach.LESSON_WEIGHT = chosen[:2]
+    best = tuning_models["best"]
+    result["tuning"]["best, nothing taught"] = {"other": read_right(best, framed[tune], labels[tune]),
+                                                "validation": best.metadata["test_accuracy"]}
+    for loss in ("mse", "cross-entropy"):
+        teach.LESSON_LOSS = loss
+        tried(best, f"best, a lesson with the loss {loss}")
+    teach.LESSON_LOSS = chosen[2]
+
+    for name, settings in MODELS.items():
+        config = TrainConfig(**settings)
+        path = scratch / f"{name}.npz"
+        train_model(mnist, config, path)
+        saved = load_model(path)
+        for k in ((5, 50) if name == "deskew" else (5,)):
+            rows = []
+            for taught, held, lesson in lessons(saved, mnist, report, k, 100):
+                trained = train_model(mnist, config, scratch / "added.npz", added=add.read(
+                    files, labels, taught, scratch / f"report-{name}-{k}-{len(rows)}", mnist))
+                rows.append({"before": read_right(saved, framed[held], labels[held]),
+                             "page": read_right(lesson.model, framed[held], labels[held]),
+                             "page_own_before": lesson.before, "page_own_after": lesson.after,
+                             "page_mnist": lesson.test_after, "page_seconds": lesson.seconds,
+                             "add": read_right(load_model(scratch / "added.npz"), framed[held], labels[held]),
+                             "add_mnist": trained.test_accuracy, "mnist_before": lesson.test_before,
+                             "held": int(len(held))})
+            result["report"][f"{name}, {k} of each digit"] = rows
+            progress(f"reported {name}, {k} a class")
     return result
 
 
@@ -187,18 +211,18 @@ def print_tables(figures: dict) -> None:
         print(f"| {case} | {s['first_50']:.2f} | {s['lesson_50']:.2f} | {s['lesson_500']:.2f} |")
     if "accuracy" in figures:
         tuning, report = figures["accuracy"]["tuning"], figures["accuracy"]["report"]
-        print("\nTuning half, 5 of each digit: the other digits read (MNIST validation accuracy)\n")
+        print("\nTuning half, 5 of each digit taught: the other digits read, and MNIST's validation accuracy\n")
         print("| a lesson of | other digits | MNIST validation |")
         print("|---|---|---|")
         for tried, row in tuning.items():
             print(f"| {tried} | {row['other']:.1%} | {row['validation']:.2%} |")
         print("\nReport half: the same writers' other digits, read before and after (mean, and range of the draws)\n")
-        print("| taught | other digits | before | page's lesson | train --add | page says (before -> after) "
+        print("| model, taught | other digits | before | page's lesson | train --add | page says (before -> after) "
               "| MNIST test: before, page, --add | lesson seconds |")
         print("|---|---|---|---|---|---|---|---|")
         for k, rows in report.items():
             column = lambda name: [row[name] for row in rows]  # noqa: E731
-            print(f"| {k} of each digit | {rows[0]['held']} | {spread(column('before'))} | {spread(column('page'))} "
+            print(f"| {k} | {rows[0]['held']} | {spread(column('before'))} | {spread(column('page'))} "
                   f"| {spread(column('add'))} | {np.mean(column('page_own_before')):.1%} -> "
                   f"{np.mean(column('page_own_after')):.1%} | {rows[0]['mnist_before']:.2%}, "
                   f"{np.mean(column('page_mnist')):.2%}, {np.mean(column('add_mnist')):.2%} "

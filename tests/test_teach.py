@@ -158,6 +158,18 @@ def test_after_is_measured_on_drawings_the_scoring_model_was_not_taught(digits_m
     np.testing.assert_array_equal(lesson.model.W, taught_on[-1][1][0])
 
 
+def test_the_pages_drawings_are_read_as_framed_and_others_are_framed(digits_model_file, person):
+    images, labels = person
+    saved = store.load_model(digits_model_file)
+    page = read_drawings(drawings_npz(images, labels, framing=np.array([saved.framing])), DIGITS, (8, 8), "fill")
+    np.testing.assert_array_equal(page.pixels, images)  # as the page framed them, not framed again
+    other = read_drawings(drawings_npz(images, labels), DIGITS, (8, 8), "fill")
+    assert not np.array_equal(other.pixels, images)  # an .npz from elsewhere is framed as predict frames images
+    with pytest.raises(SoftmaxError, match="image 1 of x_train holds no digit"):
+        read_drawings(drawings_npz(np.stack([images[0], BLANK[0]]), [1, 2], framing=np.array(["fill"])), DIGITS,
+                      (8, 8), "fill")
+
+
 def test_folds_spread_each_class_and_differ_in_size_by_one_at_most():
     labels = np.array([0] * 7 + [1] * 3 + [2] * 11)
     fold = _folds(labels, 5)

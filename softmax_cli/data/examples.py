@@ -181,7 +181,7 @@ def _read_npz(path, class_names, shape, framing, file=None, max_bytes: int | Non
             if not {"x_train", "y_train"} <= set(archive.names):
                 raise SoftmaxError(f"{path} is not a Keras-layout .npz of examples: it holds "
                                    f"{', '.join(archive.names) or 'nothing'}, not x_train and y_train")
-            arrays = read_checked(archive, path, ("x_train", "y_train", "class_names"))
+            arrays = read_checked(archive, path, ("x_train", "y_train", "class_names", "framing"))
     except safe_io.DamagedFile as e:
         raise SoftmaxError(f"cannot read the examples {path}: {e.reason}") from None
     images = _pixels(arrays["x_train"], f"{path} (x_train)")
@@ -198,6 +198,11 @@ def _read_npz(path, class_names, shape, framing, file=None, max_bytes: int | Non
                            f"{len(class_names)} classes (0..{len(class_names) - 1})")
     if own_names != class_names:
         raise SoftmaxError(f"{path}'s classes ({_listed(own_names)}) are not the model's ({_listed(class_names)})")
+    blank = np.flatnonzero(images.reshape(len(images), -1).max(axis=1) == 0)
+    if _framed_as(arrays) == framing:  # the drawing page's own: framed as predict frames them already
+        if len(blank):
+            raise SoftmaxError(f"{path}: image {blank[0]} of x_train holds no digit (it is blank): leave it out")
+        return np.asarray(images, np.uint8), labels
     frame = CONVENTIONS[framing]
     framed = []
     for number, image in enumerate(images):
@@ -207,6 +212,13 @@ def _read_npz(path, class_names, shape, framing, file=None, max_bytes: int | Non
             raise SoftmaxError(f"{path}: image {number} of x_train holds no digit (it is blank): leave it out") \
                 from None
     return np.array(framed, np.uint8), labels
+
+
+def _framed_as(arrays: dict) -> str | None:
+    """Return the framing an .npz says its images have (its "framing" member, which the drawing page writes: its
+    drawings are the images predict framed), or None."""
+    said = np.asarray(arrays.get("framing", ())).reshape(-1)
+    return str(said[0]) if said.size == 1 and said.dtype.kind == "U" else None
 
 
 def _as_pixels(framed: np.ndarray, shape) -> np.ndarray:

@@ -232,6 +232,7 @@ function drawingsNpz() {
   return zip([
     ["x_train.npy", x], ["y_train.npy", y], ["x_test.npy", x], ["y_test.npy", y],
     ["class_names.npy", unicodeNpy(model.class_names)],
+    ["framing.npy", unicodeNpy([model.framing])],  // the images are framed as predict frames them: read as they are
   ]);
 }
 
