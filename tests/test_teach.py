@@ -319,3 +319,34 @@ def test_mnist_five_of_each_digit_by_other_writers_are_learned(mnist, mnist_path
     assert after >= before + 0.08, (before, after)
     assert lesson.after > lesson.before
     assert lesson.test_after >= lesson.test_before - 0.01
+
+
+def test_a_second_lesson_meanwhile_is_a_503_and_drawings_are_answered_during_a_lesson(digits_model_file, digits,
+                                                                                       person):
+    import threading
+    import time
+
+    images, labels = person
+    saved = store.load_model(digits_model_file)
+    started = threading.Event()
+
+    def slow_data():  # a data set that takes its time to read, as a download would
+        started.set()
+        time.sleep(1.5)
+        return digits
+
+    with TestClient(create_app(saved, teacher=Teacher(saved, slow_data)), base_url=LOCAL) as client:
+        first = {}
+        lesson = threading.Thread(target=lambda: first.update(answer=client.post(
+            "/api/learn", content=drawings_npz(images, labels), headers={"Content-Type": "application/zip"})))
+        lesson.start()
+        assert started.wait(10)
+        second = client.post("/api/learn", content=drawings_npz(images, labels),
+                             headers={"Content-Type": "application/zip"})
+        assert second.status_code == 503 and "being taught already" in second.json()["error"]
+        asked = time.monotonic()
+        drawing = client.post("/api/predict", content=png(np.kron(images[0], np.ones((10, 10), np.uint8))),
+                              headers={"Content-Type": "image/png"})
+        assert drawing.status_code == 200 and time.monotonic() - asked < 1.0  # not held up by the lesson
+        lesson.join(30)
+        assert first["answer"].status_code == 200
