@@ -1,6 +1,7 @@
 """SoftmaxRegression() at its defaults beside LogisticRegression(max_iter=1000) on data that is not MNIST.
 
-    python bench/any_data.py
+    python bench/any_data.py           # on the machine as it is
+    python bench/any_data.py --busy    # beside a process that keeps one core busy (a user's laptop is busy)
 
 scikit-learn's data sets (iris, wine, breast cancer, digits unscaled and x 1e4), make_classification and the Keras
 softmax lab's 2,000 2-D points in 4 blobs, 30 % held out (stratified, seed 0). Targets (issue 23): within 1.5
@@ -43,6 +44,23 @@ def best_fit(make, X, y):
 
 
 def main() -> None:
+    import argparse
+    import subprocess
+    import sys
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--busy", action="store_true", help="measure beside a process that keeps one core busy")
+    args = parser.parse_args()
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
+    try:
+        measure(busy=args.busy)
+    finally:
+        if burner is not None:
+            burner.kill()
+            burner.wait()
+
+
+def measure(busy: bool) -> None:
     rows = []
     for name, (X, y) in data_sets():
         X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
@@ -61,7 +79,8 @@ def main() -> None:
         print(f"{row['data']:28} {row['softmax']:>8.2%} {row['softmax_seconds']:>8.3f} s "
               f"{row['logreg']:>8.2%} {row['logreg_seconds']:>8.3f} s {ratio:>10.2f}x"
               + (f"  ({row['softmax_warnings']} warnings)" if row["softmax_warnings"] else ""))
-    print(json.dumps({"rows": rows, "load_average": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count()}))
+    print(json.dumps({"rows": rows, "busy": busy, "load_average": [round(x, 2) for x in os.getloadavg()],
+                      "cpus": os.cpu_count()}))
 
 
 if __name__ == "__main__":

@@ -201,6 +201,7 @@ def check_targets(rows: dict[str, Row], scratch: Path) -> list[Target]:
                lambda r: f"{r:.1f}× ({default.whole_seconds:.2f} s vs {sklearn.whole_seconds:.1f} s)"),
         floor_target(),
         threads_target(),
+        any_data_target(),
     ]
     deskew, best = rows["deskew"], rows["best"]
     targets += [
@@ -280,6 +281,34 @@ def threads_target() -> Target:
                   lambda f: "; ".join(f"{case.replace('_', ' ')} {f[case]['ratio']:.2f}× "
                                       f"({f[case]['default']:.2f} s vs {f[case]['one_thread']:.2f} s)"
                                       for case in cases))
+
+
+def any_data_target() -> Target:
+    """Return the target of SoftmaxRegression() at its defaults against LogisticRegression(max_iter=1000) on data
+    that is not MNIST, quiet and beside a busy core (bench/any_data.py)."""
+    progress("SoftmaxRegression() beside LogisticRegression on scikit-learn's data sets (bench/any_data.py)")
+    try:
+        figures = {case: run([PYTHON, str(HERE / "any_data.py"), *flags]).result()["rows"]
+                   for case, flags in (("quiet", []), ("busy", ["--busy"]))}
+    except Failed as e:
+        progress(f"  failed: {e}")
+        figures = None
+
+    def slowest(rows):
+        return max(rows, key=lambda row: row["softmax_seconds"] / row["logreg_seconds"])
+
+    def passes(f):
+        return all(row["softmax"] >= row["logreg"] - 0.015 and row["softmax_seconds"] <= row["logreg_seconds"]
+                   and not row["softmax_warnings"] for rows in f.values() for row in rows)
+
+    return target("`SoftmaxRegression()` at its defaults vs `LogisticRegression(max_iter=1000)` on iris, wine, breast "
+                  "cancer, digits (and x 1e4), make_classification and the Keras lab's blobs, 30 % held out, best of 3 "
+                  "fits, quiet and beside a busy core", "within 1.5 points or better, no warning, no slower (each)",
+                  figures, passes,
+                  lambda f: "; ".join(f"{case}: slowest {slowest(rows)['data']} "
+                                      f"{slowest(rows)['softmax_seconds'] / slowest(rows)['logreg_seconds']:.2f}×, "
+                                      f"least accurate {min(row['softmax'] - row['logreg'] for row in rows):+.1%}"
+                                      for case, rows in f.items()))
 
 
 def teach_target() -> Target:

@@ -81,7 +81,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         labels y (n_samples,), each sample counting sample_weight times (default: once).
 
         With lr="auto" (the default) fit standardises the features, takes its step size from their curvature and
-        makes at least scaling.MIN_STEPS gradient steps (see softmax_cli.scaling); coef_ and intercept_ are then
+        makes at least scaling.MIN_STEPS gradient steps, in scaling.MIN_BATCHES batches an epoch or more (see
+        softmax_cli.scaling); coef_ and intercept_ are then
         folded back onto the raw features. A number for lr means what it says: the features as given, epochs as
         given, as `softmax train` does.
         """
@@ -107,8 +108,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             scaler = scaling.Standardiser.fitted(features, weights)
             features = scaler.transform(features)
             n_train = len(labels) - int(round(len(labels) * config.val_split)) if config.val_split else len(labels)
-            config = config.replace(lr=scaling.step_size(features, config.momentum),
-                                    epochs=scaling.epochs_for(config.epochs, n_train, config.batch_size))
+            batch_size = scaling.batch_size_for(config.batch_size, n_train)
+            config = config.replace(lr=scaling.step_size(features, config.momentum), batch_size=batch_size,
+                                    epochs=scaling.epochs_for(config.epochs, n_train, batch_size))
         with value_errors():
             _, result = run.learn(config, features, labels, len(self.classes_), sample_weight=weights)
         self._learned(result, scaler)

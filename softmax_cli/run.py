@@ -141,18 +141,20 @@ def no_better_than_chance(result: TrainResult, labels: np.ndarray) -> str | None
 
 
 def fitted_to_the_table(config: TrainConfig, dataset, given) -> TrainConfig:
-    """Return config with the learning rate and epochs chosen from a table's own data where the user chose neither
-    (given: the names of the settings the user chose), as SoftmaxRegression(lr='auto') chooses them: the step its
-    standardised features' curvature allows, and at least scaling.MIN_STEPS gradient steps. Images keep config's."""
+    """Return config with the learning rate, batch size and epochs chosen from a table's own data where the user did
+    not choose them (given: the names of the settings the user chose), as SoftmaxRegression(lr='auto') chooses them:
+    the step its standardised features' curvature allows, scaling.MIN_BATCHES batches an epoch at least, and at least
+    scaling.MIN_STEPS gradient steps. Images keep config's."""
     if not dataset.is_table:
         return config
     from . import scaling
 
     features = scaling.Standardiser.fitted(dataset.x_train).transform(dataset.x_train)
     n_train = len(dataset.y_train) - (int(round(len(dataset.y_train) * config.val_split)) if config.val_split else 0)
+    batch_size = config.batch_size if "batch_size" in given else scaling.batch_size_for(config.batch_size, n_train)
     return config.replace(lr=None if "lr" in given else scaling.step_size(features, config.momentum),
-                          epochs=None if "epochs" in given else scaling.epochs_for(config.epochs, n_train,
-                                                                                   config.batch_size))
+                          batch_size=batch_size,
+                          epochs=None if "epochs" in given else scaling.epochs_for(config.epochs, n_train, batch_size))
 
 
 def train_model(dataset, config: TrainConfig, model_path, *, resumed: Resumed | None = None, history_path=None,

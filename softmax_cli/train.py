@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from . import DISTRIBUTION, model, store
 from .config import FULL_BATCH, TrainConfig
@@ -63,6 +63,17 @@ def training_loop() -> tuple[bool, str]:
     threads = compiled.usable_threads()
     return True, (f"the compiled epoch, {compiled.instructions()} kernel, one thread (its rows compressed "
                   f"on up to {threads} thread{'s' if threads > 1 else ''})")
+
+
+_BLAS: list[ThreadpoolController] = []
+
+
+def _blas() -> ThreadpoolController:
+    """Return the controller of the BLAS thread pools, made once: making one reads the process's loaded libraries
+    (3 ms, a third of a small data set's whole fit)."""
+    if not _BLAS:
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0]
 
 
 def _compiled():
@@ -506,7 +517,7 @@ def fit(
     # One BLAS thread: each step's matrices are small, and a second thread that has to wait for a busy core
     # made steps up to 20 times slower on a loaded two-core machine (bench/ and tune measured it).
     trainer.rows = None
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _blas().limit(limits=1, user_api="blas"):
         started = time.perf_counter()
         seconds_before = trainer.history[-1]["seconds"] if trainer.history else 0.0
         while trainer.epoch < config.epochs:
