@@ -136,8 +136,9 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             warnings.warn(f"SoftmaxRegression's training loss fell {losses[-2]:.4g} -> {losses[-1]:.4g} in its last "
                           "epoch: the fit has not converged; raise epochs", ConvergenceWarning, stacklevel=3)
 
-    def partial_fit(self, X, y, classes=None):
-        """Return self after one more epoch over (X, y); the first call needs classes, every label y may hold."""
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Return self after one more epoch over (X, y), each sample counting sample_weight times (default: once);
+        the first call needs classes, every label y may hold."""
         first_call = not hasattr(self, "classes_")
         if first_call and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit: all the labels y can hold")
@@ -149,6 +150,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         unknown = np.setdiff1d(y, known)
         if unknown.size:
             raise ValueError(f"y holds labels {unknown!r} that are not among the classes {known!r}")
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        with value_errors():
+            weights = train.checked_weights(sample_weight, len(y))
         trainer = getattr(self, "_partial_run", None)
         if trainer is None:
             self._preprocess = self.preprocess
@@ -161,7 +166,8 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
                 trainer.weights[:] = np.column_stack([self.coef_, self.intercept_])
         trainer.config = trainer.config.replace(epochs=trainer.epoch + 1)
         with value_errors():
-            _, result = run.learn(trainer.config, self._features(X), np.searchsorted(known, y), len(known), trainer)
+            _, result = run.learn(trainer.config, self._features(X), np.searchsorted(known, y), len(known), trainer,
+                                  sample_weight=weights)
         self._learned(result)
         self.classes_, self._partial_run = known, trainer
         return self

@@ -323,3 +323,19 @@ def test_real_mnist_scores_at_least_92_percent_and_deskewed_94_8(mnist):
     # issue 11's target for deskewing with the CLI's defaults (lr 0.5 on pixels / 255); lr="auto" reaches 0.9445
     deskewed = SoftmaxRegression(lr=0.5, preprocess="deskew").fit(x_train, mnist.y_train)
     assert deskewed.score(x_test, mnist.y_test) >= 0.948
+
+
+def test_partial_fit_takes_sample_weights_through_the_training_loop():
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    plain = SoftmaxRegression(lr=0.5).partial_fit(X, y, classes=np.arange(10))
+    ones = SoftmaxRegression(lr=0.5).partial_fit(X, y, classes=np.arange(10), sample_weight=np.ones(len(y)))
+    np.testing.assert_array_equal(plain.coef_, ones.coef_)
+    weights = np.ones(len(y))
+    weights[:100] = 0
+    changed = X.copy()
+    changed[:100] = np.random.default_rng(0).random((100, X.shape[1]))  # rows weighing 0: their pixels change nothing
+    a = SoftmaxRegression(lr=0.5).partial_fit(X, y, classes=np.arange(10), sample_weight=weights)
+    b = SoftmaxRegression(lr=0.5).partial_fit(changed, y, classes=np.arange(10), sample_weight=weights)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    assert not np.array_equal(a.coef_, plain.coef_)
