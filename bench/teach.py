@@ -230,12 +230,7 @@ def print_tables(figures: dict) -> None:
     print(f"\nload average {figures['load'][0]:.1f} at the start and {figures['load'][1]:.1f} at the end")
 
 
-def spread(values) -> str:
-    return f"{np.mean(values):.1%} ({min(values):.1%}-{max(values):.1%})"
-
-
-def progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+spread, progress = add.spread, add.progress
 
 
 if __name__ == "__main__":

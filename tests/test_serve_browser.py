@@ -34,15 +34,13 @@ def browser():
         browser.close()
 
 
-@pytest.fixture(scope="module")
-def url(saved):  # noqa: F811
-    """The address of a real uvicorn server for the model, on a free port, running in a thread."""
+def serving(app):
+    """Yield the address of a real uvicorn server of app, on a free port, running in a thread."""
     import uvicorn
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(saved, model_name="model.npz"), log_level="warning",
-                                           lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -52,6 +50,12 @@ def url(saved):  # noqa: F811
     yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
     server.should_exit = True
     thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def url(saved):  # noqa: F811
+    """The address of a real server of the MNIST model."""
+    yield from serving(create_app(saved, model_name="model.npz"))
 
 
 def open_page(browser, url, **options):
@@ -180,21 +184,7 @@ def teaching_url(saved, mnist):  # noqa: F811
     """The address of a real server of the MNIST model that can be taught (its data set is the real MNIST)."""
     from softmax_cli.teach import Teacher
 
-    import uvicorn
-
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    app = create_app(saved, model_name="model.npz", teacher=Teacher(saved, lambda: mnist))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
-    server.should_exit = True
-    thread.join(10)
+    yield from serving(create_app(saved, model_name="model.npz", teacher=Teacher(saved, lambda: mnist)))
 
 
 def test_drawings_labelled_and_taught_change_the_prediction_and_reset_restores_it(
