@@ -63,6 +63,7 @@ def test_a_prediction_is_what_predict_json_prints_plus_the_input(client, mnist, 
     expected = predict_image(saved, body, top_k=3)
     result = answer.json()
     input_, framed = np.array(result.pop("input")), np.array(result.pop("framed"))
+    assert result.pop("model_version") == 0  # the model as loaded
     assert result == expected.as_json("-")
     np.testing.assert_allclose(input_, expected.input, atol=1e-4)
     np.testing.assert_allclose(framed, expected.framed, atol=1e-4)

@@ -193,6 +193,7 @@ def test_drawings_labelled_and_taught_change_the_prediction_and_reset_restores_i
     from softmax_cli import store
 
     page = open_page(browser, teaching_url, accept_downloads=True)
+    other = open_page(browser, teaching_url)  # another pupil's page, open before the lesson
     assert page.is_disabled("#teach") and page.is_disabled("#reset") and page.is_disabled("#download-model")
     # Two drawings of a 7 that the person means as 1s (a teacher showing what teaching does), and a 4 as a 4.
     drawings = [(mnist.x_test[0], "1"), (mnist.x_test[17], "1"), (mnist.x_test[4], "4")]
@@ -213,7 +214,7 @@ def test_drawings_labelled_and_taught_change_the_prediction_and_reset_restores_i
     settled(page)
     status = page.text_content("#teach-status")
     assert status.startswith("Taught 3 drawings in ") and "before" in status and "after (3 folds)" in status
-    assert "taught 3 of your drawings" in page.text_content("#model-info")
+    assert "taught 3 drawings" in page.text_content("#model-info")
     taught = shown_probabilities(page)
     assert taught[1] > untaught[1] + 0.05  # the drawing taught as a 1 is more of a 1 now
     with page.expect_download() as download:
@@ -222,6 +223,13 @@ def test_drawings_labelled_and_taught_change_the_prediction_and_reset_restores_i
     model = store.load_model(tmp_path / "taught.npz")
     assert model.metadata["added"]["count"]["1"] == 2 and model.metadata["added"]["count"]["4"] == 1
     np.testing.assert_allclose(taught, predict_image(model, page.sent[-1]).probabilities, rtol=1e-5, atol=1e-7)
+    trace(other, mnist.x_test[0])  # the other page is answered by the taught model, and takes its weights
+    settled(other)
+    assert other.evaluate("model.version") == page.evaluate("model.version") == 1
+    assert "taught 3 drawings" in other.text_content("#model-info")
+    np.testing.assert_allclose(shown_probabilities(other), predict_image(model, other.sent[-1]).probabilities,
+                               rtol=1e-5, atol=1e-7)
+    other.close()
 
     page.click("#reset")
     page.wait_for_selector("body[data-taught=false]")

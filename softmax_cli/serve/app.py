@@ -17,6 +17,7 @@ framed, its files from being sniffed as another type, and its scripts to the ser
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import os
@@ -192,8 +193,9 @@ def _error(status: int, message: str) -> JSONResponse:
 class Served:
     """The model the server answers with now: as loaded, or taught (teach.Lesson), and its /api/model JSON."""
 
-    def __init__(self, saved, model_name: str, teach_note: str | None, lesson=None):
+    def __init__(self, saved, model_name: str, teach_note: str | None, lesson=None, version: int = 0):
         self.saved, self.lesson = (saved if lesson is None else lesson.model), lesson
+        self.version = version  # 0 as loaded, then one number a lesson: a page holding another reloads the model
         description = {
             "model": model_name,
             "dataset": self.saved.dataset,
@@ -209,6 +211,7 @@ class Served:
             "can_teach": teach_note is None,
             "teach_note": teach_note,   # why the model cannot be taught here, and what to do; None when it can
             "taught": None if lesson is None else lesson.to_dict(),
+            "version": version,
         }
         # Rendered once, here: a large model's JSON (hundreds of MB for 1024x1024 pixels) must not be built on the
         # event loop at each request, where it held every other client up for seconds.
@@ -227,6 +230,7 @@ def create_app(saved: SavedModel, model_name: str = "model.npz", hosts=LOCAL_HOS
         teach_note = "this server was started without the model's training data"
     loaded = Served(saved, model_name, teach_note)
     served = loaded  # replaced whole (one assignment) by a lesson or a reset: a request reads one or the other
+    versions = itertools.count(1)
 
     async def page(request: Request):
         return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
@@ -258,7 +262,8 @@ def create_app(saved: SavedModel, model_name: str = "model.npz", hosts=LOCAL_HOS
         await lessons.wait_for_a_thread()
         try:
             lesson = await anyio.to_thread.run_sync(lambda: _lesson(teacher, bytes(body)))
-            taught = await anyio.to_thread.run_sync(lambda: Served(saved, model_name, None, lesson))
+            version = next(versions)
+            taught = await anyio.to_thread.run_sync(lambda: Served(saved, model_name, None, lesson, version))
         except CannotTeach as e:
             return _error(409, f"the model cannot be taught here: {e}")
         except SoftmaxError as e:
@@ -278,7 +283,8 @@ def create_app(saved: SavedModel, model_name: str = "model.npz", hosts=LOCAL_HOS
         if media_type not in IMAGE_TYPES:
             return _error(415, f"send a PNG or JPEG image with Content-Type image/png or image/jpeg, "
                           f"not {media_type or 'no Content-Type'}")
-        model_now = served.saved  # the one model this request is answered by, whatever a lesson does meanwhile
+        now = served  # the one model this request is answered by, whatever a lesson does meanwhile
+        model_now = now.saved
         top_k = request.query_params.get("top_k", "1")
         # (the length first: int() of more than 4,300 digits raises)
         if not (top_k.isascii() and top_k.isdigit() and len(top_k) <= 4
@@ -314,6 +320,7 @@ def create_app(saved: SavedModel, model_name: str = "model.npz", hosts=LOCAL_HOS
         answer = prediction.as_json("-")
         answer["input"] = np.round(prediction.input, 4).tolist()    # what the model saw, rows of pixels in [0, 1]
         answer["framed"] = np.round(prediction.framed, 4).tolist()  # before preprocessing: a training image's form
+        answer["model_version"] = now.version  # which model answered (GET /api/model's version)
         return StrictJSONResponse(answer)
 
     async def http_error(request: Request, error: HTTPException):

@@ -95,6 +95,8 @@ function predictSoon() {
         if (response.ok) show(answer);
         else showNothing(answer.error, true);
       }
+      // another page taught (or reset) the server's model: take its weights, and ask again
+      if (response.ok && answer.model_version !== model.version) pending = await reloadModel(false) || pending;
     } catch (error) {
       showNothing(`The server does not answer (${error.message}): is softmax serve still running?`, true);
     } finally {
@@ -310,17 +312,18 @@ function updateTeachButtons() {
 }
 
 // The model the server answers with now (after a lesson or a reset): its weights, figures and the drawing's answer.
-async function reloadModel() {
+async function reloadModel(ask = true) {
   const response = await fetch("/api/model");
   model = await response.json();
   describeModel();
   updateTeachButtons();
-  if (strokes.length) predictSoon();
+  if (ask && strokes.length) predictSoon();
+  return strokes.length > 0;  // (from predictSoon, which asks again once its own request is done)
 }
 
 function describeModel() {
   const accuracy = model.test_accuracy == null ? "not measured" : `${(100 * model.test_accuracy).toFixed(2)} %`;
-  const taught = model.taught ? `, taught ${model.taught.examples} of your drawings` : "";
+  const taught = model.taught ? `, taught ${model.taught.examples} drawings` : "";
   document.getElementById("model-info").textContent =
     `Model ${model.model}${taught}: trained on ${model.dataset}, preprocessing ${model.preprocess}, test accuracy ${accuracy}`;
 }
