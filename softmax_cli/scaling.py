@@ -19,7 +19,8 @@ import numpy as np
 from .train import is_sparse
 
 STEP_FACTOR = 1.0  # lr = STEP_FACTOR / curvature bound (measured on iris, wine, breast_cancer, digits: docs/usage.md)
-MIN_STEPS = 300  # at least this many gradient steps (1000 read no better on bench/any_data.py's sets, at 3x the time)
+MIN_STEPS = 250  # at least this many gradient steps: on bench/any_data.py's sets (4 split seeds) 1000 read no
+#                  better, at 4 times the time; 150 left the loss still falling (ConvergenceWarning)
 MIN_BATCHES = 4  # batches an epoch at least: a set smaller than 4 batches gets smaller ones (iris: 4 of 27 rows)
 MAX_EPOCHS = 100_000  # the epochs setting's ceiling
 CONVERGED_DROP = 1e-2  # a training loss still falling by this fraction in the last epoch has not converged

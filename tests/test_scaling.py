@@ -20,5 +20,5 @@ def test_the_curvature_is_the_largest_eigenvalue_even_where_all_ones_is_orthogon
 def test_a_small_set_is_cut_into_several_batches_and_gets_the_minimum_steps():
     assert scaling.batch_size_for(120, 105) == 27  # iris's 105 training rows: 4 batches, not 1
     assert scaling.batch_size_for(120, 1400) == 120 and scaling.batch_size_for("full", 50) == "full"
-    assert scaling.epochs_for(4, 105, 27) == scaling.MIN_STEPS // scaling.MIN_BATCHES == 75
+    assert scaling.epochs_for(4, 105, 27) == -(-scaling.MIN_STEPS // scaling.MIN_BATCHES) == 63
     assert scaling.epochs_for(4, 60_000, 120) == 4  # a large set keeps its epochs
