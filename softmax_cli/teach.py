@@ -101,7 +101,8 @@ class Teacher:
         taught = dataclasses.replace(examples, pixels=preprocessed(examples.pixels, saved.preprocess))
         extra_rows = max(len(examples), int(EXTRA_ROWS * len(pixels)))
 
-        def teach(members: np.ndarray):
+        def taught_on(members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """Return the (W, b) of the lesson of the examples numbered members."""
             part = dataclasses.replace(taught, pixels=taught.pixels[members], labels=taught.labels[members])
             rows, labels, weights = training_rows(part, weight, extra_rows)
             return _go_on(config, saved.W, saved.b, np.concatenate([pixels, rows]),
@@ -116,11 +117,11 @@ class Teacher:
             fold = _folds(taught.labels, folds)
             right = 0
             for k in range(folds):
-                W, b = teach(np.flatnonzero(fold != k))
+                W, b = taught_on(np.flatnonzero(fold != k))
                 held = fold == k
                 right += loss_and_accuracy(W, b, rows[held], taught.labels[held])[1] * np.count_nonzero(held)
             after = float(right / len(examples))
-        W, b = teach(np.arange(len(examples)))
+        W, b = taught_on(np.arange(len(examples)))
         test_rows = features(test_pixels)
         test_before = loss_and_accuracy(saved.W, saved.b, test_rows, dataset.y_test)[1]
         test_loss, test_after = loss_and_accuracy(W, b, test_rows, dataset.y_test)
