@@ -52,11 +52,13 @@ SHADOW_CONTACT = 0.1          # ink along this fraction of the image's outermost
 SHADOW_GRID = 256             # what touches the edge is traced on a grid of at most this many cells a side
 RULE_GRID = 256               # the rules of lined and squared paper are looked for on a grid this many cells a side
 RULE_SPAN = 0.6               # a straight line of ink across this fraction of the image or more is a rule, not a digit
+RULE_EDGE_SPAN = 0.15        # or across this fraction of it, for a tilted rule that runs out of the image
 RULE_TILT = 3.0               # rules turned by up to this many degrees (a sheet photographed askew) are found
 RULE_THICKNESS = 1 / 64       # and thinner than this fraction of the image's side (at least one cell of RULE_GRID)
 RULE_GAP = 1 / 100            # gaps in a rule up to twice this fraction of its length are bridged (a faint rule)
 ONE_LINE = 0.1                # a line (even tilted) lies within this fraction of the image's height or width
 LEFT_BY_RULES = 0.05          # ink other than specks weighing less than this fraction of the rules' is no digit
+RULE_FLOOR = 0.5              # rules are looked for in the ink above this fraction of the floor of ink
 RULE_UNDER_INK = 1.5          # on a rule, ink this many times as dark as the rule's median is the digit crossing it
 EVEN_FIT = 0.9                # of the edge's pixels, within 3 noise deviations of the plane of light
 UNEVEN_LIGHT = 0.02           # light across the paper varying by more than this (of full scale) is evened out
@@ -322,9 +324,11 @@ def _ink_on_black(gray: np.ndarray) -> np.ndarray | None:
     noise = 1.4826 * float(np.median(np.abs(border - paper)))  # robust standard deviation of the paper
     floor = min(0.5, max(FAINTEST_INK, NOISE_MARGIN * noise / contrast))
     ink = np.clip(ink / contrast, 0, 1)
+    # A faint rule is partly below the floor: a dotted line, hard to see as one. The rules are looked for on the
+    # ink cut at a lower floor, where they are whole (the noise that passes it forms no long straight lines).
+    rules = _rules(np.where(ink < max(FAINTEST_INK, RULE_FLOOR * floor), np.float32(0), ink))
     # Cut, rather than subtract, the floor: the strokes keep their width and grey edges, as in MNIST.
     ink = np.where(ink < floor, np.float32(0), ink)
-    rules = _rules(ink)
     if rules is not None:
         without_rules = np.where(rules, np.float32(0), ink)
         if _without_specks(without_rules).sum() > LEFT_BY_RULES * ink[rules].sum():
@@ -485,7 +489,10 @@ def _rules_across(grid: np.ndarray, thickest: int) -> np.ndarray:
         if score > best_score:
             best_score, best_counts, best_shift = score, counts, shift
     # In the sheared image each rule is a band of long rows, no thicker than thickest; a row beside it is its edge.
-    long_rows = np.concatenate([[False], best_counts >= RULE_SPAN * columns, [False]])
+    # A tilted rule near the image's edge runs out of it: its row is long for the part of it inside the image.
+    inside = np.bincount((np.arange(rows)[:, None] + best_shift).ravel(), minlength=len(best_counts))
+    long_rows = best_counts >= RULE_SPAN * np.maximum(inside, RULE_EDGE_SPAN * columns)
+    long_rows = np.concatenate([[False], long_rows, [False]])
     rule_rows = np.zeros(len(long_rows), dtype=bool)
     edges = np.flatnonzero(np.diff(long_rows.astype(np.int8)))
     for first, stop in zip(edges[::2], edges[1::2]):
