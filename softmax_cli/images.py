@@ -430,7 +430,7 @@ def _rules(ink: np.ndarray) -> np.ndarray | None:
     coarse = darkest > 0
     if RULE_THICKNESS * max(height, width) < 1:
         return None  # in an image this small, no line is thin enough to be a sheet's rule
-    thickest = max(1, round(RULE_THICKNESS * max(height, width) / cell))
+    thickest = 1 + max(1, round(RULE_THICKNESS * max(height, width) / cell))  # and a cell more where one straddles two
     across = _rules_across(coarse, thickest)
     down = _rules_across(coarse.T, thickest).T
     if not (across.any() or down.any()):
@@ -439,8 +439,8 @@ def _rules(ink: np.ndarray) -> np.ndarray | None:
     level = float(np.median(darkest[across | down]))
     rest = coarse & ~across & ~down
     reach = thickest + 2  # from a cell of a rule past its far edge
-    strokes = (across & (_solid_near(rest, reach, 0, -1) | _solid_near(rest, reach, 0, 1))) | (
-        down & (_solid_near(rest, reach, 1, -1) | _solid_near(rest, reach, 1, 1)))
+    strokes = (across & _solid_near(rest, reach, 0, -1) & _solid_near(rest, reach, 0, 1)) | (
+        down & _solid_near(rest, reach, 1, -1) & _solid_near(rest, reach, 1, 1))
     lines = (across | down) & ~strokes
     on_lines = np.repeat(np.repeat(lines, cell, axis=0), cell, axis=1)[:height, :width]
     return on_lines & (ink > 0) & (ink <= RULE_UNDER_INK * level)
@@ -489,14 +489,19 @@ def _rules_across(grid: np.ndarray, thickest: int) -> np.ndarray:
         if score > best_score:
             best_score, best_counts, best_shift = score, counts, shift
     # In the sheared image each rule is a band of long rows, no thicker than thickest; a row beside it is its edge.
-    # A tilted rule near the image's edge runs out of it: its row is long for the part of it inside the image.
+    # A tilted rule near the image's edge runs out of it: its row is long for the part of it inside the image, if
+    # that part is long enough, and the rows beside it (past its grey edges) are mostly paper, so that a shadow
+    # filling a corner is no rule.
     inside = np.bincount((np.arange(rows)[:, None] + best_shift).ravel(), minlength=len(best_counts))
-    long_rows = best_counts >= RULE_SPAN * np.maximum(inside, RULE_EDGE_SPAN * columns)
-    long_rows = np.concatenate([[False], long_rows, [False]])
+    covered = best_counts / np.maximum(inside, 1)
+    long_rows = np.concatenate([[False], covered >= RULE_SPAN, [False]]) & np.concatenate(
+        [[False], inside >= RULE_EDGE_SPAN * columns, [False]])
     rule_rows = np.zeros(len(long_rows), dtype=bool)
     edges = np.flatnonzero(np.diff(long_rows.astype(np.int8)))
-    for first, stop in zip(edges[::2], edges[1::2]):
-        if stop - first <= thickest:
+    for first, stop in zip(edges[::2], edges[1::2]):  # the band's rows are first to stop - 1, before the padding
+        beside = [row for row in (first - 2, stop + 1) if 0 <= row < len(covered)]
+        cut_off = inside[first:stop].min() < columns
+        if stop - first <= thickest and not (cut_off and (covered[beside] > 1 - RULE_SPAN).any()):
             rule_rows[max(first - 1, 0) : stop + 2] = True
     sheared_rows = 1 + np.arange(rows)[:, None] + best_shift
     return rule_rows[sheared_rows] & grid
