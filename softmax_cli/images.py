@@ -59,7 +59,8 @@ RULE_GAP = 1 / 100            # gaps in a rule up to twice this fraction of its 
 ONE_LINE = 0.1                # a line (even tilted) lies within this fraction of the image's height or width
 LEFT_BY_RULES = 0.05          # ink other than specks weighing less than this fraction of the rules' is no digit
 RULE_FLOOR = 0.5              # rules are looked for in the ink above this fraction of the floor of ink
-RULE_UNDER_INK = 1.5          # on a rule, ink this many times as dark as the rule's median is the digit crossing it
+RULE_LEVEL = 60               # a rule's level: this percentile of the strongest ink of the cells on the rules
+RULE_UNDER_INK = 1.5          # on a rule, ink this many times as dark as the rule's level is the digit crossing it
 EVEN_FIT = 0.9                # of the edge's pixels, within 3 noise deviations of the plane of light
 UNEVEN_LIGHT = 0.02           # light across the paper varying by more than this (of full scale) is evened out
 
@@ -419,7 +420,7 @@ def _rules(ink: np.ndarray) -> np.ndarray | None:
     RULE_TILT degrees, and thinner than RULE_THICKNESS of the image's side: a digit's stroke is shorter or thicker.
     The digit's strokes where they cross or touch a rule are kept: ink there that stands out from the rule's own
     level (RULE_UNDER_INK times it), or, when the rule is as dark as the ink, a rule's stretch beside a stroke (ink
-    that is no rule, two cells deep, on either side). Where two rules cross, nothing is kept.
+    that is no rule, two cells deep, on both sides: a stroke crossing it). Where two rules cross, nothing is kept.
     """
     height, width = ink.shape
     cell = -(-max(height, width) // RULE_GRID)
@@ -435,8 +436,9 @@ def _rules(ink: np.ndarray) -> np.ndarray | None:
     down = _rules_across(coarse.T, thickest).T
     if not (across.any() or down.any()):
         return None
-    # Along most of a rule's length there is nothing but the rule: the median cell shows the rule's own level.
-    level = float(np.median(darkest[across | down]))
+    # Along most of a rule's length there is nothing but the rule, its core and its grey edges: the rule's own level
+    # is that of its core, which noise makes darker here and there (the median cell is nearer an edge's).
+    level = float(np.percentile(darkest[across | down], RULE_LEVEL))
     rest = coarse & ~across & ~down
     reach = thickest + 2  # from a cell of a rule past its far edge
     strokes = (across & _solid_near(rest, reach, 0, -1) & _solid_near(rest, reach, 0, 1)) | (
