@@ -7,16 +7,17 @@ The protocol. MNIST test digits (--first onwards, --n of them; the figures repor
 images.py were tuned on digits 9000-9299) are redrawn as the images people have (tests/redraw.py):
 - plain: enlarged 4-8 times (bilinear), on a sheet twice its side of light paper, photographed (a brightness ramp
   of 5-12 % across the sheet, noise of sd 0.03) or scanned (evenly lit, noise sd 0.005);
-- lined / squared, light and dark, photographed and scanned (all 8): the same digit and sheet with rules 1-3 px thick, light (the paper 7-15 % darker under them) or
-  dark (30-50 % darker), 0.9-1.3 digit heights apart (lined) or 0.45-0.65 (squared), turned by up to 2 degrees
-  (photographed) or 0.5 (scanned); the digit's ink is laid over the rules;
+- lined / squared, light and dark, photographed and scanned (all 8): the same digit and sheet with rules 1-3 px
+  thick, light (the paper 7-15 % darker under them) or dark (30-50 % darker), 0.9-1.3 digit heights apart (lined)
+  or 0.45-0.65 (squared), turned by up to 2 degrees (photographed) or 0.5 (scanned); the digit's ink is laid over
+  the rules;
 - thin and thick pens: the digit enlarged 4-8 times, thinned to its skeleton and drawn along it with a pen 1.5-3 px
   wide (thin) or 12 % of the digit's 20-pixel box height (thick, MNIST's stroke), dark on white.
 The plain and ruled versions of a digit differ only by the rules: same size, place, paper, light and noise. Every image goes
 through predict's path (images.to_mnist, then the model's preprocessing); the models are trained by run.learn on
-the whole training set: the defaults, and the preset "best" (deskewed). Prints a markdown table of accuracies, and for each ruled set its gap to the same digits on plain paper
-photographed or scanned as it is (for the thin pen, to the thick pen), in points for each model, PASS when no gap
-is over 5 points.
+the whole training set: the defaults, and the preset "best" (deskewed). Prints a markdown table of accuracies, and
+for each ruled set its gap to the same digits on plain paper photographed or scanned as it is (for the thin pen, to
+the thick pen), in points for each model, PASS when no gap is over 5 points.
 """
 
 from __future__ import annotations
