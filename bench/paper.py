@@ -87,7 +87,7 @@ WITHIN = 0.05  # the issue's promise: ruled paper read within 5 points of plain 
 
 
 def _plain(name: str) -> str | None:
-    """Return the set that a set is compared with (the same digits on plain paper, or with a thick pen); None if none."""
+    """Return the set a set is compared with (the same digits on plain paper, or with a thick pen); None if none."""
     if name == "thin pen":
         return "thick pen"
     kind, photographed, _ = redraw.PAPERS.get(name, (None, None, None))
