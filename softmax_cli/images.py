@@ -492,16 +492,16 @@ def _rules_across(grid: np.ndarray, thickest: int) -> np.ndarray:
             best_score, best_counts, best_shift = score, counts, shift
     # In the sheared image each rule is a band of long rows, no thicker than thickest; a row beside it is its edge.
     # A tilted rule near the image's edge runs out of it: its row is long for the part of it inside the image, if
-    # that part is long enough, and the rows beside it (past its grey edges) are mostly paper, so that a shadow
-    # filling a corner is no rule.
+    # that part is long enough, and the rows beside it (past its grey edges, where long enough to tell) are mostly
+    # paper, so that a shadow filling a corner is no rule.
     inside = np.bincount((np.arange(rows)[:, None] + best_shift).ravel(), minlength=len(best_counts))
     covered = best_counts / np.maximum(inside, 1)
-    long_rows = np.concatenate([[False], covered >= RULE_SPAN, [False]]) & np.concatenate(
-        [[False], inside >= RULE_EDGE_SPAN * columns, [False]])
+    long_enough = inside >= RULE_EDGE_SPAN * columns
+    long_rows = np.concatenate([[False], (covered >= RULE_SPAN) & long_enough, [False]])
     rule_rows = np.zeros(len(long_rows), dtype=bool)
     edges = np.flatnonzero(np.diff(long_rows.astype(np.int8)))
     for first, stop in zip(edges[::2], edges[1::2]):  # the band's rows are first to stop - 1, before the padding
-        beside = [row for row in (first - 2, stop + 1) if 0 <= row < len(covered)]
+        beside = [row for row in (first - 2, stop + 1) if 0 <= row < len(covered) and long_enough[row]]
         cut_off = inside[first:stop].min() < columns
         if stop - first <= thickest and not (cut_off and (covered[beside] > 1 - RULE_SPAN).any()):
             rule_rows[max(first - 1, 0) : stop + 2] = True
