@@ -52,12 +52,15 @@ SHADOW_CONTACT = 0.1          # ink along this fraction of the image's outermost
 SHADOW_GRID = 256             # what touches the edge is traced on a grid of at most this many cells a side
 RULE_GRID = 256               # the rules of lined and squared paper are looked for on a grid this many cells a side
 RULE_SPAN = 0.6               # a straight line of ink across this fraction of the image or more is a rule, not a digit
+RULE_EDGE_SPAN = 0.15        # or across this fraction of it, for a tilted rule that runs out of the image
 RULE_TILT = 3.0               # rules turned by up to this many degrees (a sheet photographed askew) are found
 RULE_THICKNESS = 1 / 64       # and thinner than this fraction of the image's side (at least one cell of RULE_GRID)
 RULE_GAP = 1 / 100            # gaps in a rule up to twice this fraction of its length are bridged (a faint rule)
 ONE_LINE = 0.1                # a line (even tilted) lies within this fraction of the image's height or width
 LEFT_BY_RULES = 0.05          # ink other than specks weighing less than this fraction of the rules' is no digit
-RULE_UNDER_INK = 1.5          # on a rule, ink this many times as dark as the rule's median is the digit crossing it
+RULE_FLOOR = 0.5              # rules are looked for in the ink above this fraction of the floor of ink
+RULE_LEVEL = 60               # a rule's level: this percentile of the strongest ink of the cells on the rules
+RULE_UNDER_INK = 1.5          # on a rule, ink this many times as dark as the rule's level is the digit crossing it
 EVEN_FIT = 0.9                # of the edge's pixels, within 3 noise deviations of the plane of light
 UNEVEN_LIGHT = 0.02           # light across the paper varying by more than this (of full scale) is evened out
 
@@ -322,9 +325,11 @@ def _ink_on_black(gray: np.ndarray) -> np.ndarray | None:
     noise = 1.4826 * float(np.median(np.abs(border - paper)))  # robust standard deviation of the paper
     floor = min(0.5, max(FAINTEST_INK, NOISE_MARGIN * noise / contrast))
     ink = np.clip(ink / contrast, 0, 1)
+    # A faint rule is partly below the floor: a dotted line, hard to see as one. The rules are looked for on the
+    # ink cut at a lower floor, where they are whole (the noise that passes it forms no long straight lines).
+    rules = _rules(np.where(ink < max(FAINTEST_INK, RULE_FLOOR * floor), np.float32(0), ink))
     # Cut, rather than subtract, the floor: the strokes keep their width and grey edges, as in MNIST.
     ink = np.where(ink < floor, np.float32(0), ink)
-    rules = _rules(ink)
     if rules is not None:
         without_rules = np.where(rules, np.float32(0), ink)
         if _without_specks(without_rules).sum() > LEFT_BY_RULES * ink[rules].sum():
@@ -415,7 +420,7 @@ def _rules(ink: np.ndarray) -> np.ndarray | None:
     RULE_TILT degrees, and thinner than RULE_THICKNESS of the image's side: a digit's stroke is shorter or thicker.
     The digit's strokes where they cross or touch a rule are kept: ink there that stands out from the rule's own
     level (RULE_UNDER_INK times it), or, when the rule is as dark as the ink, a rule's stretch beside a stroke (ink
-    that is no rule, two cells deep, on either side). Where two rules cross, nothing is kept.
+    that is no rule, two cells deep, on both sides: a stroke crossing it). Where two rules cross, nothing is kept.
     """
     height, width = ink.shape
     cell = -(-max(height, width) // RULE_GRID)
@@ -426,17 +431,18 @@ def _rules(ink: np.ndarray) -> np.ndarray | None:
     coarse = darkest > 0
     if RULE_THICKNESS * max(height, width) < 1:
         return None  # in an image this small, no line is thin enough to be a sheet's rule
-    thickest = max(1, round(RULE_THICKNESS * max(height, width) / cell))
+    thickest = 1 + max(1, round(RULE_THICKNESS * max(height, width) / cell))  # and a cell more where one straddles two
     across = _rules_across(coarse, thickest)
     down = _rules_across(coarse.T, thickest).T
     if not (across.any() or down.any()):
         return None
-    # Along most of a rule's length there is nothing but the rule: the median cell shows the rule's own level.
-    level = float(np.median(darkest[across | down]))
+    # Along most of a rule's length there is nothing but the rule, its core and its grey edges: the rule's own level
+    # is that of its core, which noise makes darker here and there (the median cell is nearer an edge's).
+    level = float(np.percentile(darkest[across | down], RULE_LEVEL))
     rest = coarse & ~across & ~down
     reach = thickest + 2  # from a cell of a rule past its far edge
-    strokes = (across & (_solid_near(rest, reach, 0, -1) | _solid_near(rest, reach, 0, 1))) | (
-        down & (_solid_near(rest, reach, 1, -1) | _solid_near(rest, reach, 1, 1)))
+    strokes = (across & _solid_near(rest, reach, 0, -1) & _solid_near(rest, reach, 0, 1)) | (
+        down & _solid_near(rest, reach, 1, -1) & _solid_near(rest, reach, 1, 1))
     lines = (across | down) & ~strokes
     on_lines = np.repeat(np.repeat(lines, cell, axis=0), cell, axis=1)[:height, :width]
     return on_lines & (ink > 0) & (ink <= RULE_UNDER_INK * level)
@@ -485,11 +491,19 @@ def _rules_across(grid: np.ndarray, thickest: int) -> np.ndarray:
         if score > best_score:
             best_score, best_counts, best_shift = score, counts, shift
     # In the sheared image each rule is a band of long rows, no thicker than thickest; a row beside it is its edge.
-    long_rows = np.concatenate([[False], best_counts >= RULE_SPAN * columns, [False]])
+    # A tilted rule near the image's edge runs out of it: its row is long for the part of it inside the image, if
+    # that part is long enough, and the rows beside it (past its grey edges, where long enough to tell) are mostly
+    # paper, so that a shadow filling a corner is no rule.
+    inside = np.bincount((np.arange(rows)[:, None] + best_shift).ravel(), minlength=len(best_counts))
+    covered = best_counts / np.maximum(inside, 1)
+    long_enough = inside >= RULE_EDGE_SPAN * columns
+    long_rows = np.concatenate([[False], (covered >= RULE_SPAN) & long_enough, [False]])
     rule_rows = np.zeros(len(long_rows), dtype=bool)
     edges = np.flatnonzero(np.diff(long_rows.astype(np.int8)))
-    for first, stop in zip(edges[::2], edges[1::2]):
-        if stop - first <= thickest:
+    for first, stop in zip(edges[::2], edges[1::2]):  # the band's rows are first to stop - 1, before the padding
+        beside = [row for row in (first - 2, stop + 1) if 0 <= row < len(covered) and long_enough[row]]
+        cut_off = inside[first:stop].min() < columns
+        if stop - first <= thickest and not (cut_off and (covered[beside] > 1 - RULE_SPAN).any()):
             rule_rows[max(first - 1, 0) : stop + 2] = True
     sheared_rows = 1 + np.arange(rows)[:, None] + best_shift
     return rule_rows[sheared_rows] & grid

@@ -158,8 +158,10 @@ PAPERS = {  # name: (kind, photographed, darkness range)
     "squared light, photographed": ("squared", True, (0.15, 0.3)),
     "squared dark, photographed": ("squared", True, (0.6, 1.0)),
     "plain, scanned": (None, False, None),
+    "lined light, scanned": ("lined", False, (0.15, 0.3)),
     "lined dark, scanned": ("lined", False, (0.6, 1.0)),
     "squared light, scanned": ("squared", False, (0.15, 0.3)),
+    "squared dark, scanned": ("squared", False, (0.6, 1.0)),
 }
 
 

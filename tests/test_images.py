@@ -173,6 +173,37 @@ def test_the_rules_of_lined_and_squared_paper_are_not_taken_for_ink(seven, expec
     assert np.abs(np.subtract(ink_box(vector), ink_box(expected))).max() <= 1
 
 
+@pytest.mark.parametrize("paper", [name for name, (kind, _, _) in redraw.PAPERS.items() if kind])
+def test_the_bench_s_ruled_papers_leave_the_digit_as_plain_paper_does(seven, paper):
+    # bench/paper.py's sheets (rules 1-3 px, light or dark, tilted up to 2 degrees), with the seven written on them
+    sevens = np.stack([seven] * 12)
+    plain = "plain, photographed" if redraw.PAPERS[paper][1] else "plain, scanned"
+    pairs = zip(redraw.digits_on_paper(sevens, paper, 0), redraw.digits_on_paper(sevens, plain, 0))
+    correlations = [correlation(to_mnist(ruled), to_mnist(blank)) for ruled, blank in pairs]
+    assert np.median(correlations) > 0.98 and min(correlations) > 0.7, np.round(correlations, 2)
+
+
+def test_a_faint_rule_only_partly_above_the_floor_of_ink_is_found_whole(seven, expected):
+    # one pixel wide at half the paper's light, in a noisy photo: its pixels stand out from the paper only here and
+    # there, a dotted line, whose dots left in would stretch the digit's box
+    rng = np.random.default_rng(3)
+    coverage = np.pad(np.kron(seven / 255, np.ones((4, 4))), 56)  # 224x224
+    rules = redraw.ruled_paper(coverage.shape, rng, "squared", spacing=50, width=1, darkness=0.6, tilt_degrees=1)
+    vector = to_mnist(redraw.on_paper(coverage, rules, rng))
+    assert correlation(vector, expected) > 0.95
+    assert np.abs(np.subtract(ink_box(vector), ink_box(expected))).max() <= 1
+
+
+def test_a_tilted_rule_that_runs_out_of_the_image_is_a_rule_too():
+    ink = np.zeros((300, 300), np.float32)
+    rows = np.arange(300)
+    ink[rows, np.round(150 - rows * np.tan(np.radians(2))).astype(int)] = 1  # a whole rule, tilted
+    cut_off = rows[rows < 115]
+    ink[cut_off, np.round(4 - cut_off * np.tan(np.radians(2))).astype(int)] = 1  # one leaving the image at row 114
+    found = images._rules(ink)
+    assert found is not None and found[ink > 0].all()
+
+
 def test_a_page_of_nothing_but_rules_holds_no_digit():
     rng = np.random.default_rng(2)
     rules = redraw.ruled_paper((300, 400), rng, "squared", spacing=40, width=2, darkness=1.0, tilt_degrees=-1)
@@ -567,11 +598,13 @@ def read_right(mnist_model, grays, labels) -> float:
 @pytest.mark.slow
 def test_digits_on_ruled_paper_are_read_nearly_as_well_as_on_plain_paper(mnist, mnist_model):
     digits, labels = mnist.x_test[-N_PAPER:], mnist.y_test[-N_PAPER:]
-    plain = read_right(mnist_model, redraw.digits_on_paper(digits, "plain, photographed", 0), labels)
-    assert plain > 0.85
-    for name, gap in [("lined light, photographed", 0.03), ("lined dark, photographed", 0.06),
-                      ("squared light, photographed", 0.03), ("squared dark, photographed", 0.2)]:
-        assert read_right(mnist_model, redraw.digits_on_paper(digits, name, 0), labels) >= plain - gap, name
+    for plain_name in ("plain, photographed", "plain, scanned"):
+        photographed = redraw.PAPERS[plain_name][1]
+        plain = read_right(mnist_model, redraw.digits_on_paper(digits, plain_name, 0), labels)
+        assert plain > 0.85
+        for name, (kind, on_photo, _) in redraw.PAPERS.items():
+            if kind and on_photo == photographed:  # light and dark, lined and squared: the promise
+                assert read_right(mnist_model, redraw.digits_on_paper(digits, name, 0), labels) >= plain - 0.05, name
 
 
 @pytest.mark.slow
