@@ -154,17 +154,19 @@ def _read_folder(folder: Path, class_names, shape, framing, skipped: list) -> tu
 
 
 def read_drawings(body: bytes, class_names, shape: tuple[int, int], framing: str, name: str = "the drawings",
-                  max_bytes: int | None = None) -> Examples:
+                  max_bytes: int | None = None, max_examples: int | None = None) -> Examples:
     """Return the examples in the bytes of a Keras-layout .npz (what the drawing page downloads and sends to
     /api/learn), framed as read_examples frames an .npz's images; any problem is one SoftmaxError line. An array
-    that would take more than max_bytes is refused before it is read (a small body may unpack to gigabytes)."""
+    that would take more than max_bytes is refused before it is read (a small body may unpack to gigabytes), and
+    more than max_examples images before any is framed."""
     class_names = tuple(class_names)
-    pixels, labels = _read_npz(name, class_names, shape, framing, file=io.BytesIO(body), max_bytes=max_bytes)
+    pixels, labels = _read_npz(name, class_names, shape, framing, file=io.BytesIO(body), max_bytes=max_bytes,
+                               max_examples=max_examples)
     return Examples(pixels, labels, class_names, (name,))
 
 
 def _read_npz(path, class_names, shape, framing, file=None, max_bytes: int | None = None,
-              ) -> tuple[np.ndarray, np.ndarray]:
+              max_examples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Return the framed images and labels of a Keras-layout .npz (x_train, y_train; class_names if it has them):
     the file at path, or the open binary file given (path then names it in messages); no array larger than
     max_bytes (default: a data set's limit, formats.MAX_ARRAY_BYTES)."""
@@ -188,6 +190,8 @@ def _read_npz(path, class_names, shape, framing, file=None, max_bytes: int | Non
     labels = _labels(arrays["y_train"], f"{path} (y_train)")
     if len(images) != len(labels):
         raise SoftmaxError(f"{path} has {len(images)} images in x_train but {len(labels)} labels in y_train")
+    if max_examples is not None and len(images) > max_examples:
+        raise SoftmaxError(f"{path}: {len(images)} images are more than the {max_examples} taken at once: send fewer")
     if images.shape[1:] != tuple(shape):
         raise SoftmaxError(f"{path} holds {'x'.join(map(str, images.shape[1:]))}-pixel images but the model takes "
                            f"{'x'.join(map(str, shape))}: give images of the model's size, or image files")

@@ -171,7 +171,7 @@ async def _body(request: Request, what: str) -> bytearray | Response:
 
 def _lesson(teacher, body: bytes):
     """Return the teach.Lesson of the drawings in body (an .npz), refused in one SoftmaxError line when empty,
-    more than MAX_LESSON or not drawings the model takes."""
+    more than MAX_LESSON (before any is framed) or not drawings the model takes."""
     from ..data.examples import read_drawings
 
     saved = teacher.saved
@@ -180,9 +180,7 @@ def _lesson(teacher, body: bytes):
     height, width = saved.image_shape
     # at most MAX_LESSON images of float64 pixels: a few MB of zip may declare gigabytes of zeros
     examples = read_drawings(body, saved.class_names, saved.image_shape, saved.framing,
-                             max_bytes=MAX_LESSON * height * width * 8 + 4096)
-    if len(examples) > MAX_LESSON:
-        raise SoftmaxError(f"{len(examples)} drawings are more than the {MAX_LESSON} a lesson takes: send fewer")
+                             max_bytes=MAX_LESSON * height * width * 8 + 4096, max_examples=MAX_LESSON)
     return teacher.lesson(examples)
 
 
